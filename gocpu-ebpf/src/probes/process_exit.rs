@@ -1,0 +1,45 @@
+//! `sched:sched_process_exit`: the last thread of a tracked process exited.
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use gocpu_common::{EventKind, ProcEvent};
+
+use crate::{
+    accounting::{current_pid, current_tgid, emit, now_ns, stats_mut},
+    maps::EXIT_GROUP_DEAD_OFFSET,
+};
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let tgid = current_tgid();
+    // Only tracked processes matter; thread exits are far more frequent than process exits.
+    if stats_mut(tgid).is_none() {
+        return 0;
+    }
+    let pid = current_pid();
+    if !group_dead(&ctx, tgid, pid) {
+        return 0;
+    }
+    let event = ProcEvent {
+        kind: EventKind::Exit as u32,
+        tgid,
+        pid,
+        reserved: 0,
+        ktime_ns: now_ns(),
+    };
+    emit(&ctx, &event);
+    0
+}
+
+/// Whether this exit ends the whole thread group. Kernels with the `group_dead` field say so
+/// exactly; older ones only let us approximate with the leader's exit (user space confirms
+/// through procfs either way).
+fn group_dead(ctx: &TracePointContext, tgid: u32, pid: u32) -> bool {
+    let offset = EXIT_GROUP_DEAD_OFFSET.load() as usize;
+    if offset == 0 {
+        return tgid == pid;
+    }
+    // SAFETY: the loader set `offset` from this tracepoint's format; the helper bounds the read.
+    match unsafe { ctx.read_at::<u8>(offset) } {
+        Ok(v) => v != 0,
+        Err(_) => tgid == pid,
+    }
+}

@@ -1,0 +1,130 @@
+//! Cached, parallel-safe builds of Go programs.
+use std::{
+    collections::hash_map::DefaultHasher,
+    fs,
+    hash::{Hash, Hasher},
+    path::{Path, PathBuf},
+};
+
+use crate::{GoToolchain, workspace_root};
+
+/// How to build: the variants production binaries come in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// `go build` with default flags (symbols and DWARF kept).
+    Default,
+    /// `-ldflags=-s -w`: no .symtab, no DWARF (what distributions ship).
+    Stripped,
+    /// `-buildmode=pie`.
+    Pie,
+    /// cgo with external linking (`-ldflags=-linkmode=external`, CGO_ENABLED=1); the program
+    /// directory must contain cgo code for this to differ from Default.
+    CgoExternal,
+}
+
+impl Variant {
+    /// Every variant.
+    pub const ALL: [Variant; 4] = [
+        Variant::Default,
+        Variant::Stripped,
+        Variant::Pie,
+        Variant::CgoExternal,
+    ];
+
+    /// Short name for file names and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Default => "default",
+            Variant::Stripped => "stripped",
+            Variant::Pie => "pie",
+            Variant::CgoExternal => "cgo-external",
+        }
+    }
+
+    fn args(self) -> Vec<String> {
+        match self {
+            Variant::Default => vec![],
+            Variant::Stripped => vec!["-ldflags=-s -w".into()],
+            Variant::Pie => vec!["-buildmode=pie".into()],
+            Variant::CgoExternal => vec!["-ldflags=-linkmode=external".into()],
+        }
+    }
+}
+
+fn hash_dir(dir: &Path, h: &mut DefaultHasher) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            hash_dir(&p, h);
+        } else {
+            p.file_name().hash(h);
+            fs::read(&p).unwrap_or_default().hash(h);
+        }
+    }
+}
+
+/// Builds the Go program in `src_dir` with `tc` and `variant`; returns the binary's path.
+pub fn build(tc: &GoToolchain, src_dir: &Path, variant: Variant) -> PathBuf {
+    build_with(tc, src_dir, variant, &[])
+}
+
+/// As [`build`], with extra `go build` arguments (e.g. `-gcflags=-l`).
+pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&str]) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    hash_dir(src_dir, &mut h);
+    tc.version.hash(&mut h);
+    variant.hash(&mut h);
+    extra.hash(&mut h);
+    let name = src_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "prog".into());
+    let out_dir = workspace_root().join("target").join("go-builds");
+    fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join(format!(
+        "{name}-go{}-{}-{:016x}",
+        tc.version,
+        variant.name(),
+        h.finish()
+    ));
+    if out.is_file() {
+        return out;
+    }
+    // Parallel tests may ask for the same build: serialize on a lock file next to the output.
+    let lock = fs::File::create(out.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    if out.is_file() {
+        return out;
+    }
+    let tmp = out.with_extension("tmp");
+    let mut cmd = tc.command();
+    cmd.current_dir(src_dir)
+        .arg("build")
+        .arg("-o")
+        .arg(&tmp)
+        .args(variant.args())
+        .args(extra)
+        .arg(".");
+    cmd.env(
+        "CGO_ENABLED",
+        if variant == Variant::CgoExternal { "1" } else { "0" },
+    );
+    let res = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go.display()));
+    assert!(
+        res.status.success(),
+        "go {} build of {} ({}) failed:\n{}",
+        tc.version,
+        src_dir.display(),
+        variant.name(),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    fs::rename(&tmp, &out).unwrap();
+    out
+}

