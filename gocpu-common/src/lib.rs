@@ -77,7 +77,9 @@ impl ProcStats {
         self.usleep_calls = self.usleep_calls.wrapping_add(other.usleep_calls);
         self.mcall_calls = self.mcall_calls.wrapping_add(other.mcall_calls);
         self.oncpu_ns = self.oncpu_ns.wrapping_add(other.oncpu_ns);
-        self.voluntary_switches = self.voluntary_switches.wrapping_add(other.voluntary_switches);
+        self.voluntary_switches = self
+            .voluntary_switches
+            .wrapping_add(other.voluntary_switches);
         self.involuntary_switches = self
             .involuntary_switches
             .wrapping_add(other.involuntary_switches);

@@ -112,7 +112,11 @@ pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&
         .arg(".");
     cmd.env(
         "CGO_ENABLED",
-        if variant == Variant::CgoExternal { "1" } else { "0" },
+        if variant == Variant::CgoExternal {
+            "1"
+        } else {
+            "0"
+        },
     );
     let res = cmd
         .output()

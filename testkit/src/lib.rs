@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod build;
+pub mod http;
+pub mod process;
 mod toolchains;
 
 pub use build::{Variant, build, build_with};

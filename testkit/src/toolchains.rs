@@ -29,7 +29,11 @@ pub struct GoToolchain {
 impl GoToolchain {
     /// "1.25" for "1.25.5".
     pub fn series(&self) -> String {
-        self.version.split('.').take(2).collect::<Vec<_>>().join(".")
+        self.version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     /// Minor version number: 25 for "1.25.5".

@@ -1,10 +1,13 @@
 //! gocpu's project tasks. `cargo xtask --help` lists them; README.md names the two a newcomer needs.
 #![allow(clippy::print_stdout)]
 
+mod bench;
+mod deploy;
 mod fuzz;
 mod gobin_bench;
 mod offsets;
 mod setup;
+mod test;
 mod tools;
 
 use std::process::Command;
@@ -38,6 +41,12 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Run every test CI runs (setup, lints, unit and root integration tests, deploy checks).
+    Test(test::TestArgs),
+    /// Check the deploy/ tree (Prometheus rules and their tests, Kubernetes manifests).
+    DeployCheck,
+    /// Measure the daemon's overhead on the ping-pong workload (interleaved A/B runs).
+    Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets of gocpu-gobin (long-running; see README).
     Fuzz {
         /// Arguments for the fuzz task.
@@ -76,9 +85,20 @@ fn main() -> Result<()> {
             })?;
             run(Command::new("cargo")
                 .current_dir(workspace_root())
-                .args(["run", "--release", "--package", "gocpu-daemon", "--bin", "gocpu", "--"])
+                .args([
+                    "run",
+                    "--release",
+                    "--package",
+                    "gocpu-daemon",
+                    "--bin",
+                    "gocpu",
+                    "--",
+                ])
                 .args(args))
         }
+        Task::Test(args) => test::test(&args),
+        Task::DeployCheck => deploy::check(),
+        Task::Bench(args) => bench::bench(&args),
         Task::Fuzz { args } => fuzz::run(&args),
         Task::BenchGobin { args } => gobin_bench::run(&args),
         Task::Offsets { args } => offsets::run(&args),

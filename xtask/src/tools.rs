@@ -1,6 +1,5 @@
 //! Where the project's own tools live, and how to run external commands with clear errors.
 use std::{
-    ffi::OsStr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -78,14 +77,6 @@ pub fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Whether `program` is found on PATH.
-pub fn on_path(program: impl AsRef<OsStr>) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program.as_ref()))
-        .find(|p| p.is_file())
-}
-
 fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for a in cmd.get_args() {
@@ -93,4 +84,34 @@ fn describe(cmd: &Command) -> String {
         s.push_str(&a.to_string_lossy());
     }
     format!("`{s}`")
+}
+
+/// Replaces (or appends) the section `## <name>` of BENCHMARKS.md with `body`, dated.
+pub fn record_benchmark(name: &str, body: &str) -> Result<()> {
+    let path = workspace_root().join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let header = format!("## {name}");
+    let date = output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    let section = format!(
+        "{header}\n\nRecorded by `cargo xtask` on {}.\n\n{}\n",
+        date.trim(),
+        body.trim_end()
+    );
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    if let Some(start) = rest.find(&format!("\n{header}\n")) {
+        out.push_str(&rest[..=start]);
+        rest = &rest[start + 1..];
+        let end = rest[header.len()..]
+            .find("\n## ")
+            .map(|e| e + header.len() + 1)
+            .unwrap_or(rest.len());
+        out.push_str(&section);
+        out.push_str(&rest[end..]);
+    } else {
+        out.push_str(text.trim_end());
+        out.push_str("\n\n");
+        out.push_str(&section);
+    }
+    std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))
 }

@@ -1,5 +1,6 @@
 //! `sched:sched_process_exit`: the last thread of a tracked process exited.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_log_ebpf::warn;
 use gocpu_common::{EventKind, ProcEvent};
 
 use crate::{
@@ -40,6 +41,10 @@ fn group_dead(ctx: &TracePointContext, tgid: u32, pid: u32) -> bool {
     // SAFETY: the loader set `offset` from this tracepoint's format; the helper bounds the read.
     match unsafe { ctx.read_at::<u8>(offset) } {
         Ok(v) => v != 0,
-        Err(_) => tgid == pid,
+        Err(e) => {
+            // Rare (process exits only) and a sign of a wrong layout: worth a diagnostic.
+            warn!(ctx, "sched_process_exit: group_dead unreadable at {}: {}", offset, e);
+            tgid == pid
+        }
     }
 }

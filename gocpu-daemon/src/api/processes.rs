@@ -1,0 +1,237 @@
+//! `/processes` and `/processes/{pid}`: what gocpu knows about each Go process.
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use gocpu_common::ProcStats;
+use serde::Serialize;
+
+use crate::{
+    api::{
+        AppState,
+        error::{ApiError, parse_pid},
+    },
+    discovery::binaries::BinaryFacts,
+    ingest::Shared,
+    model::process::{AttachState, GoProcess, Tracking},
+    probes::uprobes::HookStatus,
+};
+
+/// One entry of `GET /processes`.
+#[derive(Debug, Serialize)]
+pub struct ProcessSummary {
+    /// Process id.
+    pub pid: u32,
+    /// Start time, clock ticks since boot (with pid, the process identity).
+    pub start_time_ticks: u64,
+    /// Start time, seconds since the Unix epoch.
+    pub started_at: f64,
+    /// Binary path as the process sees it.
+    pub exe: String,
+    /// Command name.
+    pub comm: String,
+    /// Go version from build info.
+    pub go_version: Option<String>,
+    /// Attach state.
+    pub attach_state: AttachState,
+    /// Why the state is not "attached", if it is not.
+    pub reason: Option<String>,
+}
+
+/// `GET /processes`.
+#[derive(Debug, Serialize)]
+pub struct ProcessList {
+    /// Every known Go process, by pid.
+    pub processes: Vec<ProcessSummary>,
+}
+
+/// What is known about a process's binary.
+#[derive(Debug, Serialize)]
+pub struct BinarySummary {
+    /// Go version.
+    pub go_version: Option<String>,
+    /// No .symtab.
+    pub stripped: bool,
+    /// DWARF present.
+    pub has_dwarf: bool,
+    /// PIE.
+    pub pie: bool,
+    /// GNU build ID.
+    pub gnu_build_id: Option<String>,
+    /// Go build ID.
+    pub go_build_id: Option<String>,
+}
+
+/// Counter values (cumulative or over a window).
+#[derive(Debug, Serialize)]
+pub struct Counts {
+    /// Entries into runtime.futex.
+    pub futex_calls: u64,
+    /// Entries into runtime.usleep.
+    pub usleep_calls: u64,
+    /// Entries into runtime.mcall.
+    pub mcall_calls: u64,
+    /// On-CPU seconds.
+    pub oncpu_seconds: f64,
+    /// Voluntary context switches.
+    pub voluntary_context_switches: u64,
+    /// Involuntary context switches.
+    pub involuntary_context_switches: u64,
+}
+
+impl From<&ProcStats> for Counts {
+    fn from(s: &ProcStats) -> Self {
+        Counts {
+            futex_calls: s.futex_calls,
+            usleep_calls: s.usleep_calls,
+            mcall_calls: s.mcall_calls,
+            oncpu_seconds: s.oncpu_ns as f64 / 1e9,
+            voluntary_context_switches: s.voluntary_switches,
+            involuntary_context_switches: s.involuntary_switches,
+        }
+    }
+}
+
+/// Counts over the sliding window, with rates.
+#[derive(Debug, Serialize)]
+pub struct WindowCounts {
+    /// Window length actually covered, in seconds (shorter right after tracking starts).
+    pub seconds: f64,
+    /// Counts over the window.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Average CPU cores used over the window (on-CPU seconds per second).
+    pub cpu_cores: f64,
+    /// runtime.futex entries per second.
+    pub futex_calls_per_second: f64,
+    /// runtime.usleep entries per second.
+    pub usleep_calls_per_second: f64,
+    /// runtime.mcall entries per second.
+    pub mcall_calls_per_second: f64,
+    /// Context switches (both kinds) per second.
+    pub context_switches_per_second: f64,
+}
+
+/// `GET /processes/{pid}`.
+#[derive(Debug, Serialize)]
+pub struct ProcessDetail {
+    /// The summary fields.
+    #[serde(flatten)]
+    pub summary: ProcessSummary,
+    /// The binary.
+    pub binary: Option<BinarySummary>,
+    /// Uprobe state per runtime function.
+    pub probes: Vec<HookStatus>,
+    /// When tracking started, seconds since the Unix epoch.
+    pub tracked_since: f64,
+    /// Cumulative counts since tracking started (null when not tracked).
+    pub totals: Option<Counts>,
+    /// Counts over the sliding window (null when not tracked).
+    pub window: Option<WindowCounts>,
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn summary(shared: &Shared, p: &GoProcess) -> ProcessSummary {
+    let clock = &shared.clock;
+    ProcessSummary {
+        pid: p.key.pid,
+        start_time_ticks: p.key.start_ticks,
+        started_at: clock.boot_time as f64
+            + p.key.start_ticks as f64 / clock.ticks_per_second as f64,
+        exe: p.exe.display().to_string(),
+        comm: p.comm.clone(),
+        go_version: p.binary.go().and_then(|g| g.go_version.clone()),
+        attach_state: p.attach_state(),
+        reason: p.attach_reason(),
+    }
+}
+
+fn binary_summary(b: &BinaryFacts) -> Option<BinarySummary> {
+    let g = b.go()?;
+    Some(BinarySummary {
+        go_version: g.go_version.clone(),
+        stripped: g.stripped,
+        has_dwarf: g.has_dwarf,
+        pie: g.pie,
+        gnu_build_id: g.gnu_build_id.clone(),
+        go_build_id: g.go_build_id.clone(),
+    })
+}
+
+fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+/// `GET /processes`.
+pub async fn list(State(state): State<AppState>) -> Json<ProcessList> {
+    let shared = &state.shared;
+    let model = shared.model();
+    Json(ProcessList {
+        processes: model.iter().map(|p| summary(shared, p)).collect(),
+    })
+}
+
+/// `GET /processes/{pid}`: 400 for a malformed pid, 404 for one gocpu does not know.
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<ProcessDetail>, ApiError> {
+    let pid = parse_pid(&raw)?;
+    let shared: &Arc<Shared> = &state.shared;
+    let not_found =
+        || ApiError::NotFound(format!("pid {pid} is not a Go process tracked by gocpu"));
+    let tracked = shared
+        .model()
+        .get(pid)
+        .map(|p| p.tracking == Tracking::Tracked)
+        .ok_or_else(not_found)?;
+    // Read the kernel counters now rather than serving the last poll: rates over the window
+    // then end at this very request.
+    let fresh = if tracked {
+        shared.manager().read(pid)
+    } else {
+        None
+    };
+    let now = Instant::now();
+    let model = shared.model();
+    let p = model.get(pid).ok_or_else(not_found)?;
+    let totals = fresh.or_else(|| (p.tracking == Tracking::Tracked).then(|| p.latest()));
+    let window = totals.map(|t| {
+        let d = p.window.delta(now, &t);
+        let secs = d.seconds;
+        WindowCounts {
+            seconds: secs,
+            counts: Counts::from(&d.stats),
+            cpu_cores: if secs > 0.0 {
+                d.stats.oncpu_ns as f64 / 1e9 / secs
+            } else {
+                0.0
+            },
+            futex_calls_per_second: rate(d.stats.futex_calls, secs),
+            usleep_calls_per_second: rate(d.stats.usleep_calls, secs),
+            mcall_calls_per_second: rate(d.stats.mcall_calls, secs),
+            context_switches_per_second: rate(
+                d.stats.voluntary_switches + d.stats.involuntary_switches,
+                secs,
+            ),
+        }
+    });
+    Ok(Json(ProcessDetail {
+        summary: summary(shared, p),
+        binary: binary_summary(&p.binary),
+        probes: p.hooks.clone(),
+        tracked_since: unix(p.since),
+        totals: totals.as_ref().map(Counts::from),
+        window,
+    }))
+}

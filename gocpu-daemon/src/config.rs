@@ -1,0 +1,272 @@
+//! The daemon's YAML configuration: the embedded default (`config/default.yaml`) overlaid by an
+//! optional `--config FILE`. Every key is documented in the default file.
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded default configuration, also the documentation of every key.
+pub const DEFAULT_YAML: &str = include_str!("../config/default.yaml");
+
+/// Errors loading or validating a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has an unknown key or a value of the wrong type.
+    #[error("invalid config {origin}: {source}")]
+    Parse {
+        /// Where the YAML came from.
+        origin: String,
+        /// The parser's error, with line and column.
+        source: serde_norway::Error,
+    },
+    /// A value is syntactically fine but out of its allowed range.
+    #[error("invalid config value {key}: {reason}")]
+    Invalid {
+        /// Dotted key path.
+        key: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// API and /metrics listen address.
+    pub listen: SocketAddr,
+    /// tracing EnvFilter directive.
+    pub log: String,
+    /// Process discovery.
+    pub discovery: DiscoveryConfig,
+    /// Reading kernel aggregates.
+    pub ingest: IngestConfig,
+    /// Per-CPU clock sampling.
+    pub sampling: SamplingConfig,
+    /// Which uprobes to attach.
+    pub probes: ProbesConfig,
+    /// Resource limits.
+    pub limits: LimitsConfig,
+}
+
+/// `discovery:` keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Procfs mount point.
+    pub proc_root: PathBuf,
+    /// Seconds between full rescans.
+    pub rescan_interval_seconds: u64,
+    /// Binary analysis cache capacity.
+    pub binary_cache_entries: usize,
+    /// Seconds a binary's uprobes outlive its last process.
+    pub linger_seconds: u64,
+}
+
+/// `ingest:` keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Milliseconds between counter reads.
+    pub poll_interval_ms: u64,
+    /// Sliding window length in seconds.
+    pub window_seconds: u64,
+    /// Perf buffer pages per CPU.
+    pub perf_buffer_pages: usize,
+}
+
+/// `sampling:` keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingConfig {
+    /// CPU clock event frequency in Hz.
+    pub cpu_clock_hz: u64,
+}
+
+/// `probes:` keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesConfig {
+    /// Attach at `runtime.futex`.
+    pub runtime_futex: bool,
+    /// Attach at `runtime.usleep`.
+    pub runtime_usleep: bool,
+    /// Attach at `runtime.mcall`.
+    pub runtime_mcall: bool,
+}
+
+/// `limits:` keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Maximum tracked processes.
+    pub max_processes: u32,
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Self::parse_overlay(None, "embedded default")
+    }
+
+    /// The embedded default overlaid with the YAML file at `path`.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_overlay(Some(&text), &path.display().to_string())
+    }
+
+    /// The embedded default overlaid with `yaml` (keys absent from `yaml` keep their defaults).
+    pub fn parse_overlay(yaml: Option<&str>, origin: &str) -> Result<Config, ConfigError> {
+        let parse_err = |origin: &str| {
+            let origin = origin.to_string();
+            move |source| ConfigError::Parse { origin, source }
+        };
+        let mut base: serde_norway::Value =
+            serde_norway::from_str(DEFAULT_YAML).map_err(parse_err("embedded default"))?;
+        if let Some(yaml) = yaml {
+            let overlay: serde_norway::Value =
+                serde_norway::from_str(yaml).map_err(parse_err(origin))?;
+            merge(&mut base, overlay);
+        }
+        let config: Config = serde_norway::from_value(base).map_err(parse_err(origin))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.ingest.poll_interval_ms == 0 {
+            return invalid("ingest.poll_interval_ms", "must be at least 1");
+        }
+        if self.ingest.window_seconds == 0 || self.ingest.window_seconds > 3600 {
+            return invalid("ingest.window_seconds", "must be between 1 and 3600");
+        }
+        if self.ingest.window_seconds * 1000 < self.ingest.poll_interval_ms {
+            return invalid(
+                "ingest.window_seconds",
+                "must be at least one poll interval (ingest.poll_interval_ms)",
+            );
+        }
+        let pages = self.ingest.perf_buffer_pages;
+        if pages == 0 || !pages.is_power_of_two() || pages > 1024 {
+            return invalid(
+                "ingest.perf_buffer_pages",
+                "must be a power of two between 1 and 1024",
+            );
+        }
+        if self.sampling.cpu_clock_hz == 0 || self.sampling.cpu_clock_hz > 1000 {
+            return invalid("sampling.cpu_clock_hz", "must be between 1 and 1000");
+        }
+        if self.discovery.rescan_interval_seconds == 0 {
+            return invalid("discovery.rescan_interval_seconds", "must be at least 1");
+        }
+        if self.discovery.binary_cache_entries == 0 {
+            return invalid("discovery.binary_cache_entries", "must be at least 1");
+        }
+        let max = gocpu_common::MAX_TRACKED_PROCS;
+        if self.limits.max_processes == 0 || self.limits.max_processes > max {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_processes",
+                reason: format!("must be between 1 and {max}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Recursively overlays mappings; any other value in `overlay` replaces the base value.
+fn merge(base: &mut serde_norway::Value, overlay: serde_norway::Value) {
+    use serde_norway::Value;
+    match (base, overlay) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_is_loopback() {
+        let c = Config::embedded().unwrap();
+        assert!(c.listen.ip().is_loopback());
+        assert_eq!(c.listen.port(), 9477);
+        assert!(c.probes.runtime_mcall);
+    }
+
+    #[test]
+    fn overlay_changes_only_given_keys() {
+        let c = Config::parse_overlay(Some("ingest:\n  window_seconds: 30\n"), "test").unwrap();
+        let d = Config::embedded().unwrap();
+        assert_eq!(c.ingest.window_seconds, 30);
+        assert_eq!(c.ingest.poll_interval_ms, d.ingest.poll_interval_ms);
+        assert_eq!(c.listen, d.listen);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let err = Config::parse_overlay(Some("ingest:\n  windw_seconds: 30\n"), "t").unwrap_err();
+        assert!(err.to_string().contains("windw_seconds"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        for (yaml, key) in [
+            ("ingest: {poll_interval_ms: 0}", "ingest.poll_interval_ms"),
+            ("ingest: {perf_buffer_pages: 3}", "ingest.perf_buffer_pages"),
+            ("sampling: {cpu_clock_hz: 0}", "sampling.cpu_clock_hz"),
+            ("limits: {max_processes: 100000}", "limits.max_processes"),
+        ] {
+            let err = Config::parse_overlay(Some(yaml), "t").unwrap_err();
+            assert!(err.to_string().contains(key), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error() {
+        let err = Config::parse_overlay(Some("listen: 12"), "t").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn every_key_in_the_default_file_is_documented() {
+        // Each key line must be preceded by a comment line: the file is the reference.
+        let lines: Vec<&str> = DEFAULT_YAML.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start();
+            if t.is_empty() || t.starts_with('#') || !t.contains(':') {
+                continue;
+            }
+            let is_section = t.ends_with(':');
+            let prev = lines[..i].iter().rev().find(|l| !l.trim().is_empty());
+            let documented = prev.is_some_and(|p| p.trim_start().starts_with('#'));
+            assert!(is_section || documented, "undocumented key: {line}");
+        }
+    }
+}

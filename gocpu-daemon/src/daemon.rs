@@ -1,0 +1,203 @@
+//! Start-up and shutdown: wires discovery, probes, ingest, the model and the API together.
+use std::{
+    sync::{Arc, Mutex, RwLock, atomic::Ordering},
+    time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{
+    api::{self, AppState},
+    config::Config,
+    discovery::{
+        Discovery,
+        procfs::{Clock, ProcError, ProcFs},
+    },
+    ingest::{Ingest, Shared, tasks},
+    metrics,
+    model::{DaemonStats, Model},
+    probes::{ProbeError, events, loader::KernelProbes, manager::ProbeManager},
+};
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The kernel side could not be set up.
+    #[error(transparent)]
+    Probes(#[from] ProbeError),
+    /// Procfs is unusable.
+    #[error(transparent)]
+    Procfs(#[from] ProcError),
+    /// The HTTP server failed.
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Lifecycle events buffered between the perf readers and ingest.
+const EVENT_QUEUE: usize = 4096;
+
+/// Runs the daemon until `stop` resolves, then shuts down cleanly: every probe detached, every
+/// BPF object released.
+pub async fn run(
+    config: Config,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    // Bind first: a port conflict should fail before any probe is attached.
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+    let local = listener.local_addr().map_err(DaemonError::Serve)?;
+
+    raise_nofile_limit();
+    let procfs = ProcFs::new(&config.discovery.proc_root);
+    let clock = Clock::read(&procfs)?;
+    let mut kernel = KernelProbes::load(&config)?;
+    let event_array = kernel.take_events().ok_or_else(|| ProbeError::Tracefs {
+        reason: "event array already taken".into(),
+    })?;
+    let logger = kernel.take_logger();
+    let manager = ProbeManager::new(kernel, config.limits.max_processes)?;
+    let loss = Arc::new(events::EventLoss::default());
+    let shared = Arc::new(Shared {
+        discovery: Discovery::new(procfs, config.discovery.binary_cache_entries),
+        manager: Mutex::new(manager),
+        model: RwLock::new(Model::default()),
+        stats: DaemonStats::default(),
+        loss: Arc::clone(&loss),
+        clock,
+        config,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+
+    let rx = events::spawn_readers(
+        event_array,
+        shared.config.ingest.perf_buffer_pages,
+        loss,
+        EVENT_QUEUE,
+    )?;
+    if let Some(logger) = logger {
+        tasks.push(tokio::spawn(forward_ebpf_logs(logger, stop_rx.clone())));
+    }
+
+    let ingest = Ingest::new(Arc::clone(&shared));
+    {
+        // Exec events queue up meanwhile; the first scan admits everything already running.
+        let ing = ingest.clone();
+        let sh = Arc::clone(&shared);
+        let rescan = Duration::from_secs(sh.config.discovery.rescan_interval_seconds);
+        let poll = Duration::from_millis(sh.config.ingest.poll_interval_ms);
+        let stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let first = ing.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || {
+                first.rescan();
+                first.poll();
+            })
+            .await
+            {
+                tracing::error!(error = %e, "initial scan panicked");
+            }
+            sh.stats.ready.store(true, Ordering::Release);
+            tracing::info!(processes = sh.model().len(), "initial scan done; ready");
+            let lifecycle = tokio::spawn(tasks::lifecycle(ing.clone(), rx, stop.clone()));
+            let rescans = tokio::spawn(tasks::every(
+                rescan,
+                ing.clone(),
+                Ingest::rescan,
+                stop.clone(),
+            ));
+            let polls = tokio::spawn(tasks::every(poll, ing, Ingest::poll, stop));
+            let _ = tokio::join!(lifecycle, rescans, polls);
+        }));
+    }
+
+    let registry = Arc::new(metrics::registry(Arc::clone(&shared)));
+    let app = api::router(AppState {
+        shared: Arc::clone(&shared),
+        registry,
+    });
+    tracing::info!(%local, "serving /metrics and the API");
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let served = serve.await.map_err(DaemonError::Serve);
+
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a task did not stop within 5 s");
+        }
+    }
+    shared.manager().shutdown();
+    tracing::info!("all probes detached");
+    served
+}
+
+async fn forward_ebpf_logs(
+    logger: aya_log::EbpfLogger<&'static dyn log::Log>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // SAFETY: the logger owns its ring buffer fd and keeps it open until dropped with the AsyncFd.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    };
+    let mut fd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            let e: std::io::Error = e.into();
+            tracing::warn!(error = %e, "cannot poll eBPF log buffer");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            g = fd.readable_mut() => match g {
+                Ok(mut g) => {
+                    g.get_inner_mut().flush();
+                    g.clear_ready();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "eBPF log buffer poll failed");
+                    return;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Cached Go binaries keep their file open (pread, never mmap); lift the soft descriptor limit to
+/// the hard one so a busy node cannot run the daemon out of descriptors.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to write into / read from for both calls.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+        }
+    };
+    if !ok {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_NOFILE");
+    }
+}

@@ -1,0 +1,284 @@
+//! What the daemon knows about one binary file, computed once per file identity and cached.
+//!
+//! Analysis reads the file through `/proc/<pid>/exe` with `gocpu-gobin` (pure, bounded, no mmap)
+//! and resolves the runtime functions the uprobes attach to, down to file offsets.
+use std::{
+    collections::HashMap,
+    fs::File,
+    sync::{Arc, Mutex},
+};
+
+use gocpu_gobin::GoBinary;
+
+use crate::discovery::procfs::FileId;
+
+/// A Go runtime function gocpu attaches a uprobe to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuntimeHook {
+    /// `runtime.futex`.
+    Futex,
+    /// `runtime.usleep`.
+    Usleep,
+    /// `runtime.mcall`.
+    Mcall,
+}
+
+impl RuntimeHook {
+    /// Every hook.
+    pub const ALL: [RuntimeHook; 3] = [Self::Futex, Self::Usleep, Self::Mcall];
+
+    /// The function's name as `.gopclntab` spells it (assembly stubs without `.abi0`).
+    pub fn function(self) -> &'static str {
+        match self {
+            Self::Futex => "runtime.futex",
+            Self::Usleep => "runtime.usleep",
+            Self::Mcall => "runtime.mcall",
+        }
+    }
+
+    /// The eBPF program attached at this function.
+    pub fn program(self) -> &'static str {
+        use gocpu_common::programs;
+        match self {
+            Self::Futex => programs::RUNTIME_FUTEX,
+            Self::Usleep => programs::RUNTIME_USLEEP,
+            Self::Mcall => programs::RUNTIME_MCALL,
+        }
+    }
+}
+
+/// Where a hook's uprobe goes in one binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeSite {
+    /// The hook.
+    pub hook: RuntimeHook,
+    /// Virtual address of the function's entry.
+    pub entry: u64,
+    /// Virtual address the probe is placed at (the entry, or a cheaper emulated site after it).
+    pub vaddr: u64,
+    /// File offset of `vaddr`: what the kernel attaches by.
+    pub file_offset: u64,
+}
+
+/// What is known about a Go binary.
+#[derive(Debug)]
+pub struct GoFacts {
+    /// Go version from build info, e.g. "go1.25.5".
+    pub go_version: Option<String>,
+    /// No `.symtab`.
+    pub stripped: bool,
+    /// Has DWARF sections.
+    pub has_dwarf: bool,
+    /// Position-independent executable.
+    pub pie: bool,
+    /// GNU build ID (hex).
+    pub gnu_build_id: Option<String>,
+    /// Go build ID.
+    pub go_build_id: Option<String>,
+    /// Per hook: the site, or why it cannot be probed in this binary.
+    pub sites: Vec<(RuntimeHook, Result<ProbeSite, String>)>,
+    /// The parsed binary, for symbolization.
+    pub binary: Arc<GoBinary>,
+}
+
+/// The result of analysing one binary file.
+#[derive(Debug)]
+pub enum BinaryFacts {
+    /// A Go binary.
+    Go(GoFacts),
+    /// Not a Go binary (the common case: most processes on a node).
+    NotGo {
+        /// Why it was not recognised.
+        reason: String,
+    },
+    /// Looks like Go but could not be analysed (malformed, truncated, hostile).
+    Unusable {
+        /// The analysis error.
+        reason: String,
+    },
+}
+
+impl BinaryFacts {
+    /// Analyses the binary open as `file`.
+    pub fn analyse(file: File) -> BinaryFacts {
+        use gocpu_gobin::GobinError;
+        let binary = match GoBinary::parse(file) {
+            Ok(b) => Arc::new(b),
+            Err(
+                e @ (GobinError::NotElf
+                | GobinError::UnsupportedElf { .. }
+                | GobinError::NotGo { .. }),
+            ) => {
+                return BinaryFacts::NotGo {
+                    reason: e.to_string(),
+                };
+            }
+            Err(e) => {
+                return BinaryFacts::Unusable {
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let sites = RuntimeHook::ALL
+            .iter()
+            .map(|&hook| (hook, locate(&binary, hook)))
+            .collect();
+        BinaryFacts::Go(GoFacts {
+            go_version: binary.go_version().map(str::to_string),
+            stripped: binary.stripped(),
+            has_dwarf: binary.has_dwarf(),
+            pie: binary.is_pie(),
+            gnu_build_id: binary.gnu_build_id(),
+            go_build_id: binary.go_build_id().map(str::to_string),
+            sites,
+            binary,
+        })
+    }
+
+    /// The Go facts, if this is a Go binary.
+    pub fn go(&self) -> Option<&GoFacts> {
+        match self {
+            BinaryFacts::Go(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+fn locate(binary: &GoBinary, hook: RuntimeHook) -> Result<ProbeSite, String> {
+    let f = binary
+        .function(hook.function())
+        .ok_or_else(|| format!("{} not found in .gopclntab or .symtab", hook.function()))?;
+    let vaddr = f.entry;
+    let file_offset = binary
+        .file_offset(vaddr)
+        .ok_or_else(|| format!("{} at {vaddr:#x} is in no PT_LOAD segment", hook.function()))?;
+    Ok(ProbeSite {
+        hook,
+        entry: f.entry,
+        vaddr,
+        file_offset,
+    })
+}
+
+/// Analysed binaries by file identity, bounded; evicts the least recently used.
+#[derive(Debug)]
+pub struct BinaryCache {
+    capacity: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    tick: u64,
+    entries: HashMap<FileId, (Arc<BinaryFacts>, u64)>,
+}
+
+impl BinaryCache {
+    /// A cache of at most `capacity` binaries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// The cached facts for `id`, or the result of `analyse` (stored).
+    pub fn get_or_analyse(
+        &self,
+        id: FileId,
+        analyse: impl FnOnce() -> BinaryFacts,
+    ) -> Arc<BinaryFacts> {
+        if let Some(hit) = self.lookup(id) {
+            return hit;
+        }
+        // Analyse outside the lock: it does I/O and may take milliseconds.
+        let facts = Arc::new(analyse());
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let full = inner.entries.len() >= self.capacity && !inner.entries.contains_key(&id);
+        let oldest = full
+            .then(|| inner.entries.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k))
+            .flatten();
+        if let Some(oldest) = oldest {
+            inner.entries.remove(&oldest);
+        }
+        inner.entries.insert(id, (Arc::clone(&facts), tick));
+        facts
+    }
+
+    fn lookup(&self, id: FileId) -> Option<Arc<BinaryFacts>> {
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let (facts, used) = inner.entries.get_mut(&id)?;
+        *used = tick;
+        Some(Arc::clone(facts))
+    }
+
+    /// Number of cached binaries.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding this lock cannot leave the map inconsistent: recover the guard.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn id(ino: u64) -> FileId {
+        FileId {
+            dev: 1,
+            ino,
+            size: 10,
+            mtime_ns: 0,
+        }
+    }
+
+    fn not_go(n: &str) -> BinaryFacts {
+        BinaryFacts::NotGo { reason: n.into() }
+    }
+
+    #[test]
+    fn cache_analyses_once_and_evicts_least_recently_used() {
+        let cache = BinaryCache::new(2);
+        let mut calls = 0;
+        cache.get_or_analyse(id(1), || {
+            calls += 1;
+            not_go("a")
+        });
+        cache.get_or_analyse(id(1), || {
+            calls += 1;
+            not_go("a")
+        });
+        assert_eq!(calls, 1);
+        cache.get_or_analyse(id(2), || not_go("b"));
+        cache.get_or_analyse(id(1), || not_go("a")); // touch 1: 2 is now the oldest
+        cache.get_or_analyse(id(3), || not_go("c"));
+        assert_eq!(cache.len(), 2);
+        let mut reanalysed = false;
+        cache.get_or_analyse(id(2), || {
+            reanalysed = true;
+            not_go("b")
+        });
+        assert!(reanalysed, "entry 2 should have been evicted");
+    }
+
+    #[test]
+    fn analysing_a_non_elf_file_says_not_go() {
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, b"#!/bin/sh\necho hi\n").unwrap();
+        assert!(matches!(BinaryFacts::analyse(f), BinaryFacts::NotGo { .. }));
+    }
+}

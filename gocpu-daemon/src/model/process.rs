@@ -1,0 +1,124 @@
+//! A tracked Go process: identity, binary facts, attach state and counter history.
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
+
+use gocpu_common::ProcStats;
+
+use crate::{
+    discovery::{ProcKey, binaries::BinaryFacts, procfs::FileId},
+    model::window::Window,
+    probes::uprobes::HookStatus,
+};
+
+/// Whether the kernel accounts this process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tracking {
+    /// In the kernel table: counters are live.
+    Tracked,
+    /// Listed but not accounted, with the reason (unanalysable binary, table full, ...).
+    Untracked {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One Go process known to the daemon.
+#[derive(Clone, Debug)]
+pub struct GoProcess {
+    /// Identity.
+    pub key: ProcKey,
+    /// Command name.
+    pub comm: String,
+    /// Binary path as the process sees it.
+    pub exe: PathBuf,
+    /// Binary file identity.
+    pub file: FileId,
+    /// Binary analysis.
+    pub binary: Arc<BinaryFacts>,
+    /// Kernel accounting state.
+    pub tracking: Tracking,
+    /// Uprobe state per hook.
+    pub hooks: Vec<HookStatus>,
+    /// When tracking started (wall clock).
+    pub since: SystemTime,
+    /// When tracking started (monotonic).
+    pub since_mono: Instant,
+    /// Counter history.
+    pub window: Window,
+}
+
+impl GoProcess {
+    /// The latest cumulative counters read from the kernel.
+    pub fn latest(&self) -> ProcStats {
+        self.window.latest().map(|(_, s)| *s).unwrap_or_default()
+    }
+
+    /// Whether every enabled hook is attached.
+    pub fn attach_state(&self) -> AttachState {
+        use crate::probes::uprobes::HookState;
+        if let Tracking::Untracked { .. } = self.tracking {
+            return AttachState::Untracked;
+        }
+        let failed = self
+            .hooks
+            .iter()
+            .filter(|h| matches!(h.state, HookState::Failed { .. }))
+            .count();
+        let attached = self
+            .hooks
+            .iter()
+            .filter(|h| matches!(h.state, HookState::Attached { .. }))
+            .count();
+        match (attached, failed) {
+            (_, 0) => AttachState::Attached,
+            (0, _) => AttachState::Failed,
+            _ => AttachState::Partial,
+        }
+    }
+
+    /// Human-readable reason for anything short of fully attached.
+    pub fn attach_reason(&self) -> Option<String> {
+        use crate::probes::uprobes::HookState;
+        if let Tracking::Untracked { reason } = &self.tracking {
+            return Some(reason.clone());
+        }
+        let reasons: Vec<String> = self
+            .hooks
+            .iter()
+            .filter_map(|h| match &h.state {
+                HookState::Failed { reason } => Some(format!("{}: {reason}", h.function)),
+                _ => None,
+            })
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+}
+
+/// Summary attach state of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachState {
+    /// Accounted, every enabled uprobe attached.
+    Attached,
+    /// Accounted, some uprobes failed.
+    Partial,
+    /// Accounted (on-CPU time, switches) but no uprobe attached.
+    Failed,
+    /// Listed only.
+    Untracked,
+}
+
+impl AttachState {
+    /// Stable snake_case name (metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Attached => "attached",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+            Self::Untracked => "untracked",
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Loads the embedded gocpu-ebpf object and attaches the always-on hooks: the scheduler and
+//! process lifecycle tracepoints and the per-CPU clock event. Uprobes are loaded here but attached
+//! per binary by [`crate::probes::uprobes`].
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, PerCpuHashMap, PerfEventArray},
+    programs::{
+        PerfEvent, TracePoint, UProbe,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
+    util::online_cpus,
+};
+use aya_log::EbpfLogger;
+use gocpu_common::{ProcStats, globals, maps, programs};
+
+use crate::{
+    config::Config,
+    probes::{ProbeError, tracefs},
+};
+
+/// The eBPF object built by build.rs from gocpu-ebpf.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gocpu"));
+
+/// The loaded kernel side: programs (inside `ebpf`) and the maps user space reads.
+pub struct KernelProbes {
+    ebpf: Ebpf,
+    /// `PROCS`: tracked processes and their counters.
+    pub procs: PerCpuHashMap<MapData, u32, ProcStats>,
+    /// `DROPS`: per-CPU drop counters.
+    pub drops: PerCpuArray<MapData, u64>,
+    /// `EVENTS`, until taken by the event reader.
+    events: Option<PerfEventArray<MapData>>,
+    /// aya-log records from the programs, until taken by the log forwarder.
+    logger: Option<EbpfLogger<&'static dyn log::Log>>,
+    /// Keeps the kernel's BPF run-time statistics on while held (`None`: unavailable).
+    _stats: Option<std::os::fd::OwnedFd>,
+}
+
+/// Run-time statistics of one program (kernel-measured; 0 while statistics are off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Program name.
+    pub name: &'static str,
+    /// Total time spent running it.
+    pub run_time: std::time::Duration,
+    /// Number of runs.
+    pub run_count: u64,
+}
+
+/// Every program of the object, in a stable order.
+pub const PROGRAMS: [&str; 7] = [
+    programs::SCHED_SWITCH,
+    programs::PROCESS_EXEC,
+    programs::PROCESS_EXIT,
+    programs::CPU_CLOCK,
+    programs::RUNTIME_FUTEX,
+    programs::RUNTIME_USLEEP,
+    programs::RUNTIME_MCALL,
+];
+
+impl std::fmt::Debug for KernelProbes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelProbes").finish_non_exhaustive()
+    }
+}
+
+fn program_err(name: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> ProbeError {
+    move |source| ProbeError::Program { name, source }
+}
+
+fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> ProbeError {
+    move |source| ProbeError::Map { name, source }
+}
+
+fn missing_program(name: &'static str) -> ProbeError {
+    ProbeError::Program {
+        name,
+        source: aya::programs::ProgramError::UnexpectedProgramType,
+    }
+}
+
+fn missing_map(name: &'static str) -> ProbeError {
+    ProbeError::Map {
+        name,
+        source: aya::maps::MapError::InvalidName {
+            name: name.to_string(),
+        },
+    }
+}
+
+impl KernelProbes {
+    /// Loads every program, attaches the tracepoints and the CPU clock on every online CPU.
+    pub fn load(config: &Config) -> Result<KernelProbes, ProbeError> {
+        raise_memlock_limit();
+        let tracefs = tracefs::ensure_mounted()?;
+        let prev_state = tracefs::field_offset(&tracefs, "sched", "sched_switch", "prev_state")?
+            .ok_or_else(|| ProbeError::Tracefs {
+                reason: "sched:sched_switch has no prev_state field".into(),
+            })?;
+        let group_dead =
+            tracefs::field_offset(&tracefs, "sched", "sched_process_exit", "group_dead")?
+                .unwrap_or(0);
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global(globals::SWITCH_PREV_STATE_OFFSET, &prev_state, true)
+            .override_global(globals::EXIT_GROUP_DEAD_OFFSET, &group_dead, true)
+            .load(EBPF_OBJECT)?;
+        // Must exist before the programs load (they reference its ring buffer).
+        let logger = match EbpfLogger::init(&mut ebpf) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "eBPF diagnostics unavailable (aya-log)");
+                None
+            }
+        };
+
+        for (name, category, event) in [
+            (programs::SCHED_SWITCH, "sched", "sched_switch"),
+            (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
+            (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
+        ] {
+            let tp: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| missing_program(name))?
+                .try_into()
+                .map_err(program_err(name))?;
+            tp.load().map_err(program_err(name))?;
+            tp.attach(category, event).map_err(program_err(name))?;
+        }
+
+        let clock: &mut PerfEvent = ebpf
+            .program_mut(programs::CPU_CLOCK)
+            .ok_or_else(|| missing_program(programs::CPU_CLOCK))?
+            .try_into()
+            .map_err(program_err(programs::CPU_CLOCK))?;
+        clock.load().map_err(program_err(programs::CPU_CLOCK))?;
+        let period_ns = 1_000_000_000 / config.sampling.cpu_clock_hz.max(1);
+        for cpu in online_cpus().map_err(|(_, e)| ProbeError::Cpus(e))? {
+            clock
+                .attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(period_ns),
+                    false,
+                )
+                .map_err(program_err(programs::CPU_CLOCK))?;
+        }
+
+        for name in [
+            programs::RUNTIME_FUTEX,
+            programs::RUNTIME_USLEEP,
+            programs::RUNTIME_MCALL,
+        ] {
+            let up: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or_else(|| missing_program(name))?
+                .try_into()
+                .map_err(program_err(name))?;
+            up.load().map_err(program_err(name))?;
+        }
+
+        let procs = ebpf
+            .take_map(maps::PROCS)
+            .ok_or_else(|| missing_map(maps::PROCS))?;
+        let procs = PerCpuHashMap::try_from(procs).map_err(map_err(maps::PROCS))?;
+        let drops = ebpf
+            .take_map(maps::DROPS)
+            .ok_or_else(|| missing_map(maps::DROPS))?;
+        let drops = PerCpuArray::try_from(drops).map_err(map_err(maps::DROPS))?;
+        let events = ebpf
+            .take_map(maps::EVENTS)
+            .ok_or_else(|| missing_map(maps::EVENTS))?;
+        let events = PerfEventArray::try_from(events).map_err(map_err(maps::EVENTS))?;
+
+        Ok(KernelProbes {
+            ebpf,
+            procs,
+            drops,
+            events: Some(events),
+            logger,
+            _stats: enable_run_time_stats(),
+        })
+    }
+
+    /// The uprobe program for `name`.
+    pub fn uprobe(&mut self, name: &'static str) -> Result<&mut UProbe, ProbeError> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or_else(|| missing_program(name))?
+            .try_into()
+            .map_err(program_err(name))
+    }
+
+    /// Kernel-measured run time and count of every program: the accounted BPF cost on targets.
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        PROGRAMS
+            .iter()
+            .filter_map(|&name| {
+                let info = self.ebpf.program(name)?.info().ok()?;
+                Some(ProgramStats {
+                    name,
+                    run_time: info.run_time(),
+                    run_count: info.run_count(),
+                })
+            })
+            .collect()
+    }
+
+    /// Takes the lifecycle event array (once) for the event reader.
+    pub fn take_events(&mut self) -> Option<PerfEventArray<MapData>> {
+        self.events.take()
+    }
+
+    /// Takes the programs' aya-log reader (once), to forward records to `tracing`.
+    pub fn take_logger(&mut self) -> Option<EbpfLogger<&'static dyn log::Log>> {
+        self.logger.take()
+    }
+}
+
+/// Turns on BPF run-time statistics for as long as the returned fd lives (two clock reads per
+/// program run, a few tens of nanoseconds): overhead is measured, never assumed.
+fn enable_run_time_stats() -> Option<std::os::fd::OwnedFd> {
+    match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            tracing::warn!(error = %e, "BPF run-time statistics unavailable");
+            None
+        }
+    }
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it (harmless on newer ones).
+fn raise_memlock_limit() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `rlim` is a valid rlimit for the duration of the call.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "cannot raise RLIMIT_MEMLOCK (only matters before Linux 5.11)"
+        );
+    }
+}

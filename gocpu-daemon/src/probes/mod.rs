@@ -1,0 +1,49 @@
+//! The probe manager: loads gocpu-ebpf, attaches the always-on hooks, attaches uprobes once per
+//! binary, and owns the kernel's per-process table (which processes are tracked).
+pub mod events;
+pub mod loader;
+pub mod manager;
+pub mod tracefs;
+pub mod uprobes;
+
+/// Errors of the kernel side.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// tracefs is missing or unreadable.
+    #[error("tracefs: {reason}")]
+    Tracefs {
+        /// What failed.
+        reason: String,
+    },
+    /// The eBPF object could not be loaded (verifier, BTF, missing kernel feature).
+    #[error("loading eBPF: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// A program could not be loaded or attached.
+    #[error("program {name}: {source}")]
+    Program {
+        /// Program name.
+        name: &'static str,
+        /// aya's error.
+        source: aya::programs::ProgramError,
+    },
+    /// A map is missing from the object or has the wrong type.
+    #[error("map {name}: {source}")]
+    Map {
+        /// Map name.
+        name: &'static str,
+        /// aya's error.
+        source: aya::maps::MapError,
+    },
+    /// The kernel's per-process table is full.
+    #[error("the kernel process table is full ({limit} processes)")]
+    TableFull {
+        /// Its capacity.
+        limit: u32,
+    },
+    /// Listing CPUs failed.
+    #[error("cannot list CPUs: {0}")]
+    Cpus(std::io::Error),
+    /// Opening a perf buffer failed.
+    #[error("perf buffer: {0}")]
+    PerfBuffer(#[from] aya::maps::perf::PerfBufferError),
+}

@@ -1,0 +1,154 @@
+//! Shared harness for the daemon's root integration tests: runs the real `gocpu` binary.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
+
+use gocpu_testkit::{
+    http,
+    process::{KillOnDrop, free_port, wait_for},
+};
+
+/// Root tests load BPF and compare system-wide BPF state: one at a time within this binary.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the per-binary serialization lock (recovering from a failed test).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running daemon.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    child: Option<KillOnDrop>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `gocpu` with the embedded default overlaid by `extra_yaml` and a free port; waits
+    /// until /readyz answers 200.
+    pub fn start(extra_yaml: &str) -> Daemon {
+        gocpu_testkit::require_root("the daemon integration tests");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let cfg = dir.path().join("gocpu.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "ingest:\n  poll_interval_ms: 200\n  window_seconds: 5\n\
+                 discovery:\n  rescan_interval_seconds: 2\n  linger_seconds: 1\n{extra_yaml}"
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("gocpu.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_gocpu"))
+                .arg("--listen")
+                .arg(addr.to_string())
+                .arg("--config")
+                .arg(&cfg)
+                .env("RUST_LOG", "info,gocpu_daemon=debug")
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .unwrap(),
+        );
+        let mut d = Daemon {
+            addr,
+            child: Some(child),
+            log,
+            _dir: dir,
+        };
+        let ready = wait_for_opt(Duration::from_secs(60), || {
+            if let Some(Ok(Some(status))) = d.child.as_mut().map(|c| c.0.try_wait()) {
+                panic!("gocpu exited during start-up ({status}):\n{}", d.log_text());
+            }
+            http::get(addr, "/readyz").ok().filter(|r| r.status == 200)
+        });
+        assert!(
+            ready.is_some(),
+            "gocpu not ready in 60 s:\n{}",
+            d.log_text()
+        );
+        d
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path`.
+    pub fn get(&self, path: &str) -> http::Response {
+        http::get(self.addr, path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log_text()))
+    }
+
+    /// GET `path` as JSON, asserting status 200.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}\n{}", r.body, self.log_text());
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    /// The pid's entry in /processes, if listed.
+    pub fn listed(&self, pid: u32) -> Option<serde_json::Value> {
+        let list = self.json("/processes");
+        list["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == pid)
+            .cloned()
+    }
+
+    /// Waits until `pid` is listed.
+    pub fn wait_listed(&self, pid: u32) -> serde_json::Value {
+        wait_for_opt(Duration::from_secs(20), || self.listed(pid))
+            .unwrap_or_else(|| panic!("pid {pid} never listed:\n{}", self.log_text()))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the log.
+    pub fn stop(mut self) -> String {
+        let child = self.child.take().unwrap();
+        child.signal(15);
+        let (_, status) = child.wait_output(Duration::from_secs(30));
+        let log = self.log_text();
+        assert!(
+            status.success(),
+            "gocpu exited with {status} after SIGTERM:\n{log}"
+        );
+        log
+    }
+}
+
+fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts a built Go workload with `args`.
+pub fn spawn(binary: &std::path::Path, args: &[&str]) -> KillOnDrop {
+    KillOnDrop::spawn(Command::new(binary).args(args).env("GOTOOLCHAIN", "local"))
+}
+
+/// Re-export for tests.
+pub fn wait<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(what, timeout, f)
+}

@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/pingpong
+
+go 1.19
