@@ -10,6 +10,18 @@ use core::mem::size_of;
 
 /// Maximum number of processes the kernel side can account at once (entries in `PROCS`).
 pub const MAX_TRACKED_PROCS: u32 = 8192;
+/// Threads of tracked processes the kernel remembers (LRU; least recently switched evicted).
+pub const MAX_THREADS: u32 = 32768;
+/// Distinct (process, thread, stack, mode) CPU sample keys between two user-space drains.
+pub const MAX_SAMPLE_KEYS: u32 = 16384;
+/// Distinct (process, stack) off-CPU keys.
+pub const MAX_OFFCPU_KEYS: u32 = 8192;
+/// Distinct (process, stack, op) sampled futex call sites.
+pub const MAX_FUTEX_KEYS: u32 = 4096;
+/// Stacks kept per stack map.
+pub const MAX_STACKS: u32 = 4096;
+/// Stack id meaning "no stack" (capture failed or not attempted).
+pub const NO_STACK: u32 = u32::MAX;
 
 /// Names of the BPF maps, shared so that the daemon looks up exactly what the programs define.
 pub mod maps {
@@ -21,6 +33,20 @@ pub mod maps {
     pub const DROPS: &str = "DROPS";
     /// Per-CPU array with one `CpuSlice` per CPU (kernel-internal scheduling bookkeeping).
     pub const CPU_SLICE: &str = "CPU_SLICE";
+    /// LRU hash `tid -> ThreadStats` of tracked processes' threads (the kernel inserts).
+    pub const THREADS: &str = "THREADS";
+    /// Per-CPU hash `SampleKey -> u64`: CPU clock samples; user space drains it.
+    pub const CPU_SAMPLES: &str = "CPU_SAMPLES";
+    /// Stack traces of CPU samples (ids in `CPU_SAMPLES`); drained with it.
+    pub const STACKS_CPU: &str = "STACKS_CPU";
+    /// Per-CPU hash `OffCpuKey -> OffCpuValue`: blocked time by the stack that blocked.
+    pub const OFFCPU: &str = "OFFCPU";
+    /// Per-CPU hash `FutexKey -> u64`: sampled futex calls by call stack.
+    pub const FUTEX_CALLERS: &str = "FUTEX_CALLERS";
+    /// Stack traces of blocking points and futex callers (ids in `OFFCPU`, `FUTEX_CALLERS`).
+    pub const STACKS_OFF: &str = "STACKS_OFF";
+    /// Per-CPU `u32` counter deciding which futex calls get their stack sampled.
+    pub const FUTEX_TICK: &str = "FUTEX_TICK";
 }
 
 /// Names of the eBPF programs, one per hook.
@@ -39,6 +65,14 @@ pub mod programs {
     pub const RUNTIME_USLEEP: &str = "runtime_usleep";
     /// Uprobe at the entry of `runtime.mcall`.
     pub const RUNTIME_MCALL: &str = "runtime_mcall";
+    /// Tracepoint `sched:sched_wakeup`: when a blocked thread becomes runnable.
+    pub const SCHED_WAKEUP: &str = "sched_wakeup";
+    /// Tracepoint `syscalls:sys_enter_futex`: futex waits and wakes, with sampled call stacks.
+    pub const SYS_FUTEX: &str = "sys_enter_futex";
+    /// Tracepoint `syscalls:sys_enter_nanosleep`: Go's runtime.usleep.
+    pub const SYS_NANOSLEEP: &str = "sys_enter_nanosleep";
+    /// Tracepoint `syscalls:sys_enter_sched_yield`: Go's runtime.osyield.
+    pub const SYS_SCHED_YIELD: &str = "sys_enter_sched_yield";
 }
 
 /// Names of the read-only globals the loader patches before the programs are verified.
@@ -47,6 +81,16 @@ pub mod globals {
     pub const SWITCH_PREV_STATE_OFFSET: &str = "SWITCH_PREV_STATE_OFFSET";
     /// `u32`: byte offset of `group_dead` in the `sched_process_exit` record; 0 when absent.
     pub const EXIT_GROUP_DEAD_OFFSET: &str = "EXIT_GROUP_DEAD_OFFSET";
+    /// `u32`: byte offset of `next_pid` in the `sched_switch` record.
+    pub const SWITCH_NEXT_PID_OFFSET: &str = "SWITCH_NEXT_PID_OFFSET";
+    /// `u32`: byte offset of `pid` in the `sched_wakeup` record.
+    pub const WAKEUP_PID_OFFSET: &str = "WAKEUP_PID_OFFSET";
+    /// `u32`: byte offset of `op` in the `sys_enter_futex` record.
+    pub const FUTEX_OP_OFFSET: &str = "FUTEX_OP_OFFSET";
+    /// `u32`: a futex call's stack is sampled when `tick & mask == 0` (mask = 2^k - 1).
+    pub const FUTEX_SAMPLE_MASK: &str = "FUTEX_SAMPLE_MASK";
+    /// `u32`: non-zero to capture user stacks in CPU samples.
+    pub const SAMPLE_STACKS: &str = "SAMPLE_STACKS";
 }
 
 /// Per-process counters, aggregated in kernel: one value per CPU, summed by user space.
@@ -67,22 +111,177 @@ pub struct ProcStats {
     pub voluntary_switches: u64,
     /// Context switches where the thread was preempted while runnable.
     pub involuntary_switches: u64,
+    /// futex(2) calls with a wait operation (FUTEX_WAIT, FUTEX_WAIT_BITSET).
+    pub futex_wait_syscalls: u64,
+    /// futex(2) calls with a wake operation (FUTEX_WAKE, FUTEX_WAKE_BITSET, ...).
+    pub futex_wake_syscalls: u64,
+    /// futex(2) calls with any other operation.
+    pub futex_other_syscalls: u64,
+    /// nanosleep(2) calls (Go's runtime.usleep).
+    pub nanosleep_syscalls: u64,
+    /// sched_yield(2) calls (Go's runtime.osyield).
+    pub sched_yield_syscalls: u64,
+    /// sched_wakeup events of the process's threads.
+    pub wakeups: u64,
+    /// Nanoseconds threads spent runnable but waiting for a CPU (woken or preempted until run).
+    pub runq_wait_ns: u64,
+    /// Nanoseconds threads spent blocked (switched out voluntarily until woken).
+    pub blocked_ns: u64,
+    /// CPU clock samples taken while a thread of the process was on a CPU.
+    pub samples: u64,
+    /// Of those, samples that interrupted kernel mode (a syscall or fault in progress).
+    pub samples_kernel: u64,
 }
-const _: () = assert!(size_of::<ProcStats>() == 48);
+const _: () = assert!(size_of::<ProcStats>() == 128);
+
+/// Number of `u64` counters in [`ProcStats`].
+pub const PROC_STATS_FIELDS: usize = size_of::<ProcStats>() / 8;
 
 impl ProcStats {
-    /// Adds `other` field by field (wrapping): how user space folds the per-CPU values.
+    /// The counters as an array, in declaration order.
+    pub fn as_array(&self) -> &[u64; PROC_STATS_FIELDS] {
+        // SAFETY: ProcStats is repr(C) and made of exactly PROC_STATS_FIELDS u64 fields (size
+        // asserted above), so it has the layout and alignment of [u64; PROC_STATS_FIELDS].
+        unsafe { &*(self as *const Self).cast::<[u64; PROC_STATS_FIELDS]>() }
+    }
+
+    /// The counters as a mutable array, in declaration order.
+    pub fn as_array_mut(&mut self) -> &mut [u64; PROC_STATS_FIELDS] {
+        // SAFETY: as in `as_array`; every bit pattern is a valid u64.
+        unsafe { &mut *(self as *mut Self).cast::<[u64; PROC_STATS_FIELDS]>() }
+    }
+
+    /// Adds `other` counter by counter (wrapping): how user space folds the per-CPU values.
     pub fn accumulate(&mut self, other: &ProcStats) {
-        self.futex_calls = self.futex_calls.wrapping_add(other.futex_calls);
-        self.usleep_calls = self.usleep_calls.wrapping_add(other.usleep_calls);
-        self.mcall_calls = self.mcall_calls.wrapping_add(other.mcall_calls);
-        self.oncpu_ns = self.oncpu_ns.wrapping_add(other.oncpu_ns);
-        self.voluntary_switches = self
-            .voluntary_switches
-            .wrapping_add(other.voluntary_switches);
-        self.involuntary_switches = self
-            .involuntary_switches
-            .wrapping_add(other.involuntary_switches);
+        for (a, b) in self.as_array_mut().iter_mut().zip(other.as_array()) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+
+    /// `self - base`, counter by counter (wrapping): the increments since `base`.
+    pub fn since(&self, base: &ProcStats) -> ProcStats {
+        let mut d = *self;
+        for (a, b) in d.as_array_mut().iter_mut().zip(base.as_array()) {
+            *a = a.wrapping_sub(*b);
+        }
+        d
+    }
+}
+
+/// Per-thread state and totals of a tracked process's thread (value of `THREADS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadStats {
+    /// Thread group the thread belongs to.
+    pub tgid: u32,
+    /// 1 when the thread last left the CPU blocked (voluntarily), 0 when preempted.
+    pub blocked: u32,
+    /// Nanoseconds on a CPU.
+    pub oncpu_ns: u64,
+    /// When the thread last left the CPU; 0 while it is on a CPU.
+    pub off_since_ns: u64,
+    /// Last wake-up while off CPU.
+    pub woken_ns: u64,
+    /// Stack id (in `STACKS_OFF`) where it last blocked, or [`NO_STACK`].
+    pub off_stack: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+    /// Nanoseconds runnable but waiting for a CPU.
+    pub runq_wait_ns: u64,
+    /// Nanoseconds blocked.
+    pub blocked_ns: u64,
+    /// Context switches out while blocked.
+    pub voluntary_switches: u64,
+    /// Context switches out while runnable.
+    pub involuntary_switches: u64,
+}
+const _: () = assert!(size_of::<ThreadStats>() == 72);
+
+/// Key of `CPU_SAMPLES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SampleKey {
+    /// Process.
+    pub tgid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// User stack id in `STACKS_CPU`, or [`NO_STACK`].
+    pub stack: u32,
+    /// Bit 0: the sample interrupted kernel mode.
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<SampleKey>() == 16);
+
+/// [`SampleKey::flags`] bit: the sample interrupted kernel mode.
+pub const SAMPLE_KERNEL: u32 = 1;
+
+/// Key of `OFFCPU`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OffCpuKey {
+    /// Process.
+    pub tgid: u32,
+    /// User stack id in `STACKS_OFF` where the thread blocked, or [`NO_STACK`].
+    pub stack: u32,
+}
+const _: () = assert!(size_of::<OffCpuKey>() == 8);
+
+/// Value of `OFFCPU`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffCpuValue {
+    /// Nanoseconds blocked there (until woken).
+    pub blocked_ns: u64,
+    /// Times blocked there.
+    pub count: u64,
+}
+const _: () = assert!(size_of::<OffCpuValue>() == 16);
+
+/// Key of `FUTEX_CALLERS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FutexKey {
+    /// Process.
+    pub tgid: u32,
+    /// User stack id in `STACKS_OFF`, or [`NO_STACK`].
+    pub stack: u32,
+    /// A [`FutexOp`] discriminant.
+    pub op: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+}
+const _: () = assert!(size_of::<FutexKey>() == 16);
+
+/// Futex operation classes; stable wire values.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FutexOp {
+    /// FUTEX_WAIT, FUTEX_WAIT_BITSET.
+    Wait = 0,
+    /// FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP.
+    Wake = 1,
+    /// Anything else.
+    Other = 2,
+}
+
+impl FutexOp {
+    /// Classifies a futex(2) `op` argument (flags such as FUTEX_PRIVATE_FLAG ignored).
+    pub const fn classify(op: u64) -> FutexOp {
+        match op & 0x7f {
+            0 | 9 => FutexOp::Wait,
+            1 | 5 | 10 => FutexOp::Wake,
+            _ => FutexOp::Other,
+        }
+    }
+
+    /// Decodes a wire value.
+    pub const fn from_u32(v: u32) -> Option<FutexOp> {
+        match v {
+            0 => Some(FutexOp::Wait),
+            1 => Some(FutexOp::Wake),
+            2 => Some(FutexOp::Other),
+            _ => None,
+        }
     }
 }
 
@@ -168,32 +367,53 @@ pub enum DropReason {
     EventOutput = 0,
     /// A counter update found no `PROCS` entry it expected (process removed concurrently).
     StatsMissing = 1,
+    /// A stack could not be captured (stack map full, or the walk failed).
+    StackCapture = 2,
+    /// A keyed aggregation map (`CPU_SAMPLES`, `OFFCPU`, `FUTEX_CALLERS`) was full.
+    AggregationFull = 3,
 }
 
 impl DropReason {
     /// Number of reasons; the length of the `DROPS` array.
-    pub const COUNT: u32 = 2;
+    pub const COUNT: u32 = 4;
     /// Every reason, in index order.
-    pub const ALL: [DropReason; Self::COUNT as usize] = [Self::EventOutput, Self::StatsMissing];
+    pub const ALL: [DropReason; Self::COUNT as usize] = [
+        Self::EventOutput,
+        Self::StatsMissing,
+        Self::StackCapture,
+        Self::AggregationFull,
+    ];
 
     /// Stable snake_case name, used as a metric label.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::EventOutput => "event_output",
             Self::StatsMissing => "stats_missing",
+            Self::StackCapture => "stack_capture",
+            Self::AggregationFull => "aggregation_full",
         }
     }
 }
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all three are repr(C), Copy, made only of u64/u32 fields with no padding (sizes are
-    // asserted above), so every bit pattern is a valid value.
+    // SAFETY: every type here is repr(C), Copy, made only of u64/u32 fields with no padding
+    // (sizes are asserted above), so every bit pattern is a valid value.
     unsafe impl aya::Pod for super::ProcStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::CpuSlice {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProcEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ThreadStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SampleKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OffCpuKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OffCpuValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FutexKey {}
 }
 
 #[cfg(test)]
@@ -218,6 +438,19 @@ mod tests {
     }
 
     #[test]
+    fn futex_ops_classify_like_the_kernel_commands() {
+        // FUTEX_WAIT_PRIVATE (128|0) and FUTEX_WAKE_PRIVATE (128|1) are what Go uses.
+        assert_eq!(FutexOp::classify(128), FutexOp::Wait);
+        assert_eq!(FutexOp::classify(129), FutexOp::Wake);
+        assert_eq!(FutexOp::classify(9 | 256), FutexOp::Wait);
+        assert_eq!(FutexOp::classify(10), FutexOp::Wake);
+        assert_eq!(FutexOp::classify(6), FutexOp::Other);
+        for op in [FutexOp::Wait, FutexOp::Wake, FutexOp::Other] {
+            assert_eq!(FutexOp::from_u32(op as u32), Some(op));
+        }
+    }
+
+    #[test]
     fn kinds_and_reasons_are_stable() {
         assert_eq!(EventKind::from_u32(1), Some(EventKind::Exec));
         assert_eq!(EventKind::from_u32(2), Some(EventKind::Exit));
@@ -228,27 +461,19 @@ mod tests {
     }
 
     #[test]
-    fn accumulate_sums_every_field() {
-        let one = ProcStats {
-            futex_calls: 1,
-            usleep_calls: 2,
-            mcall_calls: 3,
-            oncpu_ns: 4,
-            voluntary_switches: 5,
-            involuntary_switches: 6,
-        };
+    fn array_view_follows_field_order_and_folds() {
+        let mut one = ProcStats::default();
+        for (i, v) in one.as_array_mut().iter_mut().enumerate() {
+            *v = i as u64 + 1;
+        }
+        assert_eq!(one.futex_calls, 1);
+        assert_eq!(one.oncpu_ns, 4);
+        assert_eq!(one.samples_kernel, PROC_STATS_FIELDS as u64);
         let mut sum = one;
         sum.accumulate(&one);
-        assert_eq!(
-            sum,
-            ProcStats {
-                futex_calls: 2,
-                usleep_calls: 4,
-                mcall_calls: 6,
-                oncpu_ns: 8,
-                voluntary_switches: 10,
-                involuntary_switches: 12,
-            }
-        );
+        assert!(sum.as_array().iter().zip(one.as_array()).all(|(s, o)| *s == 2 * o));
+        assert_eq!(sum.since(&one), one);
+        let wrapped = ProcStats::default().since(&one);
+        assert_eq!(wrapped.futex_calls, u64::MAX);
     }
 }

@@ -88,6 +88,10 @@ pub struct IngestConfig {
 pub struct SamplingConfig {
     /// CPU clock event frequency in Hz.
     pub cpu_clock_hz: u64,
+    /// Capture user stacks in CPU samples.
+    pub stacks: bool,
+    /// Record the call stack of one futex call in this many (rounded up to a power of two).
+    pub futex_stack_every: u64,
 }
 
 /// `probes:` keys.
@@ -171,6 +175,9 @@ impl Config {
         }
         if self.sampling.cpu_clock_hz == 0 || self.sampling.cpu_clock_hz > 1000 {
             return invalid("sampling.cpu_clock_hz", "must be between 1 and 1000");
+        }
+        if self.sampling.futex_stack_every == 0 || self.sampling.futex_stack_every > 1 << 20 {
+            return invalid("sampling.futex_stack_every", "must be between 1 and 1048576");
         }
         if self.discovery.rescan_interval_seconds == 0 {
             return invalid("discovery.rescan_interval_seconds", "must be at least 1");

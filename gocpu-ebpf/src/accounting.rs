@@ -1,23 +1,33 @@
-//! Accounting shared by several hooks: per-process counters, on-CPU slices, drop counters.
+//! Accounting shared by several hooks: per-process and per-thread counters, on-CPU slices, stack
+//! capture, keyed aggregation and drop counting.
 use aya_ebpf::{
     EbpfContext,
-    bindings::BPF_F_CURRENT_CPU,
+    bindings::{BPF_F_CURRENT_CPU, BPF_F_USER_STACK, BPF_NOEXIST},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_perf_event_output},
+    maps::{PerCpuHashMap, StackTrace},
+    programs::tracing::StackIdContext,
 };
-use gocpu_common::{DropReason, ProcEvent, ProcStats};
+use gocpu_common::{DropReason, NO_STACK, ProcEvent, ProcStats, ThreadStats};
 
-use crate::maps::{CPU_SLICE, DROPS, EVENTS, PROCS};
+use crate::maps::{CPU_SLICE, DROPS, EVENTS, PROCS, THREADS};
 
-/// Thread group id of the task running this program.
-#[inline(always)]
-pub fn current_tgid() -> u32 {
-    (bpf_get_current_pid_tgid() >> 32) as u32
+/// The task running this program.
+#[derive(Clone, Copy)]
+pub struct Task {
+    /// Thread group id (process).
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
 }
 
-/// Thread id of the task running this program.
+/// The task running this program.
 #[inline(always)]
-pub fn current_pid() -> u32 {
-    bpf_get_current_pid_tgid() as u32
+pub fn current() -> Task {
+    let v = bpf_get_current_pid_tgid();
+    Task {
+        tgid: (v >> 32) as u32,
+        tid: v as u32,
+    }
 }
 
 /// This CPU's counters for `tgid`, or `None` when the process is not tracked.
@@ -30,31 +40,57 @@ pub fn stats_mut(tgid: u32) -> Option<&'static mut ProcStats> {
     PROCS.get_ptr_mut(tgid).map(|p| unsafe { &mut *p })
 }
 
+/// The state of thread `tid` (of tracked process `tgid`), created on first use.
+#[inline(always)]
+pub fn thread_mut(tid: u32, tgid: u32) -> Option<&'static mut ThreadStats> {
+    if THREADS.get_ptr_mut(tid).is_none() {
+        let fresh = ThreadStats {
+            tgid,
+            off_stack: NO_STACK,
+            ..ThreadStats::default()
+        };
+        // An LRU map makes room by evicting; a failure means a concurrent insert won the race.
+        let _ = THREADS.insert(tid, fresh, u64::from(BPF_NOEXIST));
+    }
+    // SAFETY: the entry lives in kernel memory valid for the program's duration (RCU). Other CPUs
+    // may write other fields of the same thread (its wake-up); word-sized plain stores, and a lost
+    // update only skews one thread's statistics.
+    THREADS.get_ptr_mut(tid).map(|p| unsafe { &mut *p })
+}
+
+/// An existing thread's state.
+#[inline(always)]
+pub fn existing_thread_mut(tid: u32) -> Option<&'static mut ThreadStats> {
+    // SAFETY: as in `thread_mut`.
+    THREADS.get_ptr_mut(tid).map(|p| unsafe { &mut *p })
+}
+
 /// Increments the counter `field` selects for the current process, if it is tracked.
 #[inline(always)]
 pub fn count_call(field: fn(&mut ProcStats) -> &mut u64) {
-    if let Some(stats) = stats_mut(current_tgid()) {
+    if let Some(stats) = stats_mut(current().tgid) {
         let c = field(stats);
         *c = c.wrapping_add(1);
     }
 }
 
-/// Closes the slice of the task running on this CPU at `now`: charges its length to the task's
-/// process if tracked, and starts a new slice. Returns the charged process's counters.
+/// Closes the slice running on this CPU at `now` and starts a new one; returns its length
+/// (0 for the first slice seen on this CPU, whose start is unknown).
 #[inline(always)]
-pub fn close_slice(now: u64) -> Option<&'static mut ProcStats> {
-    let slice = CPU_SLICE.get_ptr_mut(0)?;
+pub fn close_slice(now: u64) -> u64 {
+    let Some(slice) = CPU_SLICE.get_ptr_mut(0) else {
+        return 0;
+    };
     // SAFETY: per-CPU slot, written only by sched_switch (IRQs off) and the CPU clock handler (in
     // IRQ context), which therefore never interleave on one CPU.
     let slice = unsafe { &mut *slice };
     let start = slice.start_ns;
     slice.start_ns = now;
-    let stats = stats_mut(current_tgid())?;
-    // start == 0: the first switch seen on this CPU; the slice's beginning is unknown.
     if start != 0 && now > start {
-        stats.oncpu_ns = stats.oncpu_ns.wrapping_add(now - start);
+        now - start
+    } else {
+        0
     }
-    Some(stats)
 }
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC, as `bpf_ktime_get_ns`).
@@ -70,6 +106,32 @@ pub fn count_drop(reason: DropReason) {
     if let Some(c) = DROPS.get_ptr_mut(reason as u32) {
         // SAFETY: per-CPU slot; programs do not nest on one CPU (see `stats_mut`).
         unsafe { *c = (*c).wrapping_add(1) };
+    }
+}
+
+/// The current task's user stack id in `map`, or `NO_STACK` (counted as a drop) when it cannot
+/// be captured.
+#[inline(always)]
+pub fn user_stack<C: StackIdContext>(ctx: &C, map: &StackTrace) -> u32 {
+    match ctx.get_stackid(map, u64::from(BPF_F_USER_STACK)) {
+        Ok(id) => id as u32,
+        Err(_) => {
+            count_drop(DropReason::StackCapture);
+            NO_STACK
+        }
+    }
+}
+
+/// Applies `update` to this CPU's value for `key`, inserting `V::default()` first if needed.
+#[inline(always)]
+pub fn update_keyed<K, V: Default>(map: &PerCpuHashMap<K, V>, key: &K, update: impl FnOnce(&mut V)) {
+    if map.get_ptr_mut(key).is_none() && map.insert(key, V::default(), u64::from(BPF_NOEXIST)).is_err() {
+        // Either another CPU inserted it meanwhile (then the lookup below succeeds) or it is full.
+    }
+    match map.get_ptr_mut(key) {
+        // SAFETY: this CPU's slot of a per-CPU value; programs do not nest on one CPU.
+        Some(v) => update(unsafe { &mut *v }),
+        None => count_drop(DropReason::AggregationFull),
     }
 }
 

@@ -4,9 +4,13 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{PerCpuArray, PerCpuHashMap, PerfEventArray},
+    maps::{LruHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, StackTrace},
 };
-use gocpu_common::{CpuSlice, DropReason, MAX_TRACKED_PROCS, ProcEvent, ProcStats};
+use gocpu_common::{
+    CpuSlice, DropReason, FutexKey, MAX_FUTEX_KEYS, MAX_OFFCPU_KEYS, MAX_SAMPLE_KEYS, MAX_STACKS,
+    MAX_THREADS, MAX_TRACKED_PROCS, OffCpuKey, OffCpuValue, ProcEvent, ProcStats, SampleKey,
+    ThreadStats,
+};
 
 /// Tracked processes: `tgid -> ProcStats`. User space inserts and removes keys; the kernel only
 /// updates values, so a hook firing in an untracked process costs one failed lookup and nothing
@@ -15,9 +19,41 @@ use gocpu_common::{CpuSlice, DropReason, MAX_TRACKED_PROCS, ProcEvent, ProcStats
 pub static PROCS: PerCpuHashMap<u32, ProcStats> =
     PerCpuHashMap::with_max_entries(MAX_TRACKED_PROCS, 0);
 
+/// Threads of tracked processes, inserted by the kernel at their first switch; LRU so that it
+/// can never refuse a thread (the least recently switched one is forgotten instead).
+#[map(name = "THREADS")]
+pub static THREADS: LruHashMap<u32, ThreadStats> = LruHashMap::with_max_entries(MAX_THREADS, 0);
+
 /// When the task now running on this CPU got it.
 #[map(name = "CPU_SLICE")]
 pub static CPU_SLICE: PerCpuArray<CpuSlice> = PerCpuArray::with_max_entries(1, 0);
+
+/// CPU clock samples by (process, thread, user stack, mode); drained by user space.
+#[map(name = "CPU_SAMPLES")]
+pub static CPU_SAMPLES: PerCpuHashMap<SampleKey, u64> =
+    PerCpuHashMap::with_max_entries(MAX_SAMPLE_KEYS, 0);
+
+/// User stacks of CPU samples.
+#[map(name = "STACKS_CPU")]
+pub static STACKS_CPU: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+/// Blocked time by (process, stack where the thread blocked).
+#[map(name = "OFFCPU")]
+pub static OFFCPU: PerCpuHashMap<OffCpuKey, OffCpuValue> =
+    PerCpuHashMap::with_max_entries(MAX_OFFCPU_KEYS, 0);
+
+/// Sampled futex calls by (process, user stack, operation).
+#[map(name = "FUTEX_CALLERS")]
+pub static FUTEX_CALLERS: PerCpuHashMap<FutexKey, u64> =
+    PerCpuHashMap::with_max_entries(MAX_FUTEX_KEYS, 0);
+
+/// User stacks of blocking points and futex callers (persistent: few and stable per process).
+#[map(name = "STACKS_OFF")]
+pub static STACKS_OFF: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+/// Per-CPU futex call counter deciding which calls get their stack sampled.
+#[map(name = "FUTEX_TICK")]
+pub static FUTEX_TICK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Process lifecycle events (exec, exit): rare, so streamed rather than aggregated.
 #[map(name = "EVENTS")]
@@ -30,6 +66,26 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::C
 /// Byte offset of `prev_state` in the `sched_switch` record (read from tracefs by the loader).
 #[unsafe(no_mangle)]
 pub static SWITCH_PREV_STATE_OFFSET: Global<u32> = Global::new(32);
+
+/// Byte offset of `next_pid` in the `sched_switch` record.
+#[unsafe(no_mangle)]
+pub static SWITCH_NEXT_PID_OFFSET: Global<u32> = Global::new(56);
+
+/// Byte offset of `pid` in the `sched_wakeup` record.
+#[unsafe(no_mangle)]
+pub static WAKEUP_PID_OFFSET: Global<u32> = Global::new(24);
+
+/// Byte offset of `op` in the `sys_enter_futex` record.
+#[unsafe(no_mangle)]
+pub static FUTEX_OP_OFFSET: Global<u32> = Global::new(24);
+
+/// A futex call's stack is sampled when the per-CPU tick `& FUTEX_SAMPLE_MASK == 0`.
+#[unsafe(no_mangle)]
+pub static FUTEX_SAMPLE_MASK: Global<u32> = Global::new(15);
+
+/// Non-zero: capture user stacks in CPU samples.
+#[unsafe(no_mangle)]
+pub static SAMPLE_STACKS: Global<u32> = Global::new(1);
 
 /// Byte offset of `group_dead` in the `sched_process_exit` record; 0 when the kernel lacks it.
 #[unsafe(no_mangle)]

@@ -42,6 +42,7 @@ pub struct BenchArgs {
 
 struct Run {
     round_trips_per_s: f64,
+    round_trips: f64,
     cpu_s: f64,
 }
 
@@ -85,6 +86,7 @@ fn workload_run(
     Ok((
         Run {
             round_trips_per_s: trips / secs,
+            round_trips: trips,
             cpu_s,
         },
         scrape,
@@ -212,10 +214,6 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Per-hit cost of a uprobe on a single-stepped first instruction, measured on this VM
-/// (TOOLCHAIN.md: 4.8-5.4 µs); the entry probes sit on such instructions today.
-const UPROBE_TRAP_NS: f64 = 5_000.0;
-
 /// Runs the benchmark.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     ensure!(args.seconds >= 2, "--seconds must be at least 2");
@@ -240,7 +238,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let mut report = String::new();
     let mut ratios = Vec::new();
     let mut bpf_fraction = Vec::new();
-    let mut trap_fraction = Vec::new();
+    let mut per_hit_ns = Vec::new();
     let mut hits_per_s = Vec::new();
     let mut detail: Vec<(String, f64, f64)> = Vec::new();
     let t0 = Instant::now();
@@ -273,7 +271,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             let bpf: f64 = s.bpf_run_s.iter().map(|(_, t, _)| t).sum();
             if s.cpu_s > 0.0 {
                 bpf_fraction.push(bpf / s.cpu_s);
-                trap_fraction.push(s.uprobe_hits * UPROBE_TRAP_NS / 1e9 / s.cpu_s);
+            }
+            // Measured cost per uprobe hit: the extra CPU the target spends per round trip with
+            // the daemon, divided by the uprobe hits per round trip.
+            let hits_per_trip = s.uprobe_hits / (on.0.round_trips_per_s * (args.seconds as f64 - 0.7));
+            let extra_cpu_per_trip = on.0.cpu_s / on.0.round_trips - off.0.cpu_s / off.0.round_trips;
+            if hits_per_trip > 0.0 {
+                per_hit_ns.push(extra_cpu_per_trip / hits_per_trip * 1e9);
             }
             hits_per_s.push(s.uprobe_hits / (args.seconds as f64 - 0.7));
             for (n, t, c) in &s.bpf_run_s {
@@ -315,11 +319,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     )?;
     writeln!(
         report,
-        "Accounted cost on the target: BPF program run time {:.2}% of its CPU time (median); uprobe hits {:.0}/s x ~{:.1} µs trap cost ≈ {:.1}% of its CPU time (estimate; per-hit cost from TOOLCHAIN.md).",
+        "Accounted cost on the target (medians): BPF program run time {:.2}% of its CPU time; {:.0} uprobe hits/s; extra target CPU per uprobe hit (trap + program, from CPU per round trip with vs without) {:.0} ns.",
         median(&mut bpf_fraction) * 100.0,
         median(&mut hits_per_s),
-        UPROBE_TRAP_NS / 1000.0,
-        median(&mut trap_fraction) * 100.0
+        median(&mut per_hit_ns),
     )?;
     writeln!(report)?;
     writeln!(report, "| program | runs | mean run time (ns) |")?;

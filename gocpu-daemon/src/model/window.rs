@@ -22,17 +22,6 @@ pub struct Delta {
     pub stats: ProcStats,
 }
 
-fn sub(a: &ProcStats, b: &ProcStats) -> ProcStats {
-    ProcStats {
-        futex_calls: a.futex_calls.wrapping_sub(b.futex_calls),
-        usleep_calls: a.usleep_calls.wrapping_sub(b.usleep_calls),
-        mcall_calls: a.mcall_calls.wrapping_sub(b.mcall_calls),
-        oncpu_ns: a.oncpu_ns.wrapping_sub(b.oncpu_ns),
-        voluntary_switches: a.voluntary_switches.wrapping_sub(b.voluntary_switches),
-        involuntary_switches: a.involuntary_switches.wrapping_sub(b.involuntary_switches),
-    }
-}
-
 impl Window {
     /// An empty window of `length`.
     pub fn new(length: Duration) -> Self {
@@ -67,7 +56,7 @@ impl Window {
         match self.samples.front() {
             Some((t, base)) if now > *t => Delta {
                 seconds: now.duration_since(*t).as_secs_f64(),
-                stats: sub(now_stats, base),
+                stats: now_stats.since(base),
             },
             _ => Delta {
                 seconds: 0.0,

@@ -30,6 +30,8 @@ pub struct KernelProbes {
     pub drops: PerCpuArray<MapData, u64>,
     /// `EVENTS`, until taken by the event reader.
     events: Option<PerfEventArray<MapData>>,
+    /// Aggregation maps, until taken by ingest.
+    aggregates: Option<AggregateMaps>,
     /// aya-log records from the programs, until taken by the log forwarder.
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
     /// Keeps the kernel's BPF run-time statistics on while held (`None`: unavailable).
@@ -48,15 +50,52 @@ pub struct ProgramStats {
 }
 
 /// Every program of the object, in a stable order.
-pub const PROGRAMS: [&str; 7] = [
+pub const PROGRAMS: [&str; 11] = [
     programs::SCHED_SWITCH,
+    programs::SCHED_WAKEUP,
     programs::PROCESS_EXEC,
     programs::PROCESS_EXIT,
+    programs::SYS_FUTEX,
+    programs::SYS_NANOSLEEP,
+    programs::SYS_SCHED_YIELD,
     programs::CPU_CLOCK,
     programs::RUNTIME_FUTEX,
     programs::RUNTIME_USLEEP,
     programs::RUNTIME_MCALL,
 ];
+
+/// The always-on tracepoints: (program, category, event).
+const TRACEPOINTS: [(&str, &str, &str); 7] = [
+    (programs::SCHED_SWITCH, "sched", "sched_switch"),
+    (programs::SCHED_WAKEUP, "sched", "sched_wakeup"),
+    (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
+    (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
+    (programs::SYS_FUTEX, "syscalls", "sys_enter_futex"),
+    (programs::SYS_NANOSLEEP, "syscalls", "sys_enter_nanosleep"),
+    (programs::SYS_SCHED_YIELD, "syscalls", "sys_enter_sched_yield"),
+];
+
+/// Maps user space reads besides `PROCS`, `DROPS` and `EVENTS`.
+pub struct AggregateMaps {
+    /// `THREADS`.
+    pub threads: aya::maps::HashMap<MapData, u32, gocpu_common::ThreadStats>,
+    /// `CPU_SAMPLES`.
+    pub samples: PerCpuHashMap<MapData, gocpu_common::SampleKey, u64>,
+    /// `STACKS_CPU`.
+    pub stacks_cpu: aya::maps::StackTraceMap<MapData>,
+    /// `OFFCPU`.
+    pub offcpu: PerCpuHashMap<MapData, gocpu_common::OffCpuKey, gocpu_common::OffCpuValue>,
+    /// `FUTEX_CALLERS`.
+    pub futex: PerCpuHashMap<MapData, gocpu_common::FutexKey, u64>,
+    /// `STACKS_OFF`.
+    pub stacks_off: aya::maps::StackTraceMap<MapData>,
+}
+
+impl std::fmt::Debug for AggregateMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateMaps").finish_non_exhaustive()
+    }
+}
 
 impl std::fmt::Debug for KernelProbes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,16 +132,31 @@ impl KernelProbes {
     pub fn load(config: &Config) -> Result<KernelProbes, ProbeError> {
         raise_memlock_limit();
         let tracefs = tracefs::ensure_mounted()?;
-        let prev_state = tracefs::field_offset(&tracefs, "sched", "sched_switch", "prev_state")?
-            .ok_or_else(|| ProbeError::Tracefs {
-                reason: "sched:sched_switch has no prev_state field".into(),
-            })?;
+        let required = |category: &str, event: &str, field: &str| {
+            tracefs::field_offset(&tracefs, category, event, field)?.ok_or_else(|| {
+                ProbeError::Tracefs {
+                    reason: format!("{category}:{event} has no {field} field"),
+                }
+            })
+        };
+        let prev_state = required("sched", "sched_switch", "prev_state")?;
+        let next_pid = required("sched", "sched_switch", "next_pid")?;
+        let wakeup_pid = required("sched", "sched_wakeup", "pid")?;
+        let futex_op = required("syscalls", "sys_enter_futex", "op")?;
         let group_dead =
             tracefs::field_offset(&tracefs, "sched", "sched_process_exit", "group_dead")?
                 .unwrap_or(0);
+        let futex_mask = config.sampling.futex_stack_every.next_power_of_two().max(1) - 1;
+        let futex_mask = u32::try_from(futex_mask).unwrap_or(u32::MAX);
+        let sample_stacks = u32::from(config.sampling.stacks);
 
         let mut ebpf = EbpfLoader::new()
             .override_global(globals::SWITCH_PREV_STATE_OFFSET, &prev_state, true)
+            .override_global(globals::SWITCH_NEXT_PID_OFFSET, &next_pid, true)
+            .override_global(globals::WAKEUP_PID_OFFSET, &wakeup_pid, true)
+            .override_global(globals::FUTEX_OP_OFFSET, &futex_op, true)
+            .override_global(globals::FUTEX_SAMPLE_MASK, &futex_mask, true)
+            .override_global(globals::SAMPLE_STACKS, &sample_stacks, true)
             .override_global(globals::EXIT_GROUP_DEAD_OFFSET, &group_dead, true)
             .load(EBPF_OBJECT)?;
         // Must exist before the programs load (they reference its ring buffer).
@@ -114,11 +168,7 @@ impl KernelProbes {
             }
         };
 
-        for (name, category, event) in [
-            (programs::SCHED_SWITCH, "sched", "sched_switch"),
-            (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
-            (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
-        ] {
+        for (name, category, event) in TRACEPOINTS {
             let tp: &mut TracePoint = ebpf
                 .program_mut(name)
                 .ok_or_else(|| missing_program(name))?
@@ -171,12 +221,21 @@ impl KernelProbes {
             .take_map(maps::EVENTS)
             .ok_or_else(|| missing_map(maps::EVENTS))?;
         let events = PerfEventArray::try_from(events).map_err(map_err(maps::EVENTS))?;
+        let aggregates = AggregateMaps {
+            threads: take(&mut ebpf, maps::THREADS)?,
+            samples: take(&mut ebpf, maps::CPU_SAMPLES)?,
+            stacks_cpu: take(&mut ebpf, maps::STACKS_CPU)?,
+            offcpu: take(&mut ebpf, maps::OFFCPU)?,
+            futex: take(&mut ebpf, maps::FUTEX_CALLERS)?,
+            stacks_off: take(&mut ebpf, maps::STACKS_OFF)?,
+        };
 
         Ok(KernelProbes {
             ebpf,
             procs,
             drops,
             events: Some(events),
+            aggregates: Some(aggregates),
             logger,
             _stats: enable_run_time_stats(),
         })
@@ -206,6 +265,11 @@ impl KernelProbes {
             .collect()
     }
 
+    /// Takes the aggregation maps (once) for ingest.
+    pub fn take_aggregates(&mut self) -> Option<AggregateMaps> {
+        self.aggregates.take()
+    }
+
     /// Takes the lifecycle event array (once) for the event reader.
     pub fn take_events(&mut self) -> Option<PerfEventArray<MapData>> {
         self.events.take()
@@ -215,6 +279,15 @@ impl KernelProbes {
     pub fn take_logger(&mut self) -> Option<EbpfLogger<&'static dyn log::Log>> {
         self.logger.take()
     }
+}
+
+/// Takes map `name` out of `ebpf` as the typed map `M`.
+fn take<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, ProbeError>
+where
+    M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| missing_map(name))?;
+    M::try_from(map).map_err(map_err(name))
 }
 
 /// Turns on BPF run-time statistics for as long as the returned fd lives (two clock reads per

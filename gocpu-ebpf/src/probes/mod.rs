@@ -6,3 +6,7 @@ mod runtime_futex;
 mod runtime_mcall;
 mod runtime_usleep;
 mod sched_switch;
+mod sched_wakeup;
+mod sys_futex;
+mod sys_nanosleep;
+mod sys_sched_yield;

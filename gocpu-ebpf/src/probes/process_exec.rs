@@ -2,15 +2,16 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use gocpu_common::{EventKind, ProcEvent};
 
-use crate::accounting::{current_pid, current_tgid, emit, now_ns};
+use crate::accounting::{current, emit, now_ns};
 
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     // After exec the calling task is the thread-group leader: tgid == pid.
+    let task = current();
     let event = ProcEvent {
         kind: EventKind::Exec as u32,
-        tgid: current_tgid(),
-        pid: current_pid(),
+        tgid: task.tgid,
+        pid: task.tid,
         reserved: 0,
         ktime_ns: now_ns(),
     };

@@ -4,18 +4,19 @@ use aya_log_ebpf::warn;
 use gocpu_common::{EventKind, ProcEvent};
 
 use crate::{
-    accounting::{current_pid, current_tgid, emit, now_ns, stats_mut},
+    accounting::{current, emit, now_ns, stats_mut},
     maps::EXIT_GROUP_DEAD_OFFSET,
 };
 
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-    let tgid = current_tgid();
+    let task = current();
+    let tgid = task.tgid;
     // Only tracked processes matter; thread exits are far more frequent than process exits.
     if stats_mut(tgid).is_none() {
         return 0;
     }
-    let pid = current_pid();
+    let pid = task.tid;
     if !group_dead(&ctx, tgid, pid) {
         return 0;
     }

@@ -1,0 +1,10 @@
+//! `syscalls:sys_enter_sched_yield`: Go's runtime.osyield (lock spinning giving up its slice).
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+
+use crate::accounting::count_call;
+
+#[tracepoint]
+pub fn sys_enter_sched_yield(_ctx: TracePointContext) -> u32 {
+    count_call(|s| &mut s.sched_yield_syscalls);
+    0
+}
