@@ -54,6 +54,8 @@ pub struct Config {
     pub probes: ProbesConfig,
     /// Resource limits.
     pub limits: LimitsConfig,
+    /// Detector thresholds.
+    pub detectors: crate::model::detectors::DetectorConfig,
 }
 
 /// `discovery:` keys.
@@ -80,6 +82,8 @@ pub struct IngestConfig {
     pub window_seconds: u64,
     /// Perf buffer pages per CPU.
     pub perf_buffer_pages: usize,
+    /// Seconds of CPU samples kept per process (the longest hotspots window).
+    pub profile_seconds: u64,
 }
 
 /// `sampling:` keys.
@@ -166,6 +170,14 @@ impl Config {
                 "must be at least one poll interval (ingest.poll_interval_ms)",
             );
         }
+        if self.ingest.profile_seconds < self.ingest.window_seconds
+            || self.ingest.profile_seconds > 3600
+        {
+            return invalid(
+                "ingest.profile_seconds",
+                "must be between ingest.window_seconds and 3600",
+            );
+        }
         let pages = self.ingest.perf_buffer_pages;
         if pages == 0 || !pages.is_power_of_two() || pages > 1024 {
             return invalid(
@@ -177,13 +189,41 @@ impl Config {
             return invalid("sampling.cpu_clock_hz", "must be between 1 and 1000");
         }
         if self.sampling.futex_stack_every == 0 || self.sampling.futex_stack_every > 1 << 20 {
-            return invalid("sampling.futex_stack_every", "must be between 1 and 1048576");
+            return invalid(
+                "sampling.futex_stack_every",
+                "must be between 1 and 1048576",
+            );
         }
         if self.discovery.rescan_interval_seconds == 0 {
             return invalid("discovery.rescan_interval_seconds", "must be at least 1");
         }
         if self.discovery.binary_cache_entries == 0 {
             return invalid("discovery.binary_cache_entries", "must be at least 1");
+        }
+        let d = &self.detectors;
+        for (key, v) in [
+            ("detectors.pseudo_idle_min_score", d.pseudo_idle_min_score),
+            (
+                "detectors.scheduler_storm_min_share",
+                d.scheduler_storm_min_share,
+            ),
+            ("detectors.cgo_spin_min_share", d.cgo_spin_min_share),
+            ("detectors.native_spin_min_share", d.native_spin_min_share),
+            ("detectors.gc_pressure_min_share", d.gc_pressure_min_share),
+            (
+                "detectors.lock_contention_min_share",
+                d.lock_contention_min_share,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return invalid(key, "must be a share between 0 and 1");
+            }
+        }
+        if !(d.min_cpu_cores >= 0.0
+            && d.futex_storm_min_per_second >= 0.0
+            && d.leak_min_growth_ratio >= 0.0)
+        {
+            return invalid("detectors", "thresholds must be non-negative numbers");
         }
         let max = gocpu_common::MAX_TRACKED_PROCS;
         if self.limits.max_processes == 0 || self.limits.max_processes > max {
@@ -222,6 +262,11 @@ mod tests {
     #[test]
     fn embedded_default_parses_and_is_loopback() {
         let c = Config::embedded().unwrap();
+        // The file documents the code's defaults: they must agree.
+        assert_eq!(
+            c.detectors,
+            crate::model::detectors::DetectorConfig::default()
+        );
         assert!(c.listen.ip().is_loopback());
         assert_eq!(c.listen.port(), 9477);
         assert!(c.probes.runtime_mcall);
@@ -249,6 +294,10 @@ mod tests {
             ("ingest: {perf_buffer_pages: 3}", "ingest.perf_buffer_pages"),
             ("sampling: {cpu_clock_hz: 0}", "sampling.cpu_clock_hz"),
             ("limits: {max_processes: 100000}", "limits.max_processes"),
+            (
+                "detectors: {pseudo_idle_min_score: 1.5}",
+                "detectors.pseudo_idle_min_score",
+            ),
         ] {
             let err = Config::parse_overlay(Some(yaml), "t").unwrap_err();
             assert!(err.to_string().contains(key), "{yaml}: {err}");

@@ -3,6 +3,7 @@
 //! and attaches uprobes per binary, [`ingest`] turns kernel events and counters into the
 //! [`model`], and [`api`] / [`metrics`] serve it. [`daemon`] wires them; [`config`] configures.
 pub mod api;
+pub mod classify;
 pub mod config;
 pub mod daemon;
 pub mod discovery;
@@ -10,3 +11,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod probes;
+pub mod symbolize;

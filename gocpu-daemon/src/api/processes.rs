@@ -18,7 +18,11 @@ use crate::{
     },
     discovery::binaries::BinaryFacts,
     ingest::Shared,
-    model::process::{AttachState, GoProcess, Tracking},
+    model::{
+        detectors::{Verdict, judge},
+        process::{AttachState, GoProcess, Tracking},
+        report::{Report, report},
+    },
     probes::uprobes::HookStatus,
 };
 
@@ -41,6 +45,8 @@ pub struct ProcessSummary {
     pub attach_state: AttachState,
     /// Why the state is not "attached", if it is not.
     pub reason: Option<String>,
+    /// What the detectors say (state, pseudo-idle score, flags) over the window.
+    pub verdict: Option<Verdict>,
 }
 
 /// `GET /processes`.
@@ -133,6 +139,9 @@ pub struct ProcessDetail {
     pub totals: Option<Counts>,
     /// Counts over the sliding window (null when not tracked).
     pub window: Option<WindowCounts>,
+    /// Where the CPU and wall time went over the window.
+    #[serde(flatten)]
+    pub report: Option<Report>,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -141,7 +150,7 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn summary(shared: &Shared, p: &GoProcess) -> ProcessSummary {
+fn summary(shared: &Shared, p: &GoProcess, report: Option<&Report>) -> ProcessSummary {
     let clock = &shared.clock;
     ProcessSummary {
         pid: p.key.pid,
@@ -153,6 +162,7 @@ fn summary(shared: &Shared, p: &GoProcess) -> ProcessSummary {
         go_version: p.binary.go().and_then(|g| g.go_version.clone()),
         attach_state: p.attach_state(),
         reason: p.attach_reason(),
+        verdict: report.map(|r| judge(&shared.config.detectors, r, None)),
     }
 }
 
@@ -177,7 +187,10 @@ pub async fn list(State(state): State<AppState>) -> Json<ProcessList> {
     let shared = &state.shared;
     let model = shared.model();
     Json(ProcessList {
-        processes: model.iter().map(|p| summary(shared, p)).collect(),
+        processes: model
+            .iter()
+            .map(|p| summary(shared, p, p.latest_report().as_ref()))
+            .collect(),
     })
 }
 
@@ -226,12 +239,14 @@ pub async fn detail(
             ),
         }
     });
+    let report = totals.map(|t| report(p, now, &t));
     Ok(Json(ProcessDetail {
-        summary: summary(shared, p),
+        summary: summary(shared, p, report.as_ref()),
         binary: binary_summary(&p.binary),
         probes: p.hooks.clone(),
         tracked_since: unix(p.since),
         totals: totals.as_ref().map(Counts::from),
         window,
+        report,
     }))
 }

@@ -198,7 +198,13 @@ impl BinaryCache {
         let tick = inner.tick;
         let full = inner.entries.len() >= self.capacity && !inner.entries.contains_key(&id);
         let oldest = full
-            .then(|| inner.entries.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k))
+            .then(|| {
+                inner
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, t))| *t)
+                    .map(|(k, _)| *k)
+            })
             .flatten();
         if let Some(oldest) = oldest {
             inner.entries.remove(&oldest);

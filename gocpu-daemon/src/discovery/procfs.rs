@@ -204,6 +204,13 @@ impl ProcFs {
         File::open(&path).map_err(|e| self.map_err(pid, path, e))
     }
 
+    /// The process's memory mappings.
+    pub fn maps(&self, pid: u32) -> Result<Vec<super::maps::Mapping>, ProcError> {
+        let path = self.pid_path(pid, "maps");
+        let text = std::fs::read_to_string(&path).map_err(|e| self.map_err(pid, path, e))?;
+        Ok(super::maps::parse_maps(&text))
+    }
+
     /// Boot time (seconds since the epoch), from `<root>/stat`'s `btime`.
     pub fn boot_time(&self) -> Result<u64, ProcError> {
         let path = self.root.join("stat");

@@ -2,6 +2,7 @@
 //!
 //! [`Ingest`] holds the decisions (synchronous, called from blocking tasks); [`tasks`] holds the
 //! async loops that drive it.
+pub mod aggregates;
 pub mod tasks;
 
 use std::{
@@ -14,10 +15,12 @@ use crate::{
     discovery::{Discovery, Inspection, ProcKey, binaries::BinaryFacts, procfs::ProcError},
     model::{
         DaemonStats, Model,
+        analysis::ProcessAnalysis,
         process::{GoProcess, Tracking},
         window::Window,
     },
     probes::manager::ProbeManager,
+    symbolize::ProcessSymbolizer,
 };
 
 /// Everything the daemon's tasks share.
@@ -124,7 +127,20 @@ impl Ingest {
             tracked = matches!(tracking, Tracking::Tracked),
             "Go process discovered"
         );
-        let window = Window::new(Duration::from_secs(s.config.ingest.window_seconds));
+        let window_len = Duration::from_secs(s.config.ingest.window_seconds);
+        let window = Window::new(window_len);
+        let analysis = match (&tracking, &*insp.binary) {
+            (Tracking::Tracked, BinaryFacts::Go(facts)) => {
+                let maps = s.discovery.procfs().maps(insp.key.pid).unwrap_or_default();
+                let sym = ProcessSymbolizer::new(Arc::clone(&facts.binary), insp.file.ino, maps);
+                Some(ProcessAnalysis::new(
+                    sym,
+                    Duration::from_secs(s.config.ingest.profile_seconds),
+                    window_len,
+                ))
+            }
+            _ => None,
+        };
         s.model_mut().upsert(GoProcess {
             key: insp.key,
             comm: insp.stat.comm,
@@ -136,6 +152,7 @@ impl Ingest {
             since: SystemTime::now(),
             since_mono: Instant::now(),
             window,
+            analysis,
         });
     }
 
@@ -187,7 +204,7 @@ impl Ingest {
             .sweep(Duration::from_secs(s.config.discovery.linger_seconds));
     }
 
-    /// Reads every tracked process's counters into the model.
+    /// Reads every tracked process's counters and the kernel's aggregations into the model.
     pub fn poll(&self) {
         let s = &self.shared;
         let keys: Vec<ProcKey> = s
@@ -196,16 +213,27 @@ impl Ingest {
             .filter(|p| p.tracking == Tracking::Tracked)
             .map(|p| p.key)
             .collect();
+        // Lock order: manager, then model.
+        let mut m = s.manager();
         let now = Instant::now();
-        let reads: Vec<_> = {
-            let m = s.manager();
-            keys.iter()
-                .filter_map(|k| m.read(k.pid).map(|st| (*k, st)))
-                .collect()
+        let reads: Vec<_> = keys
+            .iter()
+            .filter_map(|k| m.read(k.pid).map(|st| (*k, st)))
+            .collect();
+        let agg = m.aggregates();
+        let data = aggregates::PollData {
+            samples: agg.drain_samples(),
+            offcpu: agg.offcpu(),
+            futex: agg.futex_callers(),
+            threads: agg.threads(),
         };
         let mut model = s.model_mut();
         for (key, stats) in reads {
             model.record(key, now, stats);
         }
+        let agg = m.aggregates();
+        aggregates::apply(&mut model, s.discovery.procfs(), now, data, |id| {
+            agg.off_stack(id)
+        });
     }
 }

@@ -1,6 +1,11 @@
 //! The model: every Go process the daemon knows, with its counter history, plus the daemon's own
 //! health counters. Fed by ingest; read by the API and /metrics.
+pub mod analysis;
+pub mod blocking;
+pub mod detectors;
 pub mod process;
+pub mod profile;
+pub mod report;
 pub mod window;
 
 use std::{
@@ -42,6 +47,11 @@ impl Model {
     /// Every process, by pid.
     pub fn iter(&self) -> impl Iterator<Item = &GoProcess> {
         self.procs.values()
+    }
+
+    /// Every process, by pid, mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut GoProcess> {
+        self.procs.values_mut()
     }
 
     /// Keys of every process.

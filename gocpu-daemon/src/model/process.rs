@@ -9,7 +9,7 @@ use gocpu_common::ProcStats;
 
 use crate::{
     discovery::{ProcKey, binaries::BinaryFacts, procfs::FileId},
-    model::window::Window,
+    model::{analysis::ProcessAnalysis, window::Window},
     probes::uprobes::HookStatus,
 };
 
@@ -26,7 +26,7 @@ pub enum Tracking {
 }
 
 /// One Go process known to the daemon.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct GoProcess {
     /// Identity.
     pub key: ProcKey,
@@ -48,9 +48,18 @@ pub struct GoProcess {
     pub since_mono: Instant,
     /// Counter history.
     pub window: Window,
+    /// Sampled analysis (profile, blocking, threads); `None` when the binary cannot be
+    /// symbolized.
+    pub analysis: Option<ProcessAnalysis>,
 }
 
 impl GoProcess {
+    /// The report over the window ending at the latest poll (`None` before the first poll).
+    pub fn latest_report(&self) -> Option<crate::model::report::Report> {
+        let (at, stats) = self.window.latest()?;
+        Some(crate::model::report::report(self, *at, stats))
+    }
+
     /// The latest cumulative counters read from the kernel.
     pub fn latest(&self) -> ProcStats {
         self.window.latest().map(|(_, s)| *s).unwrap_or_default()

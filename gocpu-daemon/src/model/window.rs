@@ -1,28 +1,52 @@
 //! A sliding window over cumulative counters: samples in, deltas over the last N seconds out.
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
+    hash::Hash,
     time::{Duration, Instant},
 };
 
 use gocpu_common::ProcStats;
 
+/// A value made of cumulative counters: the increments since an earlier value are computable.
+pub trait Cumulative: Clone + Default {
+    /// `self - base`, counter by counter (wrapping).
+    fn since(&self, base: &Self) -> Self;
+}
+
+impl Cumulative for ProcStats {
+    fn since(&self, base: &Self) -> Self {
+        ProcStats::since(self, base)
+    }
+}
+
+impl<K: Clone + Eq + Hash> Cumulative for HashMap<K, u64> {
+    fn since(&self, base: &Self) -> Self {
+        self.iter()
+            .map(|(k, v)| (k.clone(), v.wrapping_sub(base.get(k).copied().unwrap_or(0))))
+            .filter(|(_, v)| *v != 0)
+            .collect()
+    }
+}
+
 /// Cumulative samples covering at least the window length.
 #[derive(Clone, Debug)]
-pub struct Window {
+pub struct Window<T = ProcStats> {
     length: Duration,
-    samples: VecDeque<(Instant, ProcStats)>,
+    samples: VecDeque<(Instant, T)>,
 }
 
 /// Counter deltas over an interval.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Delta {
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delta<T = ProcStats> {
     /// Interval length in seconds (0 before the second sample).
     pub seconds: f64,
+    /// When the interval starts (the window's base sample).
+    pub since: Option<Instant>,
     /// Counter increments over the interval.
-    pub stats: ProcStats,
+    pub stats: T,
 }
 
-impl Window {
+impl<T: Cumulative> Window<T> {
     /// An empty window of `length`.
     pub fn new(length: Duration) -> Self {
         Self {
@@ -37,7 +61,7 @@ impl Window {
     }
 
     /// Adds a sample taken at `at`; drops samples no longer needed to cover the window.
-    pub fn push(&mut self, at: Instant, stats: ProcStats) {
+    pub fn push(&mut self, at: Instant, stats: T) {
         self.samples.push_back((at, stats));
         // Keep the newest sample at or before `at - length` as the window's base.
         while self.samples.len() > 2 {
@@ -52,21 +76,35 @@ impl Window {
     }
 
     /// Deltas from the window's base sample to `now_stats` taken at `now`.
-    pub fn delta(&self, now: Instant, now_stats: &ProcStats) -> Delta {
+    pub fn delta(&self, now: Instant, now_stats: &T) -> Delta<T> {
         match self.samples.front() {
             Some((t, base)) if now > *t => Delta {
                 seconds: now.duration_since(*t).as_secs_f64(),
+                since: Some(*t),
                 stats: now_stats.since(base),
             },
             _ => Delta {
                 seconds: 0.0,
-                stats: ProcStats::default(),
+                since: None,
+                stats: T::default(),
+            },
+        }
+    }
+
+    /// Deltas over the window ending at the latest sample.
+    pub fn latest_delta(&self) -> Delta<T> {
+        match self.samples.back() {
+            Some((t, s)) => self.delta(*t, s),
+            None => Delta {
+                seconds: 0.0,
+                since: None,
+                stats: T::default(),
             },
         }
     }
 
     /// The latest sample.
-    pub fn latest(&self) -> Option<&(Instant, ProcStats)> {
+    pub fn latest(&self) -> Option<&(Instant, T)> {
         self.samples.back()
     }
 }
@@ -93,8 +131,10 @@ mod tests {
         let now = t0 + Duration::from_secs(30);
         let d = w.delta(now, &stats(150));
         assert!((d.seconds - 10.0).abs() < 1e-9, "{}", d.seconds);
+        assert_eq!(d.since, Some(t0 + Duration::from_secs(20)));
         assert_eq!(d.stats.futex_calls, 50);
         assert_eq!(d.stats.oncpu_ns, 50_000);
+        assert_eq!(w.latest_delta(), d);
     }
 
     #[test]
@@ -106,5 +146,17 @@ mod tests {
         let d = w.delta(t0 + Duration::from_secs(2), &stats(4));
         assert!((d.seconds - 2.0).abs() < 1e-9);
         assert_eq!(d.stats.futex_calls, 4);
+    }
+
+    #[test]
+    fn maps_are_cumulative() {
+        let mut a: HashMap<&str, u64> = HashMap::new();
+        a.insert("x", 5);
+        let mut b = a.clone();
+        b.insert("x", 8);
+        b.insert("y", 2);
+        let d = b.since(&a);
+        assert_eq!(d.get("x"), Some(&3));
+        assert_eq!(d.get("y"), Some(&2));
     }
 }

@@ -72,7 +72,11 @@ const TRACEPOINTS: [(&str, &str, &str); 7] = [
     (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
     (programs::SYS_FUTEX, "syscalls", "sys_enter_futex"),
     (programs::SYS_NANOSLEEP, "syscalls", "sys_enter_nanosleep"),
-    (programs::SYS_SCHED_YIELD, "syscalls", "sys_enter_sched_yield"),
+    (
+        programs::SYS_SCHED_YIELD,
+        "syscalls",
+        "sys_enter_sched_yield",
+    ),
 ];
 
 /// Maps user space reads besides `PROCS`, `DROPS` and `EVENTS`.

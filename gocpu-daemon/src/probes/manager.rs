@@ -16,7 +16,7 @@ use crate::{
     discovery::{ProcKey, binaries::GoFacts, procfs::FileId},
     probes::{
         ProbeError,
-        loader::KernelProbes,
+        loader::{AggregateMaps, KernelProbes},
         uprobes::{HookStatus, UprobeSet},
     },
 };
@@ -25,6 +25,7 @@ use crate::{
 #[derive(Debug)]
 pub struct ProbeManager {
     kernel: KernelProbes,
+    aggregates: AggregateMaps,
     uprobes: UprobeSet,
     tracked: HashMap<u32, (ProcKey, FileId)>,
     max_processes: u32,
@@ -33,10 +34,16 @@ pub struct ProbeManager {
 
 impl ProbeManager {
     /// A manager over loaded `kernel` probes, tracking at most `max_processes`.
-    pub fn new(kernel: KernelProbes, max_processes: u32) -> Result<Self, ProbeError> {
+    pub fn new(mut kernel: KernelProbes, max_processes: u32) -> Result<Self, ProbeError> {
         let nr_cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Cpus(e))?;
+        let aggregates = kernel
+            .take_aggregates()
+            .ok_or_else(|| ProbeError::Tracefs {
+                reason: "aggregation maps already taken".into(),
+            })?;
         Ok(Self {
             kernel,
+            aggregates,
             uprobes: UprobeSet::default(),
             tracked: HashMap::new(),
             max_processes,
@@ -100,6 +107,7 @@ impl ProbeManager {
         if let Err(e) = self.kernel.procs.remove(&key.pid) {
             tracing::debug!(pid = key.pid, error = %e, "PROCS entry already gone");
         }
+        self.aggregates.forget(key.pid);
         self.uprobes.release(key, file, Instant::now());
     }
 
@@ -111,6 +119,11 @@ impl ProbeManager {
     /// The tracked processes.
     pub fn tracked(&self) -> impl Iterator<Item = ProcKey> + '_ {
         self.tracked.values().map(|(k, _)| *k)
+    }
+
+    /// The kernel's keyed aggregations (samples, blocked time, futex callers, threads).
+    pub fn aggregates(&mut self) -> &mut AggregateMaps {
+        &mut self.aggregates
     }
 
     /// Current cumulative counters of `pid`, summed over CPUs; `None` when not in the table.

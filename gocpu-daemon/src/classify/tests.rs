@@ -1,0 +1,259 @@
+//! Classification of stacks as they appear in real Go programs (function names from Go 1.19 to
+//! 1.27 binaries, innermost first).
+use super::{CpuClass, SampleView, classify};
+
+fn class(frames: &[&str]) -> CpuClass {
+    let f: Vec<Option<&str>> = frames
+        .iter()
+        .map(|s| if *s == "?" { None } else { Some(*s) })
+        .collect();
+    classify(&SampleView {
+        frames: &f,
+        go_thread: true,
+    })
+}
+
+#[test]
+fn own_code_and_libraries_are_user() {
+    assert_eq!(
+        class(&["main.hashLoop", "main.worker", "runtime.goexit"]),
+        CpuClass::User
+    );
+    assert_eq!(
+        class(&[
+            "crypto/sha256.block",
+            "crypto/sha256.(*digest).Write",
+            "main.work"
+        ]),
+        CpuClass::User
+    );
+    // Allocation and the sweeping it does are the allocating code's, as Go counts them.
+    assert_eq!(
+        class(&[
+            "runtime.sweepone",
+            "runtime.deductSweepCredit",
+            "runtime.mallocgc",
+            "main.alloc"
+        ]),
+        CpuClass::User
+    );
+}
+
+#[test]
+fn scheduler_storm_frames_are_scheduler() {
+    for stack in [
+        &[
+            "runtime.procyield",
+            "runtime.lock2",
+            "runtime.selectgo",
+            "main.ping",
+        ][..],
+        &[
+            "runtime.runqgrab",
+            "runtime.runqsteal",
+            "runtime.stealWork",
+            "runtime.findRunnable",
+            "runtime.schedule",
+            "runtime.park_m",
+            "runtime.mcall",
+        ],
+        &[
+            "runtime.findrunnable",
+            "runtime.schedule",
+            "runtime.goschedImpl",
+        ],
+        &[
+            "runtime.usleep",
+            "runtime.runqgrab",
+            "runtime.stealWork",
+            "runtime.findRunnable",
+        ],
+        &[
+            "runtime.mcall",
+            "runtime.gopark",
+            "runtime.chanrecv",
+            "main.pong",
+        ],
+        &[
+            "runtime.epollwait",
+            "runtime.netpoll",
+            "runtime.findRunnable",
+        ],
+        &[
+            "runtime.sysmon",
+            "runtime.mstart1",
+            "runtime.mstart0",
+            "runtime.mstart",
+        ],
+    ] {
+        assert_eq!(class(stack), CpuClass::Scheduler, "{stack:?}");
+    }
+}
+
+#[test]
+fn futex_time_is_futex_even_under_the_scheduler() {
+    assert_eq!(
+        class(&[
+            "runtime.futex",
+            "runtime.futexwakeup",
+            "runtime.notewakeup",
+            "runtime.startm",
+            "runtime.wakep",
+            "runtime.ready",
+            "runtime.chansend",
+            "main.ping"
+        ]),
+        CpuClass::Futex
+    );
+    assert_eq!(
+        class(&[
+            "runtime.futex",
+            "runtime.notesleep",
+            "runtime.mPark",
+            "runtime.stopm",
+            "runtime.findRunnable"
+        ]),
+        CpuClass::Futex
+    );
+}
+
+#[test]
+fn syscalls_by_wrapper() {
+    for stack in [
+        &[
+            "syscall.Syscall",
+            "syscall.read",
+            "os.(*File).Read",
+            "main.loop",
+        ][..],
+        &[
+            "internal/runtime/syscall.Syscall6",
+            "syscall.Syscall",
+            "syscall.write",
+        ],
+        &[
+            "runtime/internal/syscall.Syscall6",
+            "syscall.RawSyscall6",
+            "syscall.Syscall",
+        ],
+        &["syscall.RawSyscall6", "syscall.RawSyscall"],
+        &["runtime.write1", "runtime.write", "runtime.netpollBreak2"],
+    ] {
+        assert_eq!(class(stack), CpuClass::Syscall, "{stack:?}");
+    }
+}
+
+#[test]
+fn gc_wins_over_what_it_calls_and_what_calls_it() {
+    assert_eq!(
+        class(&[
+            "runtime.scanobject",
+            "runtime.gcDrainMarkWorkerDedicated",
+            "runtime.gcBgMarkWorker.func2",
+            "runtime.systemstack",
+            "runtime.gcBgMarkWorker"
+        ]),
+        CpuClass::Gc
+    );
+    // A mark assist inside an allocation is GC, not the allocating code.
+    assert_eq!(
+        class(&[
+            "runtime.greyobject",
+            "runtime.scanobject",
+            "runtime.gcDrainN",
+            "runtime.gcAssistAlloc1",
+            "runtime.gcAssistAlloc",
+            "runtime.mallocgc",
+            "main.alloc"
+        ]),
+        CpuClass::Gc
+    );
+    // GC workers taking runtime locks and futexes still count as GC.
+    assert_eq!(
+        class(&["runtime.futex", "runtime.futexwakeup", "runtime.gcMarkDone"]),
+        CpuClass::Gc
+    );
+    assert_eq!(
+        class(&["runtime.markroot", "runtime.gcDrain"]),
+        CpuClass::Gc
+    );
+    assert_eq!(
+        class(&["runtime.sweepone", "runtime.bgsweep"]),
+        CpuClass::Gc
+    );
+}
+
+#[test]
+fn cgo_and_native() {
+    assert_eq!(
+        class(&[
+            "?",
+            "?",
+            "runtime.asmcgocall",
+            "runtime.cgocall",
+            "main._Cfunc_spin"
+        ]),
+        CpuClass::Cgo
+    );
+    assert_eq!(
+        class(&["runtime.asmcgocall", "runtime.cgocall"]),
+        CpuClass::Cgo
+    );
+    // Outside Go code on a Go M, with a broken frame chain: still cgo.
+    assert_eq!(class(&["?"]), CpuClass::Cgo);
+    let f = [None, None];
+    assert_eq!(
+        classify(&SampleView {
+            frames: &f,
+            go_thread: false
+        }),
+        CpuClass::Native
+    );
+    assert_eq!(
+        classify(&SampleView {
+            frames: &[],
+            go_thread: false
+        }),
+        CpuClass::Native
+    );
+}
+
+#[test]
+fn sync_contention_is_locks() {
+    assert_eq!(
+        class(&[
+            "runtime.procyield",
+            "sync.runtime_doSpin",
+            "sync.(*Mutex).lockSlow",
+            "sync.(*Mutex).Lock",
+            "main.worker"
+        ]),
+        CpuClass::Locks
+    );
+    assert_eq!(
+        class(&[
+            "runtime.procyield",
+            "internal/sync.runtime_doSpin",
+            "internal/sync.(*Mutex).lockSlow",
+            "sync.(*Mutex).Lock"
+        ]),
+        CpuClass::Locks
+    );
+    assert_eq!(
+        class(&[
+            "runtime.lock2",
+            "runtime.semacquire1",
+            "sync.runtime_SemacquireMutex",
+            "sync.(*Mutex).lockSlow"
+        ]),
+        CpuClass::Locks
+    );
+}
+
+#[test]
+fn labels_are_stable_and_indexed() {
+    for (i, c) in CpuClass::ALL.iter().enumerate() {
+        assert_eq!(c.index(), i);
+    }
+    assert_eq!(CpuClass::Gc.as_str(), "gc");
+}

@@ -1,0 +1,123 @@
+//! The daemon's own metric families: its state, its cost, what it lost.
+use std::sync::atomic::Ordering;
+
+use prometheus_client::{
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Unit,
+};
+
+use super::{Labels, counter, counter_f, family, process::Counts};
+use crate::ingest::Shared;
+
+/// Encodes the daemon's families.
+pub(crate) fn encode(
+    s: &Shared,
+    enc: &mut DescriptorEncoder,
+    counts: Counts,
+) -> Result<(), std::fmt::Error> {
+    let (binaries, links, drops, programs) = {
+        let m = s.manager();
+        let (b, l) = m.attachment_counts();
+        (b, l, m.drops(), m.program_stats())
+    };
+    let mut run_time = Vec::new();
+    let mut runs = Vec::new();
+    for p in &programs {
+        let labels = vec![("program", p.name.to_string())];
+        run_time.push((labels.clone(), counter_f(p.run_time.as_secs_f64())));
+        runs.push((labels, counter(p.run_count)));
+    }
+    family(
+        enc,
+        "gocpu_bpf_program_run",
+        "Time the kernel spent running a gocpu eBPF program (BPF run-time statistics).",
+        Some(&Unit::Seconds),
+        run_time,
+    )?;
+    family(
+        enc,
+        "gocpu_bpf_program_runs",
+        "Runs of a gocpu eBPF program (hook hits).",
+        None,
+        runs,
+    )?;
+
+    let gauges: [(&str, &str, i64); 4] = [
+        (
+            "gocpu_processes_listed",
+            "Go processes known to gocpu.",
+            counts.listed,
+        ),
+        (
+            "gocpu_processes_tracked",
+            "Go processes accounted in kernel.",
+            counts.tracked,
+        ),
+        (
+            "gocpu_probed_binaries",
+            "Binaries with uprobes attached.",
+            binaries as i64,
+        ),
+        (
+            "gocpu_uprobes_attached",
+            "Uprobes attached, over all binaries.",
+            links as i64,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let g = ConstGauge::new(v);
+        g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
+    }
+
+    let loss = &s.loss;
+    let mut lost: Vec<(Labels, ConstCounter<u64>)> = drops
+        .iter()
+        .map(|(r, n)| (vec![("reason", r.as_str().to_string())], counter(*n)))
+        .collect();
+    for (reason, v) in [
+        ("perf_buffer_full", loss.perf_lost.load(Ordering::Relaxed)),
+        ("malformed", loss.malformed.load(Ordering::Relaxed)),
+        ("queue_full", loss.queue_full.load(Ordering::Relaxed)),
+    ] {
+        lost.push((vec![("reason", reason.to_string())], counter(v)));
+    }
+    family(
+        enc,
+        "gocpu_events_lost",
+        "Kernel events that did not reach the daemon's model, by reason.",
+        None,
+        lost,
+    )?;
+
+    let st = &s.stats;
+    for (name, help, v) in [
+        (
+            "gocpu_inspections",
+            "Processes inspected (scans and exec events).",
+            &st.inspections,
+        ),
+        (
+            "gocpu_inspection_errors",
+            "Inspections that failed (other than vanished processes).",
+            &st.inspection_errors,
+        ),
+        ("gocpu_rescans", "Full procfs rescans.", &st.rescans),
+        (
+            "gocpu_missed_exits",
+            "Processes found dead on rescan without an exit event.",
+            &st.missed_exits,
+        ),
+    ] {
+        let c = counter(v.load(Ordering::Relaxed));
+        c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
+    }
+    let build = enc.encode_descriptor(
+        "gocpu_build",
+        "gocpu build information (value 1).",
+        None,
+        MetricType::Info,
+    );
+    build?.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Per-process metric families.
+use prometheus_client::{
+    encoding::DescriptorEncoder,
+    metrics::{MetricType, gauge::ConstGauge},
+    registry::Unit,
+};
+
+use super::{Labels, counter, counter_f, family};
+use crate::{
+    classify::CpuClass,
+    ingest::Shared,
+    model::{
+        blocking::OffReason,
+        detectors::{Flag, judge},
+        process::Tracking,
+    },
+};
+
+/// Counts of listed and tracked processes, for the daemon gauges.
+pub(crate) struct Counts {
+    pub listed: i64,
+    pub tracked: i64,
+}
+
+#[derive(Default)]
+struct Families {
+    info: Vec<Labels>,
+    cpu: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<f64>,
+    )>,
+    class: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<f64>,
+    )>,
+    offcpu: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<f64>,
+    )>,
+    calls: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<u64>,
+    )>,
+    syscalls: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<u64>,
+    )>,
+    switches: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<u64>,
+    )>,
+    wakeups: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<u64>,
+    )>,
+    score: Vec<(Labels, ConstGauge<f64>)>,
+    flags: Vec<(Labels, ConstGauge<i64>)>,
+    ratios: Vec<(Labels, ConstGauge<f64>)>,
+}
+
+/// Encodes every per-process family; returns the counts.
+pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, std::fmt::Error> {
+    let mut f = Families::default();
+    {
+        let model = s.model();
+        for p in model.iter() {
+            let pid = p.key.pid.to_string();
+            let go_version = p
+                .binary
+                .go()
+                .and_then(|g| g.go_version.clone())
+                .unwrap_or_default();
+            f.info.push(vec![
+                ("pid", pid.clone()),
+                ("comm", p.comm.clone()),
+                ("exe", p.exe.display().to_string()),
+                ("go_version", go_version),
+                ("attach_state", p.attach_state().as_str().to_string()),
+            ]);
+            if p.tracking != Tracking::Tracked {
+                continue;
+            }
+            let l = |k: &'static str, v: &str| vec![("pid", pid.clone()), (k, v.to_string())];
+            let st = p.latest();
+            f.cpu.push((
+                vec![("pid", pid.clone())],
+                counter_f(st.oncpu_ns as f64 / 1e9),
+            ));
+            for (function, v) in [
+                ("runtime.futex", st.futex_calls),
+                ("runtime.usleep", st.usleep_calls),
+                ("runtime.mcall", st.mcall_calls),
+            ] {
+                f.calls.push((l("function", function), counter(v)));
+            }
+            for (syscall, v) in [
+                ("futex_wait", st.futex_wait_syscalls),
+                ("futex_wake", st.futex_wake_syscalls),
+                ("futex_other", st.futex_other_syscalls),
+                ("nanosleep", st.nanosleep_syscalls),
+                ("sched_yield", st.sched_yield_syscalls),
+            ] {
+                f.syscalls.push((l("syscall", syscall), counter(v)));
+            }
+            for (kind, v) in [
+                ("voluntary", st.voluntary_switches),
+                ("involuntary", st.involuntary_switches),
+            ] {
+                f.switches.push((l("kind", kind), counter(v)));
+            }
+            f.wakeups
+                .push((vec![("pid", pid.clone())], counter(st.wakeups)));
+            f.offcpu.push((
+                l("reason", "runnable"),
+                counter_f(st.runq_wait_ns as f64 / 1e9),
+            ));
+            let Some(a) = p.analysis.as_ref() else {
+                continue;
+            };
+            for c in CpuClass::ALL {
+                let secs = a.classes.ns[c.index()] as f64 / 1e9;
+                f.class.push((l("class", c.as_str()), counter_f(secs)));
+            }
+            let blocked = a.blocking.cumulative_reasons();
+            for r in OffReason::ALL {
+                let ns = blocked.get(&r).copied().unwrap_or(0);
+                f.offcpu
+                    .push((l("reason", r.as_str()), counter_f(ns as f64 / 1e9)));
+            }
+            let Some(report) = p.latest_report() else {
+                continue;
+            };
+            let verdict = judge(&s.config.detectors, &report, None);
+            if let Some(score) = verdict.pseudo_idle_score {
+                f.score
+                    .push((vec![("pid", pid.clone())], ConstGauge::new(score)));
+            }
+            for flag in Flag::ALL {
+                let on = i64::from(verdict.flags.contains(&flag));
+                f.flags
+                    .push((l("flag", flag.as_str()), ConstGauge::new(on)));
+            }
+            if let Some(r) = report.ratios {
+                for (name, v) in [("spin", r.spin), ("park", r.park), ("syscall", r.syscall)] {
+                    f.ratios.push((l("ratio", name), ConstGauge::new(v)));
+                }
+            }
+        }
+    }
+    let counts = Counts {
+        listed: f.info.len() as i64,
+        tracked: f.cpu.len() as i64,
+    };
+    let mut im = enc.encode_descriptor(
+        "gocpu_process",
+        "A Go process known to gocpu (value 1); labels carry its identity and state.",
+        None,
+        MetricType::Info,
+    )?;
+    for labels in &f.info {
+        im.encode_info(labels)?;
+    }
+    let secs = Some(&Unit::Seconds);
+    family(
+        enc,
+        "gocpu_process_cpu",
+        "Time the process's threads spent on a CPU, measured at context switches.",
+        secs,
+        f.cpu,
+    )?;
+    family(
+        enc,
+        "gocpu_process_cpu_class",
+        "On-CPU time by class (user, scheduler, futex, syscall, locks, gc, cgo, native): each poll's on-CPU time split by its CPU samples.",
+        secs,
+        f.class,
+    )?;
+    family(
+        enc,
+        "gocpu_process_offcpu",
+        "Thread time off CPU by reason (blocked: futex_park, syscall, sleep, netpoll, native, other; runnable: waiting for a CPU).",
+        secs,
+        f.offcpu,
+    )?;
+    family(
+        enc,
+        "gocpu_process_runtime_calls",
+        "Entries into a Go runtime function observed by a uprobe.",
+        None,
+        f.calls,
+    )?;
+    family(
+        enc,
+        "gocpu_process_syscalls",
+        "System calls of the scheduler's interest (futex by operation, nanosleep, sched_yield).",
+        None,
+        f.syscalls,
+    )?;
+    family(
+        enc,
+        "gocpu_process_context_switches",
+        "Context switches of the process's threads, by kind (voluntary: blocked; involuntary: preempted).",
+        None,
+        f.switches,
+    )?;
+    family(
+        enc,
+        "gocpu_process_wakeups",
+        "Wake-ups of the process's blocked threads (sched_wakeup).",
+        None,
+        f.wakeups,
+    )?;
+    family(
+        enc,
+        "gocpu_process_pseudo_idle_score",
+        "Non-productive share of the process's CPU over the window (scheduler + futex + locks + gc + cgo + native).",
+        None,
+        f.score,
+    )?;
+    family(
+        enc,
+        "gocpu_process_flag",
+        "Detector flags over the window (1 when the condition holds; thresholds in the config's detectors section).",
+        None,
+        f.flags,
+    )?;
+    family(
+        enc,
+        "gocpu_process_ratio",
+        "Shares of the process's CPU over the window: spin (scheduler), park (futex), syscall.",
+        None,
+        f.ratios,
+    )?;
+    Ok(counts)
+}

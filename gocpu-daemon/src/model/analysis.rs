@@ -1,0 +1,107 @@
+//! Per-process sampled analysis: the symbolizer, interned classified stacks, the CPU profile,
+//! blocking statistics and thread states — everything derived from the kernel's aggregations.
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use gocpu_common::ThreadStats;
+
+use crate::{
+    classify::{SampleView, classify},
+    model::{
+        blocking::Blocking,
+        profile::{ClassAttribution, Profile, Stack},
+    },
+    symbolize::{ProcessSymbolizer, SymFrame},
+};
+
+/// Most distinct stacks interned per process before the intern table starts over.
+const MAX_INTERNED: usize = 16_384;
+
+/// Analysis state of one tracked Go process.
+#[derive(Debug)]
+pub struct ProcessAnalysis {
+    symbolizer: ProcessSymbolizer,
+    stacks: HashMap<Arc<[u64]>, Arc<Stack>>,
+    off_stacks: HashMap<u32, Arc<Stack>>,
+    /// Sampled CPU profile.
+    pub profile: Profile,
+    /// Blocked time and futex callers.
+    pub blocking: Blocking,
+    /// Latest per-thread kernel state, by tid.
+    pub threads: HashMap<u32, ThreadStats>,
+    /// Cumulative on-CPU time per class.
+    pub classes: ClassAttribution,
+}
+
+impl ProcessAnalysis {
+    /// Analysis with `symbolizer`, keeping samples for `retain` and windows of `window`.
+    pub fn new(symbolizer: ProcessSymbolizer, retain: Duration, window: Duration) -> Self {
+        Self {
+            symbolizer,
+            stacks: HashMap::new(),
+            off_stacks: HashMap::new(),
+            profile: Profile::new(retain),
+            blocking: Blocking::new(window),
+            threads: HashMap::new(),
+            classes: ClassAttribution::default(),
+        }
+    }
+
+    /// The symbolizer (to refresh mappings).
+    pub fn symbolizer_mut(&mut self) -> &mut ProcessSymbolizer {
+        &mut self.symbolizer
+    }
+
+    fn build(&mut self, ips: &[u64]) -> Stack {
+        let mut frames: Vec<SymFrame> = Vec::with_capacity(ips.len() * 2);
+        for (i, ip) in ips.iter().enumerate() {
+            frames.extend(self.symbolizer.frames(*ip, i == 0).iter().cloned());
+        }
+        // Kernel-provided pseudo-objects at the leaf ([vdso] for clock reads, [uprobes] for a
+        // probe's out-of-line step) run on behalf of the Go function that called them.
+        let skip = frames
+            .iter()
+            .take_while(|f| match f {
+                SymFrame::Native {
+                    object: Some(o), ..
+                } => o.starts_with('['),
+                _ => false,
+            })
+            .count();
+        let names: Vec<Option<&str>> = frames[skip..].iter().map(SymFrame::go_function).collect();
+        let any_go = names.iter().any(Option::is_some);
+        // Whether the thread is a Go M only matters when the stack shows no Go code at all.
+        let class = any_go.then(|| {
+            classify(&SampleView {
+                frames: &names,
+                go_thread: true,
+            })
+        });
+        Stack { frames, class }
+    }
+
+    /// The interned, symbolized and classified stack for `ips` (innermost first).
+    pub fn stack(&mut self, ips: &[u64]) -> Arc<Stack> {
+        if let Some(s) = self.stacks.get(ips) {
+            return Arc::clone(s);
+        }
+        let stack = Arc::new(self.build(ips));
+        if self.stacks.len() >= MAX_INTERNED {
+            self.stacks.clear();
+        }
+        self.stacks.insert(ips.into(), Arc::clone(&stack));
+        stack
+    }
+
+    /// The stack of kernel off-CPU stack id `id`, built from `ips` on first use.
+    pub fn off_stack(&mut self, id: u32, ips: impl FnOnce() -> Option<Vec<u64>>) -> Arc<Stack> {
+        if let Some(s) = self.off_stacks.get(&id) {
+            return Arc::clone(s);
+        }
+        let ips = ips().unwrap_or_default();
+        let stack = Arc::new(self.build(&ips));
+        if self.off_stacks.len() < MAX_INTERNED {
+            self.off_stacks.insert(id, Arc::clone(&stack));
+        }
+        stack
+    }
+}

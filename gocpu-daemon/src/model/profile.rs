@@ -1,0 +1,352 @@
+//! A process's sampled CPU profile over a sliding window: classes per thread, and stacks for
+//! hotspots. Fed one poll at a time by ingest; queried by the API and /metrics.
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crate::{classify::CpuClass, symbolize::SymFrame};
+
+/// Number of classes.
+pub const CLASSES: usize = CpuClass::ALL.len();
+
+/// A symbolized, classified user stack, shared by every sample that has it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Stack {
+    /// Frames, innermost first (inlined frames included).
+    pub frames: Vec<SymFrame>,
+    /// The class of a sample with this stack on a Go thread; `None` when it depends on whether
+    /// the thread is a Go M (no Go frame at all: cgo on an M, native otherwise).
+    pub class: Option<CpuClass>,
+}
+
+/// Samples of one poll.
+#[derive(Debug, Default)]
+struct Slot {
+    at: Option<Instant>,
+    /// Per thread: samples per class, and samples whose class depends on the thread's kind.
+    threads: HashMap<u32, ([u64; CLASSES], u64)>,
+    kernel: u64,
+    stacks: HashMap<(Arc<Stack>, u32), u64>,
+}
+
+/// Most distinct (stack, thread) pairs kept per poll; beyond, samples still count per class.
+const MAX_STACKS_PER_SLOT: usize = 4096;
+
+/// The sampled profile.
+#[derive(Debug)]
+pub struct Profile {
+    retain: Duration,
+    slots: VecDeque<Slot>,
+    go_threads: HashSet<u32>,
+}
+
+/// Samples per class over an interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClassCounts {
+    /// Samples per class, indexed by `CpuClass::index`.
+    pub samples: [u64; CLASSES],
+    /// Samples that interrupted kernel mode.
+    pub kernel: u64,
+    /// Seconds covered.
+    pub seconds: f64,
+}
+
+impl ClassCounts {
+    /// Total samples.
+    pub fn total(&self) -> u64 {
+        self.samples.iter().sum()
+    }
+
+    /// Share of `class` (0 when there are no samples).
+    pub fn share(&self, class: CpuClass) -> f64 {
+        let t = self.total();
+        if t == 0 {
+            0.0
+        } else {
+            self.samples[class.index()] as f64 / t as f64
+        }
+    }
+}
+
+impl Profile {
+    /// An empty profile keeping samples for `retain`.
+    pub fn new(retain: Duration) -> Self {
+        Self {
+            retain,
+            slots: VecDeque::new(),
+            go_threads: HashSet::new(),
+        }
+    }
+
+    /// Marks `tid` as an M of the Go runtime (it was seen running or blocking in Go code).
+    pub fn mark_go_thread(&mut self, tid: u32) {
+        self.go_threads.insert(tid);
+    }
+
+    /// Whether `tid` is known to be a Go M.
+    pub fn is_go_thread(&self, tid: u32) -> bool {
+        self.go_threads.contains(&tid)
+    }
+
+    /// Forgets threads not in `alive`.
+    pub fn retain_threads(&mut self, alive: &HashSet<u32>) {
+        self.go_threads.retain(|t| alive.contains(t));
+    }
+
+    /// Starts the slot of a poll at `at`, dropping slots older than the retention.
+    pub fn begin(&mut self, at: Instant) {
+        while let Some(front) = self.slots.front() {
+            match front.at {
+                Some(t) if at.duration_since(t) > self.retain => {
+                    self.slots.pop_front();
+                }
+                _ => break,
+            }
+        }
+        self.slots.push_back(Slot {
+            at: Some(at),
+            ..Slot::default()
+        });
+    }
+
+    /// Adds `count` samples of `stack` on thread `tid` to the current slot.
+    pub fn add(&mut self, stack: &Arc<Stack>, tid: u32, kernel: bool, count: u64) {
+        if stack.frames.iter().any(|f| f.go_function().is_some()) {
+            self.go_threads.insert(tid);
+        }
+        let Some(slot) = self.slots.back_mut() else {
+            return;
+        };
+        let entry = slot.threads.entry(tid).or_default();
+        match stack.class {
+            Some(c) => entry.0[c.index()] += count,
+            None => entry.1 += count,
+        }
+        if kernel {
+            slot.kernel += count;
+        }
+        if slot.stacks.len() < MAX_STACKS_PER_SLOT
+            || slot.stacks.contains_key(&(Arc::clone(stack), tid))
+        {
+            *slot.stacks.entry((Arc::clone(stack), tid)).or_default() += count;
+        }
+    }
+
+    fn slots_since(&self, since: Instant) -> impl Iterator<Item = &Slot> {
+        self.slots
+            .iter()
+            .filter(move |s| s.at.is_some_and(|t| t > since))
+    }
+
+    fn resolve(&self, tid: u32, counts: &([u64; CLASSES], u64), into: &mut [u64; CLASSES]) {
+        for (a, b) in into.iter_mut().zip(counts.0.iter()) {
+            *a += b;
+        }
+        let ambiguous = if self.go_threads.contains(&tid) {
+            CpuClass::Cgo
+        } else {
+            CpuClass::Native
+        };
+        into[ambiguous.index()] += counts.1;
+    }
+
+    /// Samples per class over the slots after `since` (polls ending in (since, now]).
+    pub fn classes_since(&self, since: Instant, now: Instant) -> ClassCounts {
+        let mut out = ClassCounts {
+            seconds: now.saturating_duration_since(since).as_secs_f64(),
+            ..ClassCounts::default()
+        };
+        for slot in self.slots_since(since) {
+            out.kernel += slot.kernel;
+            for (tid, counts) in &slot.threads {
+                self.resolve(*tid, counts, &mut out.samples);
+            }
+        }
+        out
+    }
+
+    /// Samples per class per thread over the slots after `since`.
+    pub fn threads_since(&self, since: Instant) -> HashMap<u32, [u64; CLASSES]> {
+        let mut out: HashMap<u32, [u64; CLASSES]> = HashMap::new();
+        for slot in self.slots_since(since) {
+            for (tid, counts) in &slot.threads {
+                self.resolve(*tid, counts, out.entry(*tid).or_default());
+            }
+        }
+        out
+    }
+
+    /// Every (stack, thread, class, samples) over the slots after `since`, merged.
+    pub fn stacks_since(&self, since: Instant) -> Vec<(Arc<Stack>, u32, CpuClass, u64)> {
+        let mut merged: HashMap<(Arc<Stack>, u32), u64> = HashMap::new();
+        for slot in self.slots_since(since) {
+            for ((st, tid), n) in &slot.stacks {
+                *merged.entry((Arc::clone(st), *tid)).or_default() += n;
+            }
+        }
+        merged
+            .into_iter()
+            .map(|((st, tid), n)| {
+                let class = st.class.unwrap_or(if self.go_threads.contains(&tid) {
+                    CpuClass::Cgo
+                } else {
+                    CpuClass::Native
+                });
+                (st, tid, class, n)
+            })
+            .collect()
+    }
+
+    /// Samples per class in the newest slot (the poll just recorded).
+    pub fn last_slot_classes(&self) -> [u64; CLASSES] {
+        let mut out = [0u64; CLASSES];
+        if let Some(slot) = self.slots.back() {
+            for (tid, counts) in &slot.threads {
+                self.resolve(*tid, counts, &mut out);
+            }
+        }
+        out
+    }
+
+    /// The oldest slot's time, if any.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.slots.front().and_then(|s| s.at)
+    }
+}
+
+/// Cumulative on-CPU nanoseconds per class: each poll's on-CPU time (exact, from context
+/// switches) split by the class shares of that poll's samples.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassAttribution {
+    /// Nanoseconds per class, indexed by `CpuClass::index`.
+    pub ns: [u64; CLASSES],
+    seen: Option<u64>,
+    pending: u64,
+}
+
+impl ClassAttribution {
+    /// Splits the on-CPU time since the previous call (`oncpu_ns` is cumulative) by `samples`
+    /// (this poll's samples per class). Time of a poll without samples waits for the next poll
+    /// that has some.
+    pub fn attribute(&mut self, oncpu_ns: u64, samples: &[u64; CLASSES]) {
+        let delta = self.seen.map_or(0, |prev| oncpu_ns.saturating_sub(prev));
+        self.seen = Some(oncpu_ns);
+        let pending = self.pending.saturating_add(delta);
+        let total: u64 = samples.iter().sum();
+        if total == 0 {
+            self.pending = pending;
+            return;
+        }
+        let mut given = 0u64;
+        for (slot, n) in self.ns.iter_mut().zip(samples) {
+            let part = (u128::from(pending) * u128::from(*n) / u128::from(total)) as u64;
+            *slot = slot.saturating_add(part);
+            given += part;
+        }
+        // The rounding remainder goes to the largest class.
+        if let Some((i, _)) = samples.iter().enumerate().max_by_key(|(_, n)| **n) {
+            self.ns[i] = self.ns[i].saturating_add(pending - given);
+        }
+        self.pending = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(names: &[&str], class: Option<CpuClass>) -> Arc<Stack> {
+        Arc::new(Stack {
+            frames: names
+                .iter()
+                .map(|n| SymFrame::Go {
+                    function: Arc::from(*n),
+                    file: Arc::from("x.go"),
+                    line: 1,
+                    inlined: false,
+                })
+                .collect(),
+            class,
+        })
+    }
+
+    fn native() -> Arc<Stack> {
+        Arc::new(Stack {
+            frames: vec![SymFrame::Native {
+                object: None,
+                offset: 0x10,
+            }],
+            class: None,
+        })
+    }
+
+    #[test]
+    fn windows_count_classes_and_resolve_thread_kind_at_query_time() {
+        let t0 = Instant::now();
+        let mut p = Profile::new(Duration::from_secs(10));
+        p.begin(t0);
+        p.add(&stack(&["main.f"], Some(CpuClass::User)), 1, false, 5);
+        p.add(&native(), 2, false, 3);
+        p.begin(t0 + Duration::from_secs(1));
+        p.add(
+            &stack(&["runtime.schedule"], Some(CpuClass::Scheduler)),
+            1,
+            true,
+            2,
+        );
+        let c = p.classes_since(t0 - Duration::from_millis(1), t0 + Duration::from_secs(1));
+        assert_eq!(c.samples[CpuClass::User.index()], 5);
+        assert_eq!(c.samples[CpuClass::Native.index()], 3);
+        assert_eq!(c.kernel, 2);
+        assert_eq!(c.total(), 10);
+        // Thread 2 later shows Go code: its earlier C samples were cgo, not native.
+        p.add(
+            &stack(&["runtime.cgocall"], Some(CpuClass::Cgo)),
+            2,
+            false,
+            1,
+        );
+        let c = p.classes_since(t0 - Duration::from_millis(1), t0 + Duration::from_secs(1));
+        assert_eq!(c.samples[CpuClass::Native.index()], 0);
+        assert_eq!(c.samples[CpuClass::Cgo.index()], 4);
+        // Only the later slot.
+        let late = p.classes_since(t0, t0 + Duration::from_secs(1));
+        assert_eq!(late.total(), 3);
+    }
+
+    #[test]
+    fn on_cpu_time_is_split_by_samples_and_carried_when_none() {
+        let mut a = ClassAttribution::default();
+        let mut s = [0u64; CLASSES];
+        a.attribute(1_000, &s); // first read: the baseline only
+        s[CpuClass::User.index()] = 3;
+        s[CpuClass::Gc.index()] = 1;
+        a.attribute(5_000, &s);
+        assert_eq!(a.ns[CpuClass::User.index()], 3_000);
+        assert_eq!(a.ns[CpuClass::Gc.index()], 1_000);
+        a.attribute(6_000, &[0; CLASSES]); // no samples: carried over
+        let mut s2 = [0u64; CLASSES];
+        s2[CpuClass::Scheduler.index()] = 1;
+        a.attribute(7_000, &s2);
+        assert_eq!(a.ns[CpuClass::Scheduler.index()], 2_000);
+        assert_eq!(a.ns.iter().sum::<u64>(), 6_000);
+    }
+
+    #[test]
+    fn old_slots_expire_and_stacks_merge() {
+        let t0 = Instant::now();
+        let mut p = Profile::new(Duration::from_secs(2));
+        let s = stack(&["main.f"], Some(CpuClass::User));
+        for i in 0..5 {
+            p.begin(t0 + Duration::from_secs(i));
+            p.add(&s, 7, false, 1);
+        }
+        assert_eq!(p.slots.len(), 3);
+        let stacks = p.stacks_since(t0);
+        assert_eq!(stacks.len(), 1);
+        assert_eq!(stacks[0].3, 3);
+        assert_eq!(p.threads_since(t0)[&7][CpuClass::User.index()], 3);
+    }
+}

@@ -1,0 +1,213 @@
+//! What one process's numbers say over the window: CPU split by class, ratios, off-CPU time by
+//! reason, futex traffic by caller. Computed on demand from the model (API and /metrics share it).
+use std::{collections::BTreeMap, time::Instant};
+
+use gocpu_common::ProcStats;
+use serde::Serialize;
+
+use crate::{
+    classify::CpuClass,
+    model::{
+        blocking::{FutexOpLabel, OffReason},
+        process::GoProcess,
+    },
+};
+
+/// CPU time of one class over the window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ClassShare {
+    /// CPU seconds (on-CPU time over the window times the class's share of samples).
+    pub seconds: f64,
+    /// Share of the process's CPU samples.
+    pub share: f64,
+}
+
+/// The CPU split over the window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CpuSplit {
+    /// Window covered, seconds.
+    pub window_seconds: f64,
+    /// On-CPU seconds of all threads (exact, from context switches).
+    pub cpu_seconds: f64,
+    /// Average CPU cores used.
+    pub cores: f64,
+    /// CPU samples the split is based on.
+    pub samples: u64,
+    /// Share of samples taken in kernel mode.
+    pub kernel_share: f64,
+    /// Per class (every class present, zero when unseen).
+    pub classes: BTreeMap<&'static str, ClassShare>,
+}
+
+impl CpuSplit {
+    /// The share of `class`.
+    pub fn share(&self, class: CpuClass) -> f64 {
+        self.classes
+            .get(class.as_str())
+            .map(|c| c.share)
+            .unwrap_or(0.0)
+    }
+}
+
+/// The ratios users alert on (shares of the process's CPU time).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Ratios {
+    /// Scheduler share: schedule/findRunnable/stealWork/park_m, goroutine switching, channel
+    /// machinery, runtime lock spinning, usleep/osyield backoff.
+    pub spin: f64,
+    /// Futex share: CPU spent parking and waking Ms through futex(2).
+    pub park: f64,
+    /// Syscall share: CPU in other system calls.
+    pub syscall: f64,
+}
+
+/// Off-CPU thread-seconds over the window, by reason.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OffCpu {
+    /// Window covered, seconds.
+    pub window_seconds: f64,
+    /// Thread-seconds blocked, per reason.
+    pub blocked_seconds: BTreeMap<&'static str, f64>,
+    /// Thread-seconds runnable but waiting for a CPU (wake-up or preemption to running).
+    pub runnable_seconds: f64,
+}
+
+/// One futex caller's rate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FutexCallerRate {
+    /// The runtime function that made the calls.
+    pub function: String,
+    /// Wait or wake.
+    pub op: FutexOpLabel,
+    /// Calls per second (estimated from sampled stacks).
+    pub per_second: f64,
+}
+
+/// futex(2) traffic over the window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FutexTraffic {
+    /// Wait calls per second (exact).
+    pub wait_per_second: f64,
+    /// Wake calls per second (exact).
+    pub wake_per_second: f64,
+    /// Top callers, by rate.
+    pub callers: Vec<FutexCallerRate>,
+}
+
+/// Everything computed for one process.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// CPU split (null before the first samples).
+    pub cpu: Option<CpuSplit>,
+    /// Ratios (null without samples).
+    pub ratios: Option<Ratios>,
+    /// Off-CPU time.
+    pub offcpu: Option<OffCpu>,
+    /// futex traffic.
+    pub futex: Option<FutexTraffic>,
+    /// Thread wake-ups per second (sched_wakeup of the process's threads).
+    pub wakeups_per_second: Option<f64>,
+    /// nanosleep calls (runtime.usleep) per second.
+    pub usleep_per_second: Option<f64>,
+    /// sched_yield calls (runtime.osyield) per second.
+    pub osyield_per_second: Option<f64>,
+}
+
+fn per_second(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+/// Most futex callers reported.
+const TOP_CALLERS: usize = 10;
+
+/// Computes the report of `p` as of `now`, given its current cumulative counters.
+pub fn report(p: &GoProcess, now: Instant, now_stats: &ProcStats) -> Report {
+    let d = p.window.delta(now, now_stats);
+    let Some(a) = p.analysis.as_ref() else {
+        return Report {
+            cpu: None,
+            ratios: None,
+            offcpu: None,
+            futex: None,
+            wakeups_per_second: None,
+            usleep_per_second: None,
+            osyield_per_second: None,
+        };
+    };
+    let secs = d.seconds;
+    let since = d.since.unwrap_or(now);
+    let counts = a.profile.classes_since(since, now);
+    let cpu_seconds = d.stats.oncpu_ns as f64 / 1e9;
+    let cpu = (secs > 0.0).then(|| CpuSplit {
+        window_seconds: secs,
+        cpu_seconds,
+        cores: cpu_seconds / secs,
+        samples: counts.total(),
+        kernel_share: if counts.total() > 0 {
+            counts.kernel as f64 / counts.total() as f64
+        } else {
+            0.0
+        },
+        classes: CpuClass::ALL
+            .iter()
+            .map(|c| {
+                let share = counts.share(*c);
+                (
+                    c.as_str(),
+                    ClassShare {
+                        seconds: cpu_seconds * share,
+                        share,
+                    },
+                )
+            })
+            .collect(),
+    });
+    let ratios = cpu.as_ref().filter(|c| c.samples > 0).map(|c| Ratios {
+        spin: c.share(CpuClass::Scheduler),
+        park: c.share(CpuClass::Futex),
+        syscall: c.share(CpuClass::Syscall),
+    });
+    let reasons = a.blocking.reasons();
+    let offcpu = (secs > 0.0).then(|| OffCpu {
+        window_seconds: secs,
+        blocked_seconds: OffReason::ALL
+            .iter()
+            .map(|r| {
+                let ns = reasons.stats.get(r).copied().unwrap_or(0);
+                (r.as_str(), ns as f64 / 1e9)
+            })
+            .collect(),
+        runnable_seconds: d.stats.runq_wait_ns as f64 / 1e9,
+    });
+    let callers = a.blocking.futex_callers();
+    let mut rates: Vec<FutexCallerRate> = callers
+        .stats
+        .iter()
+        .map(|((f, op), n)| FutexCallerRate {
+            function: f.to_string(),
+            op: *op,
+            per_second: per_second(*n, callers.seconds),
+        })
+        .collect();
+    rates.sort_by(|a, b| {
+        b.per_second
+            .total_cmp(&a.per_second)
+            .then(a.function.cmp(&b.function))
+    });
+    rates.truncate(TOP_CALLERS);
+    let futex = (secs > 0.0).then(|| FutexTraffic {
+        wait_per_second: per_second(d.stats.futex_wait_syscalls, secs),
+        wake_per_second: per_second(d.stats.futex_wake_syscalls, secs),
+        callers: rates,
+    });
+    let rate = |n: u64| (secs > 0.0).then(|| per_second(n, secs));
+    Report {
+        cpu,
+        ratios,
+        offcpu,
+        futex,
+        wakeups_per_second: rate(d.stats.wakeups),
+        usleep_per_second: rate(d.stats.nanosleep_syscalls),
+        osyield_per_second: rate(d.stats.sched_yield_syscalls),
+    }
+}
