@@ -108,6 +108,8 @@ pub struct ProbesConfig {
     pub runtime_usleep: bool,
     /// Attach at `runtime.mcall`.
     pub runtime_mcall: bool,
+    /// The overhead budget governing every uprobe.
+    pub budget: crate::probes::budget::BudgetConfig,
 }
 
 /// `limits:` keys.
@@ -199,6 +201,16 @@ impl Config {
         }
         if self.discovery.binary_cache_entries == 0 {
             return invalid("discovery.binary_cache_entries", "must be at least 1");
+        }
+        let b = &self.probes.budget;
+        if !(0.0..=1.0).contains(&b.max_overhead) || b.max_overhead <= 0.0 {
+            return invalid("probes.budget.max_overhead", "must be a fraction in (0, 1]");
+        }
+        if b.sample_ms == 0 || b.sample_ms > 60_000 {
+            return invalid("probes.budget.sample_ms", "must be between 1 and 60000");
+        }
+        if b.max_period_seconds == 0 {
+            return invalid("probes.budget.max_period_seconds", "must be at least 1");
         }
         let d = &self.detectors;
         for (key, v) in [

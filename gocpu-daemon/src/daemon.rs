@@ -41,6 +41,9 @@ pub enum DaemonError {
     Serve(std::io::Error),
 }
 
+/// How often the uprobe governors run: well below the shortest sensible attach period.
+const GOVERN_PERIOD: Duration = Duration::from_millis(50);
+
 /// Lifecycle events buffered between the perf readers and ingest.
 const EVENT_QUEUE: usize = 4096;
 
@@ -112,6 +115,12 @@ pub async fn run(
             }
             sh.stats.ready.store(true, Ordering::Release);
             tracing::info!(processes = sh.model().len(), "initial scan done; ready");
+            if sh.config.probes.budget.calibrate {
+                let cal = ing.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || cal.calibrate()).await {
+                    tracing::error!(error = %e, "calibration panicked");
+                }
+            }
             let lifecycle = tokio::spawn(tasks::lifecycle(ing.clone(), rx, stop.clone()));
             let rescans = tokio::spawn(tasks::every(
                 rescan,
@@ -119,8 +128,14 @@ pub async fn run(
                 Ingest::rescan,
                 stop.clone(),
             ));
+            let governs = tokio::spawn(tasks::every(
+                GOVERN_PERIOD,
+                ing.clone(),
+                Ingest::govern,
+                stop.clone(),
+            ));
             let polls = tokio::spawn(tasks::every(poll, ing, Ingest::poll, stop));
-            let _ = tokio::join!(lifecycle, rescans, polls);
+            let _ = tokio::join!(lifecycle, rescans, governs, polls);
         }));
     }
 

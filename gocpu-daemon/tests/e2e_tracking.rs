@@ -96,11 +96,36 @@ fn tracks_go_workloads_with_version_counts_and_cpu_time() {
         assert!(v["binary"]["go_version"] == version.as_str(), "{v}");
         let probes = v["probes"].as_array().unwrap();
         assert_eq!(probes.len(), 3, "{v}");
-        assert!(probes.iter().all(|p| p["state"] == "attached"), "{v}");
+        assert!(probes.iter().all(|p| p["state"] == "governed"), "{v}");
     }
     let stripped = detail(&d, procs[2].1.pid());
     assert_eq!(stripped["binary"]["stripped"], true, "{stripped}");
     assert_eq!(stripped["binary"]["has_dwarf"], false, "{stripped}");
+    // Without DWARF, offsets come from the generated table; probe sites from .gopclntab alone.
+    let src = stripped["binary"]["offsets_source"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(src.starts_with("table:go1.27"), "{stripped}");
+    let sites = stripped["binary"]["probe_sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 3, "{stripped}");
+    for s in sites {
+        assert!(s["file_offset"].as_u64().is_some(), "{s}");
+        assert!(s["rets"].as_u64().is_some(), "{s}");
+        assert!(
+            ["emulated", "single_stepped", "optimizable"]
+                .contains(&s["handling"].as_str().unwrap_or("")),
+            "{s}"
+        );
+    }
+    let unstripped = detail(&d, procs[1].1.pid());
+    assert_eq!(
+        unstripped["binary"]["offsets_source"], "dwarf",
+        "{unstripped}"
+    );
+    assert_eq!(
+        unstripped["binary"]["pclntab"]["format"], "Go120",
+        "{unstripped}"
+    );
     let pie = detail(&d, procs[3].1.pid());
     assert_eq!(pie["binary"]["pie"], true, "{pie}");
 

@@ -9,6 +9,7 @@ use axum::{
     extract::{Path, State},
 };
 use gocpu_common::ProcStats;
+use gocpu_gobin::sites::UprobeHandling;
 use serde::Serialize;
 
 use crate::{
@@ -16,7 +17,7 @@ use crate::{
         AppState,
         error::{ApiError, parse_pid},
     },
-    discovery::binaries::BinaryFacts,
+    discovery::binaries::{BinaryFacts, OffsetsKnowledge},
     ingest::Shared,
     model::{
         detectors::{Verdict, judge},
@@ -71,6 +72,46 @@ pub struct BinarySummary {
     pub gnu_build_id: Option<String>,
     /// Go build ID.
     pub go_build_id: Option<String>,
+    /// `.gopclntab` format and how it was found.
+    pub pclntab: PclntabSummary,
+    /// Where runtime struct offsets come from ("dwarf", "table:<release>"), if known.
+    pub offsets_source: Option<String>,
+    /// Why struct offsets are unknown, if they are.
+    pub offsets_unavailable: Option<String>,
+    /// Probe sites of the runtime functions gocpu hooks.
+    pub probe_sites: Vec<SiteSummary>,
+}
+
+/// How `.gopclntab` was read.
+#[derive(Debug, Serialize)]
+pub struct PclntabSummary {
+    /// Format (Go12, Go116, Go118, Go120).
+    pub format: String,
+    /// Found through its section header or by a magic scan.
+    pub found: String,
+    /// Where the text start came from (header, moduledata, symtab, .text).
+    pub text_start: String,
+}
+
+/// One hooked function's probe sites, or why it has none.
+#[derive(Debug, Serialize)]
+pub struct SiteSummary {
+    /// Function name.
+    pub function: &'static str,
+    /// Entry address.
+    pub entry: Option<u64>,
+    /// Probed address (the cheapest safe entry instruction).
+    pub vaddr: Option<u64>,
+    /// File offset of `vaddr`.
+    pub file_offset: Option<u64>,
+    /// Kernel handling of a hit: optimizable, emulated, single_stepped.
+    pub handling: Option<String>,
+    /// Whether a call that grows its stack hits twice.
+    pub repeats_on_stack_growth: Option<bool>,
+    /// Number of RET instructions (return sites).
+    pub rets: Option<usize>,
+    /// Why the function cannot be probed, if so.
+    pub error: Option<String>,
 }
 
 /// Counter values (cumulative or over a window).
@@ -150,7 +191,12 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn summary(shared: &Shared, p: &GoProcess, report: Option<&Report>) -> ProcessSummary {
+fn summary(
+    shared: &Shared,
+    p: &GoProcess,
+    hooks: &[HookStatus],
+    report: Option<&Report>,
+) -> ProcessSummary {
     let clock = &shared.clock;
     ProcessSummary {
         pid: p.key.pid,
@@ -160,15 +206,62 @@ fn summary(shared: &Shared, p: &GoProcess, report: Option<&Report>) -> ProcessSu
         exe: p.exe.display().to_string(),
         comm: p.comm.clone(),
         go_version: p.binary.go().and_then(|g| g.go_version.clone()),
-        attach_state: p.attach_state(),
-        reason: p.attach_reason(),
+        attach_state: p.attach_state(hooks),
+        reason: p.attach_reason(hooks),
         verdict: report.map(|r| judge(&shared.config.detectors, r, None)),
+    }
+}
+
+fn handling_name(h: UprobeHandling) -> &'static str {
+    match h {
+        UprobeHandling::Optimizable => "optimizable",
+        UprobeHandling::Emulated => "emulated",
+        UprobeHandling::SingleStepped => "single_stepped",
+        UprobeHandling::Rejected => "rejected",
     }
 }
 
 fn binary_summary(b: &BinaryFacts) -> Option<BinarySummary> {
     let g = b.go()?;
+    let (offsets_source, offsets_unavailable) = match &g.offsets {
+        OffsetsKnowledge::Known { source, .. } => (Some(source.clone()), None),
+        OffsetsKnowledge::Unavailable(why) => (None, Some(why.clone())),
+    };
+    let probe_sites = g
+        .sites
+        .iter()
+        .map(|(hook, site)| match site {
+            Ok(s) => SiteSummary {
+                function: hook.function(),
+                entry: Some(s.entry),
+                vaddr: Some(s.vaddr),
+                file_offset: Some(s.file_offset),
+                handling: Some(handling_name(s.handling).to_string()),
+                repeats_on_stack_growth: Some(s.repeats_on_stack_growth),
+                rets: Some(s.rets),
+                error: None,
+            },
+            Err(e) => SiteSummary {
+                function: hook.function(),
+                entry: None,
+                vaddr: None,
+                file_offset: None,
+                handling: None,
+                repeats_on_stack_growth: None,
+                rets: None,
+                error: Some(e.clone()),
+            },
+        })
+        .collect();
     Some(BinarySummary {
+        pclntab: PclntabSummary {
+            format: g.pclntab_format.clone(),
+            found: g.pclntab_found.clone(),
+            text_start: g.text_start.clone(),
+        },
+        offsets_source,
+        offsets_unavailable,
+        probe_sites,
         go_version: g.go_version.clone(),
         stripped: g.stripped,
         has_dwarf: g.has_dwarf,
@@ -185,11 +278,16 @@ fn rate(n: u64, secs: f64) -> f64 {
 /// `GET /processes`.
 pub async fn list(State(state): State<AppState>) -> Json<ProcessList> {
     let shared = &state.shared;
+    // Lock order: manager, then model.
+    let manager = shared.manager();
     let model = shared.model();
     Json(ProcessList {
         processes: model
             .iter()
-            .map(|p| summary(shared, p, p.latest_report().as_ref()))
+            .map(|p| {
+                let hooks = manager.hook_status(p.file, p.key);
+                summary(shared, p, &hooks, p.latest_report().as_ref())
+            })
             .collect(),
     })
 }
@@ -210,14 +308,13 @@ pub async fn detail(
         .ok_or_else(not_found)?;
     // Read the kernel counters now rather than serving the last poll: rates over the window
     // then end at this very request.
-    let fresh = if tracked {
-        shared.manager().read(pid)
-    } else {
-        None
-    };
+    let manager = shared.manager();
+    let fresh = if tracked { manager.read(pid) } else { None };
     let now = Instant::now();
     let model = shared.model();
     let p = model.get(pid).ok_or_else(not_found)?;
+    let hooks = manager.hook_status(p.file, p.key);
+    drop(manager);
     let totals = fresh.or_else(|| (p.tracking == Tracking::Tracked).then(|| p.latest()));
     let window = totals.map(|t| {
         let d = p.window.delta(now, &t);
@@ -241,9 +338,9 @@ pub async fn detail(
     });
     let report = totals.map(|t| report(p, now, &t));
     Ok(Json(ProcessDetail {
-        summary: summary(shared, p, report.as_ref()),
+        summary: summary(shared, p, &hooks, report.as_ref()),
         binary: binary_summary(&p.binary),
-        probes: p.hooks.clone(),
+        probes: hooks,
         tracked_since: unix(p.since),
         totals: totals.as_ref().map(Counts::from),
         window,

@@ -8,7 +8,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use gocpu_gobin::GoBinary;
+use gocpu_gobin::{
+    GoBinary,
+    offsets::{OffsetsSource, StructOffsets},
+    sites::UprobeHandling,
+};
 
 use crate::discovery::procfs::FileId;
 
@@ -54,10 +58,31 @@ pub struct ProbeSite {
     pub hook: RuntimeHook,
     /// Virtual address of the function's entry.
     pub entry: u64,
-    /// Virtual address the probe is placed at (the entry, or a cheaper emulated site after it).
+    /// Virtual address the probe is placed at: the cheapest instruction at which the arguments
+    /// are still those of the call (often `push %rbp` after the stack check, emulated).
     pub vaddr: u64,
     /// File offset of `vaddr`: what the kernel attaches by.
     pub file_offset: u64,
+    /// How the kernel handles a hit there (emulated hits cost a fraction of single-stepped ones).
+    pub handling: UprobeHandling,
+    /// Whether a call whose stack grows hits the site twice (site before the stack check).
+    pub repeats_on_stack_growth: bool,
+    /// RET instructions of the function (return sites, for probing returns without uretprobes).
+    pub rets: usize,
+}
+
+/// Where struct offsets come from, or why there are none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OffsetsKnowledge {
+    /// Known, with their source.
+    Known {
+        /// The offsets.
+        offsets: StructOffsets,
+        /// "dwarf", or "table:<release>".
+        source: String,
+    },
+    /// Unknown: the reason (DWARF and table both).
+    Unavailable(String),
 }
 
 /// What is known about a Go binary.
@@ -77,6 +102,14 @@ pub struct GoFacts {
     pub go_build_id: Option<String>,
     /// Per hook: the site, or why it cannot be probed in this binary.
     pub sites: Vec<(RuntimeHook, Result<ProbeSite, String>)>,
+    /// `.gopclntab` format (Go12, Go116, Go118, Go120).
+    pub pclntab_format: String,
+    /// Whether `.gopclntab` was found through its section or by scanning.
+    pub pclntab_found: String,
+    /// Where the text start came from.
+    pub text_start: String,
+    /// Runtime struct offsets.
+    pub offsets: OffsetsKnowledge,
     /// The parsed binary, for symbolization.
     pub binary: Arc<GoBinary>,
 }
@@ -131,6 +164,21 @@ impl BinaryFacts {
             gnu_build_id: binary.gnu_build_id(),
             go_build_id: binary.go_build_id().map(str::to_string),
             sites,
+            pclntab_format: format!("{:?}", binary.pclntab_format()),
+            pclntab_found: format!("{:?}", binary.pclntab_found()),
+            text_start: format!("{:?}", binary.text_start_source()),
+            offsets: match binary.struct_offsets() {
+                Ok((offsets, source)) => OffsetsKnowledge::Known {
+                    offsets,
+                    source: match source {
+                        OffsetsSource::Dwarf => "dwarf".to_string(),
+                        OffsetsSource::Table { generated_from, .. } => {
+                            format!("table:go{}", generated_from.trim_start_matches("go"))
+                        }
+                    },
+                },
+                Err(e) => OffsetsKnowledge::Unavailable(e.to_string()),
+            },
             binary,
         })
     }
@@ -145,18 +193,26 @@ impl BinaryFacts {
 }
 
 fn locate(binary: &GoBinary, hook: RuntimeHook) -> Result<ProbeSite, String> {
+    let name = hook.function();
     let f = binary
-        .function(hook.function())
-        .ok_or_else(|| format!("{} not found in .gopclntab or .symtab", hook.function()))?;
-    let vaddr = f.entry;
+        .function(name)
+        .ok_or_else(|| format!("{name} not found in .gopclntab or .symtab"))?;
+    let sites = binary.probe_sites(name).map_err(|e| e.to_string())?;
+    let entry = sites
+        .entry
+        .ok_or_else(|| format!("the kernel refuses a uprobe at {name}'s first instruction"))?;
+    let vaddr = entry.vaddr;
     let file_offset = binary
         .file_offset(vaddr)
-        .ok_or_else(|| format!("{} at {vaddr:#x} is in no PT_LOAD segment", hook.function()))?;
+        .ok_or_else(|| format!("{name} at {vaddr:#x} is in no PT_LOAD segment"))?;
     Ok(ProbeSite {
         hook,
         entry: f.entry,
         vaddr,
         file_offset,
+        handling: entry.handling,
+        repeats_on_stack_growth: entry.semantics.repeats_on_stack_growth,
+        rets: sites.rets.len(),
     })
 }
 

@@ -5,21 +5,27 @@
 pub mod aggregates;
 pub mod tasks;
 
+use aya::programs::uprobe::UProbeLinkId;
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, RwLock, atomic::Ordering},
     time::{Duration, Instant, SystemTime},
 };
 
 use crate::{
     config::Config,
-    discovery::{Discovery, Inspection, ProcKey, binaries::BinaryFacts, procfs::ProcError},
+    discovery::{
+        Discovery, Inspection, ProcKey,
+        binaries::BinaryFacts,
+        procfs::{FileId, ProcError},
+    },
     model::{
         DaemonStats, Model,
         analysis::ProcessAnalysis,
         process::{GoProcess, Tracking},
         window::Window,
     },
-    probes::manager::ProbeManager,
+    probes::{ProbeError, calibrate, manager::ProbeManager},
     symbolize::ProcessSymbolizer,
 };
 
@@ -59,6 +65,26 @@ impl Shared {
     }
 }
 
+/// Calibration probes through the shared probe manager, locked per call.
+struct ManagerCalibration<'a>(&'a Shared);
+
+/// The program calibration probes run: its work matches a real hook hit (one table lookup).
+const CALIBRATION_PROGRAM: &str = gocpu_common::programs::RUNTIME_MCALL;
+
+impl calibrate::CalibrationProbe for ManagerCalibration<'_> {
+    fn attach(&self, file_offset: u64) -> Result<UProbeLinkId, ProbeError> {
+        self.0
+            .manager()
+            .with_kernel(|k| calibrate::attach(k, CALIBRATION_PROGRAM, file_offset))
+    }
+
+    fn detach(&self, link: UProbeLinkId) -> Result<(), ProbeError> {
+        self.0
+            .manager()
+            .with_kernel(|k| calibrate::detach(k, CALIBRATION_PROGRAM, link))
+    }
+}
+
 /// The ingest decisions over shared state.
 #[derive(Clone, Debug)]
 pub struct Ingest {
@@ -95,29 +121,20 @@ impl Ingest {
             // Exec'd into another binary (same identity) or pid reused: start over.
             self.forget(old_key);
         }
-        let (tracking, hooks) = match &*insp.binary {
+        let tracking = match &*insp.binary {
             BinaryFacts::NotGo { .. } => return,
-            BinaryFacts::Unusable { reason } => (
-                Tracking::Untracked {
-                    reason: format!("binary could not be analysed: {reason}"),
-                },
-                Vec::new(),
-            ),
+            BinaryFacts::Unusable { reason } => Tracking::Untracked {
+                reason: format!("binary could not be analysed: {reason}"),
+            },
             BinaryFacts::Go(facts) => {
-                use std::os::fd::AsRawFd;
-                let path =
-                    std::path::PathBuf::from(format!("/proc/self/fd/{}", insp.handle.as_raw_fd()));
-                let res = s
-                    .manager()
-                    .track(insp.key, insp.file, &path, facts, &s.config.probes);
+                let res =
+                    s.manager()
+                        .track(insp.key, insp.file, &insp.handle, facts, &s.config.probes);
                 match res {
-                    Ok(hooks) => (Tracking::Tracked, hooks),
-                    Err(e) => (
-                        Tracking::Untracked {
-                            reason: e.to_string(),
-                        },
-                        Vec::new(),
-                    ),
+                    Ok(()) => Tracking::Tracked,
+                    Err(e) => Tracking::Untracked {
+                        reason: e.to_string(),
+                    },
                 }
             }
         };
@@ -148,7 +165,6 @@ impl Ingest {
             file: insp.file,
             binary: insp.binary,
             tracking,
-            hooks,
             since: SystemTime::now(),
             since_mono: Instant::now(),
             window,
@@ -188,7 +204,10 @@ impl Ingest {
                 return;
             }
         };
-        for key in s.model().keys() {
+        // Bind first: a guard in the `for` head would live through the loop, and `forget` takes
+        // the write lock.
+        let keys = s.model().keys();
+        for key in keys {
             if !s.discovery.is_alive(key) {
                 s.stats.missed_exits.fetch_add(1, Ordering::Relaxed);
                 self.forget(key);
@@ -202,6 +221,41 @@ impl Ingest {
         }
         s.manager()
             .sweep(Duration::from_secs(s.config.discovery.linger_seconds));
+    }
+
+    /// Runs the uprobe governors with each binary's current CPU use.
+    pub fn govern(&self) {
+        let s = &self.shared;
+        let mut cores: HashMap<FileId, f64> = HashMap::new();
+        for p in s.model().iter() {
+            let d = p.window.latest_delta();
+            if d.seconds > 0.0 {
+                *cores.entry(p.file).or_default() += d.stats.oncpu_ns as f64 / 1e9 / d.seconds;
+            }
+        }
+        s.manager().govern(&s.config.probes.budget, &|f| {
+            cores.get(&f).copied().unwrap_or(0.0)
+        });
+    }
+
+    /// Measures the uprobe hit cost (blocking, about a second; the probe manager is locked only
+    /// to attach and detach).
+    pub fn calibrate(&self) {
+        let s = &self.shared;
+        let res = calibrate::calibrate(&ManagerCalibration(s));
+        if let Ok(c) = res {
+            s.manager().set_hit_cost(c);
+        }
+        match res {
+            Ok(c) => tracing::info!(
+                emulated_ns = c.emulated.as_nanos() as u64,
+                single_stepped_ns = c.single_stepped.as_nanos() as u64,
+                "uprobe hit cost calibrated"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "uprobe calibration failed; using configured costs")
+            }
+        }
     }
 
     /// Reads every tracked process's counters and the kernel's aggregations into the model.

@@ -16,11 +16,55 @@ pub(crate) fn encode(
     enc: &mut DescriptorEncoder,
     counts: Counts,
 ) -> Result<(), std::fmt::Error> {
-    let (binaries, links, drops, programs) = {
+    let (binaries, links, drops, programs, attached, cost) = {
         let m = s.manager();
         let (b, l) = m.attachment_counts();
-        (b, l, m.drops(), m.program_stats())
+        (
+            b,
+            l,
+            m.drops(),
+            m.program_stats(),
+            m.attached_seconds(),
+            m.hit_cost(),
+        )
     };
+    let mut attached: Vec<_> = attached.into_iter().collect();
+    attached.sort_by_key(|(h, _)| *h);
+    let attached = attached
+        .into_iter()
+        .map(|(h, secs)| {
+            (
+                vec![("function", h.function().to_string())],
+                counter_f(secs),
+            )
+        })
+        .collect();
+    family(
+        enc,
+        "gocpu_uprobe_attached",
+        "Time uprobes were attached, summed over binaries, per runtime function (the governor's duty cycle at work).",
+        Some(&Unit::Seconds),
+        attached,
+    )?;
+    if let Some(c) = cost {
+        let costs = vec![
+            (
+                vec![("instruction", "emulated".to_string())],
+                ConstGauge::new(c.emulated.as_secs_f64()),
+            ),
+            (
+                vec![("instruction", "single_stepped".to_string())],
+                ConstGauge::new(c.single_stepped.as_secs_f64()),
+            ),
+        ];
+        family(
+            enc,
+            "gocpu_uprobe_hit_cost",
+            "Measured cost of one uprobe hit on this machine, by kind of probed instruction.",
+            Some(&Unit::Seconds),
+            costs,
+        )?;
+    }
     let mut run_time = Vec::new();
     let mut runs = Vec::new();
     for p in &programs {

@@ -14,6 +14,7 @@ use crate::{
         detectors::{Flag, judge},
         process::Tracking,
     },
+    probes::uprobes::HookState,
 };
 
 /// Counts of listed and tracked processes, for the daemon gauges.
@@ -56,14 +57,18 @@ struct Families {
     score: Vec<(Labels, ConstGauge<f64>)>,
     flags: Vec<(Labels, ConstGauge<i64>)>,
     ratios: Vec<(Labels, ConstGauge<f64>)>,
+    call_rate: Vec<(Labels, ConstGauge<f64>)>,
 }
 
 /// Encodes every per-process family; returns the counts.
 pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, std::fmt::Error> {
     let mut f = Families::default();
     {
+        // Lock order: manager, then model.
+        let manager = s.manager();
         let model = s.model();
         for p in model.iter() {
+            let hooks = manager.hook_status(p.file, p.key);
             let pid = p.key.pid.to_string();
             let go_version = p
                 .binary
@@ -75,7 +80,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 ("comm", p.comm.clone()),
                 ("exe", p.exe.display().to_string()),
                 ("go_version", go_version),
-                ("attach_state", p.attach_state().as_str().to_string()),
+                ("attach_state", p.attach_state(&hooks).as_str().to_string()),
             ]);
             if p.tracking != Tracking::Tracked {
                 continue;
@@ -110,6 +115,16 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
             }
             f.wakeups
                 .push((vec![("pid", pid.clone())], counter(st.wakeups)));
+            for h in &hooks {
+                if let HookState::Governed {
+                    calls_per_second: Some(rate),
+                    ..
+                } = h.state
+                {
+                    f.call_rate
+                        .push((l("function", h.function), ConstGauge::new(rate)));
+                }
+            }
             f.offcpu.push((
                 l("reason", "runnable"),
                 counter_f(st.runq_wait_ns as f64 / 1e9),
@@ -223,6 +238,13 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
         "Detector flags over the window (1 when the condition holds; thresholds in the config's detectors section).",
         None,
         f.flags,
+    )?;
+    family(
+        enc,
+        "gocpu_process_runtime_call_rate",
+        "Entries per second into a Go runtime function, measured by its governed uprobe during its last attached period.",
+        None,
+        f.call_rate,
     )?;
     family(
         enc,

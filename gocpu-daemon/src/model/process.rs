@@ -10,7 +10,7 @@ use gocpu_common::ProcStats;
 use crate::{
     discovery::{ProcKey, binaries::BinaryFacts, procfs::FileId},
     model::{analysis::ProcessAnalysis, window::Window},
-    probes::uprobes::HookStatus,
+    probes::uprobes::{HookState, HookStatus},
 };
 
 /// Whether the kernel accounts this process.
@@ -40,8 +40,6 @@ pub struct GoProcess {
     pub binary: Arc<BinaryFacts>,
     /// Kernel accounting state.
     pub tracking: Tracking,
-    /// Uprobe state per hook.
-    pub hooks: Vec<HookStatus>,
     /// When tracking started (wall clock).
     pub since: SystemTime,
     /// When tracking started (monotonic).
@@ -65,23 +63,20 @@ impl GoProcess {
         self.window.latest().map(|(_, s)| *s).unwrap_or_default()
     }
 
-    /// Whether every enabled hook is attached.
-    pub fn attach_state(&self) -> AttachState {
-        use crate::probes::uprobes::HookState;
+    /// Summary attach state given the process's hook states.
+    pub fn attach_state(&self, hooks: &[HookStatus]) -> AttachState {
         if let Tracking::Untracked { .. } = self.tracking {
             return AttachState::Untracked;
         }
-        let failed = self
-            .hooks
+        let failed = hooks
             .iter()
             .filter(|h| matches!(h.state, HookState::Failed { .. }))
             .count();
-        let attached = self
-            .hooks
+        let working = hooks
             .iter()
-            .filter(|h| matches!(h.state, HookState::Attached { .. }))
+            .filter(|h| matches!(h.state, HookState::Governed { .. }))
             .count();
-        match (attached, failed) {
+        match (working, failed) {
             (_, 0) => AttachState::Attached,
             (0, _) => AttachState::Failed,
             _ => AttachState::Partial,
@@ -89,13 +84,11 @@ impl GoProcess {
     }
 
     /// Human-readable reason for anything short of fully attached.
-    pub fn attach_reason(&self) -> Option<String> {
-        use crate::probes::uprobes::HookState;
+    pub fn attach_reason(&self, hooks: &[HookStatus]) -> Option<String> {
         if let Tracking::Untracked { reason } = &self.tracking {
             return Some(reason.clone());
         }
-        let reasons: Vec<String> = self
-            .hooks
+        let reasons: Vec<String> = hooks
             .iter()
             .filter_map(|h| match &h.state {
                 HookState::Failed { reason } => Some(format!("{}: {reason}", h.function)),

@@ -4,7 +4,8 @@
 //! entries) and by acquiring its binary's uprobes. Reads sum the per-CPU values.
 use std::{
     collections::HashMap,
-    path::Path,
+    fs::File,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -13,19 +14,40 @@ use gocpu_common::{DropReason, ProcStats};
 
 use crate::{
     config::ProbesConfig,
-    discovery::{ProcKey, binaries::GoFacts, procfs::FileId},
+    discovery::{
+        ProcKey,
+        binaries::{GoFacts, RuntimeHook},
+        procfs::FileId,
+    },
     probes::{
         ProbeError,
+        budget::BudgetConfig,
+        calibrate::HitCost,
         loader::{AggregateMaps, KernelProbes},
-        uprobes::{HookStatus, UprobeSet},
+        uprobes::{HitSource, HookStatus, UprobeSet},
     },
 };
+
+/// Hit counters read from `PROCS`.
+struct StatsHits(HashMap<ProcKey, ProcStats>);
+
+impl HitSource for StatsHits {
+    fn hits(&self, key: ProcKey, hook: RuntimeHook) -> Option<u64> {
+        let s = self.0.get(&key)?;
+        Some(match hook {
+            RuntimeHook::Futex => s.futex_calls,
+            RuntimeHook::Usleep => s.usleep_calls,
+            RuntimeHook::Mcall => s.mcall_calls,
+        })
+    }
+}
 
 /// Owner of the loaded kernel side and of the tracked set.
 #[derive(Debug)]
 pub struct ProbeManager {
     kernel: KernelProbes,
     aggregates: AggregateMaps,
+    hit_cost: Option<HitCost>,
     uprobes: UprobeSet,
     tracked: HashMap<u32, (ProcKey, FileId)>,
     max_processes: u32,
@@ -44,6 +66,7 @@ impl ProbeManager {
         Ok(Self {
             kernel,
             aggregates,
+            hit_cost: None,
             uprobes: UprobeSet::default(),
             tracked: HashMap::new(),
             max_processes,
@@ -56,16 +79,16 @@ impl ProbeManager {
         &mut self.kernel
     }
 
-    /// Starts accounting process `key` (running binary `file`, reachable at `exe_path`) and makes
-    /// sure its binary's uprobes are attached. Counters restart from zero.
+    /// Starts accounting process `key` (running binary `file`, open as `handle`) and registers
+    /// it with its binary's uprobes (attached by the governor). Counters restart from zero.
     pub fn track(
         &mut self,
         key: ProcKey,
         file: FileId,
-        exe_path: &Path,
+        handle: &Arc<File>,
         facts: &GoFacts,
         cfg: &ProbesConfig,
-    ) -> Result<Vec<HookStatus>, ProbeError> {
+    ) -> Result<(), ProbeError> {
         if let Some((old, old_file)) = self.tracked.get(&key.pid).copied() {
             // Same pid, new identity or new image (exec): forget the old incarnation first.
             self.untrack(old, old_file);
@@ -92,9 +115,54 @@ impl ProbeManager {
             }
         }
         self.tracked.insert(key.pid, (key, file));
-        Ok(self
-            .uprobes
-            .acquire(&mut self.kernel, key, file, exe_path, facts, cfg))
+        self.uprobes.acquire(key, file, handle, facts, cfg);
+        Ok(())
+    }
+
+    /// Runs the uprobe governors: `cores` gives the CPU use of each binary's processes.
+    pub fn govern(&mut self, budget: &BudgetConfig, cores: &dyn Fn(FileId) -> f64) {
+        let stats: HashMap<ProcKey, ProcStats> = self
+            .tracked
+            .values()
+            .filter_map(|(k, _)| self.read(k.pid).map(|s| (*k, s)))
+            .collect();
+        let cost = self.hit_cost.unwrap_or(HitCost {
+            emulated: Duration::from_nanos(budget.emulated_hit_ns),
+            single_stepped: Duration::from_nanos(budget.single_stepped_hit_ns),
+        });
+        self.uprobes.govern(
+            &mut self.kernel,
+            Instant::now(),
+            budget,
+            &StatsHits(stats),
+            cores,
+            &cost,
+        );
+    }
+
+    /// Runs `f` with the loaded kernel side (for calibration probes).
+    pub fn with_kernel<T>(&mut self, f: impl FnOnce(&mut KernelProbes) -> T) -> T {
+        f(&mut self.kernel)
+    }
+
+    /// Sets the measured cost of a uprobe hit; the governor uses it from now on.
+    pub fn set_hit_cost(&mut self, cost: HitCost) {
+        self.hit_cost = Some(cost);
+    }
+
+    /// The measured cost of a uprobe hit, once calibrated.
+    pub fn hit_cost(&self) -> Option<HitCost> {
+        self.hit_cost
+    }
+
+    /// The hooks of `file` as process `key` sees them.
+    pub fn hook_status(&self, file: FileId, key: ProcKey) -> Vec<HookStatus> {
+        self.uprobes.status(file, key, Instant::now())
+    }
+
+    /// Total attached seconds per hook over all binaries.
+    pub fn attached_seconds(&self) -> HashMap<RuntimeHook, f64> {
+        self.uprobes.attached_seconds(Instant::now())
     }
 
     /// Stops accounting `key` (no-op when it is not the tracked incarnation of its pid).

@@ -1,6 +1,8 @@
 //! The probe manager: loads gocpu-ebpf, attaches the always-on hooks, attaches uprobes once per
 //! binary, and owns the kernel's per-process table (which processes are tracked).
 pub mod aggregates;
+pub mod budget;
+pub mod calibrate;
 pub mod events;
 pub mod loader;
 pub mod manager;

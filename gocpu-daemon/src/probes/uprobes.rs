@@ -1,38 +1,57 @@
-//! Uprobes attached once per binary file, shared by every process running it.
+//! Uprobes attached once per binary file, shared by every process running it, under the
+//! overhead budget ([`crate::probes::budget`]).
 //!
 //! The kernel places a uprobe on an inode, so one attachment serves all processes mapping that
-//! file, in any container. Attachments are reference-counted by the processes using them and kept
-//! for a grace period after the last one exits (short-lived processes of one binary do not churn
-//! probes), then detached.
+//! file, in any container. Each binary keeps its file open (attachments go through
+//! `/proc/self/fd/N`, valid even after its processes exited), and is reference-counted by the
+//! processes using it; it lingers for a grace period after the last one exits (short-lived
+//! processes of one binary do not churn probes), then its uprobes are detached.
 use std::{
     collections::{BTreeSet, HashMap},
-    path::Path,
+    fs::File,
+    os::fd::AsRawFd,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
+use gocpu_gobin::sites::UprobeHandling;
 use serde::Serialize;
 
 use crate::{
     config::ProbesConfig,
     discovery::{
         ProcKey,
-        binaries::{GoFacts, RuntimeHook},
+        binaries::{GoFacts, ProbeSite, RuntimeHook},
         procfs::FileId,
     },
-    probes::loader::KernelProbes,
+    probes::{
+        budget::{Action, Governor},
+        calibrate::HitCost,
+        loader::KernelProbes,
+    },
 };
 
 /// The state of one hook in one binary, as reported by the API.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum HookState {
-    /// The uprobe is attached.
-    Attached {
+    /// Governed: attached now or between measurement periods.
+    Governed {
+        /// Whether the uprobe is attached right now.
+        attached: bool,
         /// Virtual address of the probed instruction.
         vaddr: u64,
         /// Its file offset.
         file_offset: u64,
+        /// Fraction of time the hook is attached (1 = continuously), from the last period.
+        duty: Option<f64>,
+        /// This process's hits per second measured during the last attached period.
+        calls_per_second: Option<f64>,
+        /// Cost while attached, as a fraction of the binary's processes' CPU time.
+        overhead_while_attached: Option<f64>,
+        /// Seconds since the last measurement ended.
+        measured_seconds_ago: Option<f64>,
     },
     /// Turned off in the configuration.
     Disabled,
@@ -44,7 +63,7 @@ pub enum HookState {
 }
 
 /// A hook and its state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HookStatus {
     /// The runtime function.
     pub function: &'static str,
@@ -62,11 +81,31 @@ fn enabled(cfg: &ProbesConfig, hook: RuntimeHook) -> bool {
 }
 
 #[derive(Debug)]
+struct HookSlot {
+    hook: RuntimeHook,
+    site: Result<ProbeSite, String>,
+    enabled: bool,
+    link: Option<UProbeLinkId>,
+    governor: Governor,
+    error: Option<String>,
+    /// Per process: its hit counter when the current period started.
+    bases: HashMap<ProcKey, u64>,
+    /// Per process: hits per second over the last finished period.
+    rates: HashMap<ProcKey, f64>,
+}
+
+#[derive(Debug)]
 struct BinaryProbes {
-    links: Vec<(RuntimeHook, UProbeLinkId)>,
-    status: Vec<HookStatus>,
+    handle: Arc<File>,
+    hooks: Vec<HookSlot>,
     users: BTreeSet<ProcKey>,
     idle_since: Option<Instant>,
+}
+
+/// Reads a process's cumulative hit counter of a hook.
+pub trait HitSource {
+    /// Cumulative hits of `hook` in process `key`.
+    fn hits(&self, key: ProcKey, hook: RuntimeHook) -> Option<u64>;
 }
 
 /// Every binary's uprobe attachments.
@@ -75,31 +114,52 @@ pub struct UprobeSet {
     binaries: HashMap<FileId, BinaryProbes>,
 }
 
+/// Wait after a failed attach before the governor tries again.
+const ATTACH_RETRY: Duration = Duration::from_secs(30);
+
 impl UprobeSet {
-    /// Registers `user` as running binary `file` (reachable at `path`), attaching the enabled hooks
-    /// on first use. Returns each hook's state in this binary.
+    /// Registers `user` as running binary `file` (open as `handle`). The governor attaches the
+    /// enabled hooks at its next tick.
     pub fn acquire(
         &mut self,
-        kernel: &mut KernelProbes,
         user: ProcKey,
         file: FileId,
-        path: &Path,
+        handle: &Arc<File>,
         facts: &GoFacts,
         cfg: &ProbesConfig,
-    ) -> Vec<HookStatus> {
-        let entry = self
-            .binaries
-            .entry(file)
-            .or_insert_with(|| attach_all(kernel, path, facts, cfg));
+    ) {
+        let now = Instant::now();
+        let entry = self.binaries.entry(file).or_insert_with(|| BinaryProbes {
+            handle: Arc::clone(handle),
+            hooks: facts
+                .sites
+                .iter()
+                .map(|(hook, site)| HookSlot {
+                    hook: *hook,
+                    site: site.clone(),
+                    enabled: enabled(cfg, *hook),
+                    link: None,
+                    governor: Governor::new(now),
+                    error: None,
+                    bases: HashMap::new(),
+                    rates: HashMap::new(),
+                })
+                .collect(),
+            users: BTreeSet::new(),
+            idle_since: None,
+        });
         entry.users.insert(user);
         entry.idle_since = None;
-        entry.status.clone()
     }
 
     /// `user` no longer runs `file`; its probes linger until [`UprobeSet::sweep`].
     pub fn release(&mut self, user: ProcKey, file: FileId, now: Instant) {
         if let Some(b) = self.binaries.get_mut(&file) {
             b.users.remove(&user);
+            for h in &mut b.hooks {
+                h.bases.remove(&user);
+                h.rates.remove(&user);
+            }
             if b.users.is_empty() {
                 b.idle_since = Some(now);
             }
@@ -118,80 +178,161 @@ impl UprobeSet {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(b) = self.binaries.remove(&id) {
-                detach(kernel, b);
+            if let Some(mut b) = self.binaries.remove(&id) {
+                for h in &mut b.hooks {
+                    detach(kernel, h);
+                }
             }
         }
+    }
+
+    /// Runs every hook's governor: attaches, detaches, records rates.
+    pub fn govern(
+        &mut self,
+        kernel: &mut KernelProbes,
+        now: Instant,
+        budget: &crate::probes::budget::BudgetConfig,
+        hits: &dyn HitSource,
+        cores: &dyn Fn(FileId) -> f64,
+        cost: &HitCost,
+    ) {
+        for (file, b) in &mut self.binaries {
+            if b.users.is_empty() {
+                // Lingering: nothing to measure; keep it detached.
+                for h in &mut b.hooks {
+                    detach(kernel, h);
+                }
+                continue;
+            }
+            let target_cores = cores(*file);
+            for h in &mut b.hooks {
+                let Ok(site) = h.site.clone() else {
+                    continue;
+                };
+                if !h.enabled {
+                    continue;
+                }
+                let per_user: Vec<(ProcKey, u64)> = b
+                    .users
+                    .iter()
+                    .map(|u| (*u, hits.hits(*u, h.hook).unwrap_or(0)))
+                    .collect();
+                let total: u64 = per_user.iter().map(|(_, n)| *n).sum();
+                let hit_cost = match site.handling {
+                    UprobeHandling::Optimizable | UprobeHandling::Emulated => cost.emulated,
+                    _ => cost.single_stepped,
+                };
+                let was_attached = h.governor.attached();
+                let before = h.governor.last_period();
+                let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
+                let finished = h.governor.last_period() != before;
+                if finished {
+                    if let Some(p) = h.governor.last_period() {
+                        let secs = p.attached.as_secs_f64();
+                        for (u, n) in &per_user {
+                            let base = h.bases.get(u).copied().unwrap_or(*n);
+                            if secs > 0.0 {
+                                h.rates.insert(*u, n.saturating_sub(base) as f64 / secs);
+                            }
+                        }
+                    }
+                }
+                if finished || (action == Action::Attach && !was_attached) {
+                    h.bases = per_user.iter().copied().collect();
+                }
+                match action {
+                    Action::Attach => match attach(kernel, h.hook, &b.handle, site.file_offset) {
+                        Ok(link) => {
+                            h.link = Some(link);
+                            h.error = None;
+                        }
+                        Err(e) => {
+                            tracing::warn!(function = h.hook.function(), error = %e, "uprobe not attached");
+                            h.error = Some(e);
+                            h.governor.attach_failed(now, ATTACH_RETRY);
+                        }
+                    },
+                    Action::Detach => detach(kernel, h),
+                    Action::Keep => {}
+                }
+            }
+        }
+    }
+
+    /// The state of every hook of `file`, with `user`'s measured rates.
+    pub fn status(&self, file: FileId, user: ProcKey, now: Instant) -> Vec<HookStatus> {
+        let Some(b) = self.binaries.get(&file) else {
+            return Vec::new();
+        };
+        b.hooks
+            .iter()
+            .map(|h| HookStatus {
+                function: h.hook.function(),
+                state: match (&h.site, h.enabled, &h.error) {
+                    (_, false, _) => HookState::Disabled,
+                    (Err(reason), _, _) | (_, _, Some(reason)) => HookState::Failed {
+                        reason: reason.clone(),
+                    },
+                    (Ok(site), true, None) => {
+                        let last = h.governor.last_period();
+                        HookState::Governed {
+                            attached: h.link.is_some(),
+                            vaddr: site.vaddr,
+                            file_offset: site.file_offset,
+                            duty: last.map(|p| p.duty),
+                            calls_per_second: h.rates.get(&user).copied(),
+                            overhead_while_attached: last.map(|p| p.overhead_attached),
+                            measured_seconds_ago: last
+                                .map(|p| now.saturating_duration_since(p.ended).as_secs_f64()),
+                        }
+                    }
+                },
+            })
+            .collect()
+    }
+
+    /// Total attached seconds per hook over all binaries (the daemon's own cost, in time).
+    pub fn attached_seconds(&self, now: Instant) -> HashMap<RuntimeHook, f64> {
+        let mut out = HashMap::new();
+        for b in self.binaries.values() {
+            for h in &b.hooks {
+                *out.entry(h.hook).or_insert(0.0) += h.governor.attached_total(now).as_secs_f64();
+            }
+        }
+        out
     }
 
     /// Detaches everything (shutdown).
     pub fn detach_all(&mut self, kernel: &mut KernelProbes) {
-        for (_, b) in self.binaries.drain() {
-            detach(kernel, b);
+        for (_, mut b) in self.binaries.drain() {
+            for h in &mut b.hooks {
+                detach(kernel, h);
+            }
         }
     }
 
-    /// Number of binaries with attachments.
+    /// Number of binaries with probes.
     pub fn binaries(&self) -> usize {
         self.binaries.len()
     }
 
-    /// Number of attached uprobes.
+    /// Number of uprobes attached right now.
     pub fn links(&self) -> usize {
-        self.binaries.values().map(|b| b.links.len()).sum()
+        self.binaries
+            .values()
+            .flat_map(|b| &b.hooks)
+            .filter(|h| h.link.is_some())
+            .count()
     }
 }
 
-fn attach_all(
-    kernel: &mut KernelProbes,
-    path: &Path,
-    facts: &GoFacts,
-    cfg: &ProbesConfig,
-) -> BinaryProbes {
-    let mut links = Vec::new();
-    let mut status = Vec::new();
-    for (hook, site) in &facts.sites {
-        let state = if !enabled(cfg, *hook) {
-            HookState::Disabled
-        } else {
-            match site {
-                Err(reason) => HookState::Failed {
-                    reason: reason.clone(),
-                },
-                Ok(site) => match attach_one(kernel, *hook, path, site.file_offset) {
-                    Ok(link) => {
-                        links.push((*hook, link));
-                        HookState::Attached {
-                            vaddr: site.vaddr,
-                            file_offset: site.file_offset,
-                        }
-                    }
-                    Err(reason) => HookState::Failed { reason },
-                },
-            }
-        };
-        if let HookState::Failed { reason } = &state {
-            tracing::warn!(binary = %path.display(), function = hook.function(), %reason, "uprobe not attached");
-        }
-        status.push(HookStatus {
-            function: hook.function(),
-            state,
-        });
-    }
-    BinaryProbes {
-        links,
-        status,
-        users: BTreeSet::new(),
-        idle_since: None,
-    }
-}
-
-fn attach_one(
+fn attach(
     kernel: &mut KernelProbes,
     hook: RuntimeHook,
-    path: &Path,
+    handle: &File,
     file_offset: u64,
 ) -> Result<UProbeLinkId, String> {
+    let path = format!("/proc/self/fd/{}", handle.as_raw_fd());
     let prog = kernel.uprobe(hook.program()).map_err(|e| e.to_string())?;
     prog.attach(
         UProbeAttachLocation::AbsoluteOffset(file_offset),
@@ -213,14 +354,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn detach(kernel: &mut KernelProbes, b: BinaryProbes) {
-    for (hook, link) in b.links {
-        let res = kernel
-            .uprobe(hook.program())
-            .map_err(|e| e.to_string())
-            .and_then(|p| p.detach(link).map_err(|e| error_chain(&e)));
-        if let Err(e) = res {
-            tracing::warn!(function = hook.function(), error = %e, "uprobe detach failed");
-        }
+fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
+    let Some(link) = h.link.take() else {
+        return;
+    };
+    let res = kernel
+        .uprobe(h.hook.program())
+        .map_err(|e| e.to_string())
+        .and_then(|p| p.detach(link).map_err(|e| error_chain(&e)));
+    if let Err(e) = res {
+        tracing::warn!(function = h.hook.function(), error = %e, "uprobe detach failed");
     }
 }

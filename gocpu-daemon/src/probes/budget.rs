@@ -1,0 +1,292 @@
+//! The uprobe overhead budget: a per-hook, per-binary duty-cycle governor.
+//!
+//! A uprobe hit costs the target a trap (about 1 µs emulated, 5 µs single-stepped on the VMs
+//! measured in TOOLCHAIN.md) and runtime.mcall can fire 500k times a second, so always-on
+//! uprobes could cost more than a core. The governor attaches a hook for a short sample
+//! period, measures its hit rate, and from the measured cost per hit computes what the hook
+//! costs the binary's processes as a fraction of their own CPU time. Within budget it stays
+//! attached; over budget it detaches for as long as keeps the average cost within budget
+//! (duty cycle = budget / cost while attached), capped so rates are refreshed at least every
+//! `max_period`. Pure: fed times and counters, returns actions.
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Budget settings (`probes.budget` in the config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Average fraction of the target processes' CPU time the hooks of one binary may cost.
+    pub max_overhead: f64,
+    /// Length of one attached measurement period, milliseconds.
+    pub sample_ms: u64,
+    /// Longest time a hook stays detached, seconds (rates are refreshed at least this often).
+    pub max_period_seconds: u64,
+    /// Measure the cost of a uprobe hit on this machine at start-up.
+    pub calibrate: bool,
+    /// Cost of a hit at an emulated instruction until calibrated, nanoseconds.
+    pub emulated_hit_ns: u64,
+    /// Cost of a hit at a single-stepped instruction until calibrated, nanoseconds.
+    pub single_stepped_hit_ns: u64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            max_overhead: 0.002,
+            sample_ms: 200,
+            max_period_seconds: 60,
+            calibrate: true,
+            emulated_hit_ns: 1_500,
+            single_stepped_hit_ns: 5_000,
+        }
+    }
+}
+
+/// What the governor wants done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing.
+    Keep,
+    /// Attach the hook now.
+    Attach,
+    /// Detach the hook now.
+    Detach,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Detached { until: Instant },
+    Attached { since: Instant, base_hits: u64 },
+}
+
+/// A finished measurement period.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Period {
+    /// When it ended.
+    pub ended: Instant,
+    /// How long the hook was attached.
+    pub attached: Duration,
+    /// Hits over the binary's processes per second while attached.
+    pub hits_per_second: f64,
+    /// Cost while attached as a fraction of the processes' CPU time.
+    pub overhead_attached: f64,
+    /// Fraction of time the hook will be attached from now on (1 = continuously).
+    pub duty: f64,
+}
+
+/// The governor of one hook in one binary.
+#[derive(Clone, Debug)]
+pub struct Governor {
+    state: State,
+    last: Option<Period>,
+    attached_total: Duration,
+}
+
+/// Floor for the processes' CPU use in the overhead fraction, so that an almost idle process
+/// hit at a high rate (a sleeping program's timers) is not judged free.
+const MIN_TARGET_CORES: f64 = 0.05;
+
+impl Governor {
+    /// A governor that attaches at the first tick.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            state: State::Detached { until: now },
+            last: None,
+            attached_total: Duration::ZERO,
+        }
+    }
+
+    /// The last finished measurement.
+    pub fn last_period(&self) -> Option<Period> {
+        self.last
+    }
+
+    /// Whether the governor has the hook attached.
+    pub fn attached(&self) -> bool {
+        matches!(self.state, State::Attached { .. })
+    }
+
+    /// Total time attached so far (finished periods plus the running one).
+    pub fn attached_total(&self, now: Instant) -> Duration {
+        match self.state {
+            State::Attached { since, .. } => {
+                self.attached_total + now.saturating_duration_since(since)
+            }
+            State::Detached { .. } => self.attached_total,
+        }
+    }
+
+    /// The attach attempt failed: try again after `retry`.
+    pub fn attach_failed(&mut self, now: Instant, retry: Duration) {
+        self.state = State::Detached { until: now + retry };
+    }
+
+    /// Advances to `now`. `hits` is the cumulative hit count of this hook over the binary's
+    /// processes, `target_cores` their CPU use, `hit_cost` the cost of one hit.
+    pub fn tick(
+        &mut self,
+        cfg: &BudgetConfig,
+        now: Instant,
+        hits: u64,
+        target_cores: f64,
+        hit_cost: Duration,
+    ) -> Action {
+        match self.state {
+            State::Detached { until } => {
+                if now >= until {
+                    self.state = State::Attached {
+                        since: now,
+                        base_hits: hits,
+                    };
+                    Action::Attach
+                } else {
+                    Action::Keep
+                }
+            }
+            State::Attached { since, base_hits } => {
+                let elapsed = now.saturating_duration_since(since);
+                let sample = Duration::from_millis(cfg.sample_ms.max(1));
+                let secs = elapsed.as_secs_f64();
+                let rate = if secs > 0.0 {
+                    hits.saturating_sub(base_hits) as f64 / secs
+                } else {
+                    0.0
+                };
+                let overhead = rate * hit_cost.as_secs_f64() / target_cores.max(MIN_TARGET_CORES);
+                // A hook far over budget is cut short after a tenth of the period.
+                let runaway =
+                    elapsed >= sample / 10 && overhead > 20.0 * cfg.max_overhead.max(1e-6);
+                if elapsed < sample && !runaway {
+                    return Action::Keep;
+                }
+                self.attached_total += elapsed;
+                let duty = if overhead <= cfg.max_overhead {
+                    1.0
+                } else {
+                    cfg.max_overhead / overhead
+                };
+                self.last = Some(Period {
+                    ended: now,
+                    attached: elapsed,
+                    hits_per_second: rate,
+                    overhead_attached: overhead,
+                    duty,
+                });
+                if duty >= 1.0 {
+                    // Within budget: keep measuring, period after period.
+                    self.state = State::Attached {
+                        since: now,
+                        base_hits: hits,
+                    };
+                    return Action::Keep;
+                }
+                let off = elapsed.as_secs_f64() * (1.0 / duty - 1.0);
+                let off = Duration::from_secs_f64(off.min(cfg.max_period_seconds as f64));
+                self.state = State::Detached { until: now + off };
+                Action::Detach
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn cheap_hook_stays_attached() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::new(t0);
+        assert_eq!(
+            g.tick(&cfg, t0, 0, 1.0, ms(0) + Duration::from_nanos(1500)),
+            Action::Attach
+        );
+        // 100 hits/s x 1.5 µs = 0.015% of one core: well within 0.2%.
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(200), 20, 1.0, Duration::from_nanos(1500)),
+            Action::Keep
+        );
+        assert!(g.attached());
+        let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+        assert!((p.hits_per_second - 100.0).abs() < 1e-6);
+        assert_eq!(p.duty, 1.0);
+    }
+
+    #[test]
+    fn hot_hook_is_duty_cycled_to_the_budget() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::new(t0);
+        g.tick(&cfg, t0, 0, 2.0, Duration::from_micros(5));
+        // 500k hits/s x 5 µs = 2.5 cores on a 2-core target: 125% while attached; cut short.
+        let action = g.tick(&cfg, t0 + ms(20), 10_000, 2.0, Duration::from_micros(5));
+        assert_eq!(action, Action::Detach);
+        let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+        assert!((p.overhead_attached - 1.25).abs() < 1e-9);
+        assert!((p.duty - 0.002 / 1.25).abs() < 1e-12);
+        // Off for about 20 ms x (1/duty - 1) = 12.5 s.
+        assert_eq!(
+            g.tick(
+                &cfg,
+                t0 + Duration::from_secs(12),
+                10_000,
+                2.0,
+                Duration::from_micros(5)
+            ),
+            Action::Keep
+        );
+        assert_eq!(
+            g.tick(
+                &cfg,
+                t0 + Duration::from_secs(13),
+                10_000,
+                2.0,
+                Duration::from_micros(5)
+            ),
+            Action::Attach
+        );
+        // Average cost: attached 20 ms per ~12.5 s.
+        let avg = p.overhead_attached * 0.02 / 12.52;
+        assert!(avg <= cfg.max_overhead * 1.01, "{avg}");
+    }
+
+    #[test]
+    fn off_time_is_capped_and_attached_time_accumulates() {
+        let cfg = BudgetConfig {
+            max_period_seconds: 5,
+            ..BudgetConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut g = Governor::new(t0);
+        g.tick(&cfg, t0, 0, 0.01, Duration::from_micros(5));
+        assert_eq!(
+            g.tick(
+                &cfg,
+                t0 + ms(200),
+                1_000_000,
+                0.01,
+                Duration::from_micros(5)
+            ),
+            Action::Detach
+        );
+        assert_eq!(g.attached_total(t0 + ms(300)), ms(200));
+        assert_eq!(
+            g.tick(
+                &cfg,
+                t0 + ms(200) + Duration::from_secs(5),
+                1_000_000,
+                0.01,
+                Duration::from_micros(5)
+            ),
+            Action::Attach
+        );
+        g.attach_failed(t0 + Duration::from_secs(6), Duration::from_secs(1));
+        assert!(!g.attached());
+    }
+}

@@ -1,0 +1,139 @@
+//! Measures what one uprobe hit costs on this machine, for both kinds of probed instruction:
+//! a probe on two tiny functions of the daemon's own binary, timed with and without it.
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
+
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
+
+use crate::{
+    discovery::maps::parse_maps,
+    probes::{ProbeError, loader::KernelProbes},
+};
+
+/// Measured cost of one uprobe hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HitCost {
+    /// At an instruction the kernel emulates (push, relative jump, nop).
+    pub emulated: Duration,
+    /// At an instruction the kernel single-steps out of line.
+    pub single_stepped: Duration,
+}
+
+/// Starts with `push %rbp`: a hit is emulated.
+#[unsafe(naked)]
+extern "C" fn target_emulated(x: u64) -> u64 {
+    core::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "lea rax, [rdi + 1]",
+        "pop rbp",
+        "ret"
+    )
+}
+
+/// Starts with `lea`: a hit is single-stepped.
+#[unsafe(naked)]
+extern "C" fn target_single_stepped(x: u64) -> u64 {
+    core::arch::naked_asm!("lea rax, [rdi + 1]", "ret")
+}
+
+fn time_calls(f: extern "C" fn(u64) -> u64, n: u64) -> Duration {
+    let start = Instant::now();
+    let mut acc = 0u64;
+    for i in 0..n {
+        acc = acc.wrapping_add(f(black_box(i)));
+    }
+    black_box(acc);
+    start.elapsed()
+}
+
+/// File offset of `addr` in the daemon's own executable mapping.
+fn own_file_offset(addr: u64) -> Option<u64> {
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    parse_maps(&maps)
+        .into_iter()
+        .find(|m| m.exec && m.contains(addr) && m.path.as_deref() == Some(exe.as_path()))
+        .map(|m| addr - m.start + m.offset)
+}
+
+/// The calibration targets: (kind, function, calls to time).
+const TARGETS: [(Kind, extern "C" fn(u64) -> u64, u64); 2] = [
+    (Kind::Emulated, target_emulated, 20_000),
+    (Kind::SingleStepped, target_single_stepped, 10_000),
+];
+
+/// Which kind of instruction a target starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Emulated,
+    SingleStepped,
+}
+
+/// Attaching and detaching the calibration probe (lets the caller lock the kernel side only
+/// around these two calls, not while timing).
+pub trait CalibrationProbe {
+    /// Attaches the calibration program at `file_offset` of the daemon's own executable.
+    fn attach(&self, file_offset: u64) -> Result<UProbeLinkId, ProbeError>;
+    /// Detaches it.
+    fn detach(&self, link: UProbeLinkId) -> Result<(), ProbeError>;
+}
+
+/// Attaches `program` at `file_offset` of the daemon's own executable (calling process only).
+pub fn attach(
+    kernel: &mut KernelProbes,
+    program: &'static str,
+    file_offset: u64,
+) -> Result<UProbeLinkId, ProbeError> {
+    kernel
+        .uprobe(program)?
+        .attach(
+            UProbeAttachLocation::AbsoluteOffset(file_offset),
+            "/proc/self/exe",
+            UProbeScope::CallingProcess,
+        )
+        .map_err(|source| ProbeError::Program {
+            name: program,
+            source,
+        })
+}
+
+/// Detaches a calibration probe.
+pub fn detach(
+    kernel: &mut KernelProbes,
+    program: &'static str,
+    link: UProbeLinkId,
+) -> Result<(), ProbeError> {
+    kernel
+        .uprobe(program)?
+        .detach(link)
+        .map_err(|source| ProbeError::Program {
+            name: program,
+            source,
+        })
+}
+
+/// Measures both costs: (time with the probe - time without) / calls, best of two runs each.
+pub fn calibrate(probe: &impl CalibrationProbe) -> Result<HitCost, ProbeError> {
+    let mut cost = HitCost {
+        emulated: Duration::ZERO,
+        single_stepped: Duration::ZERO,
+    };
+    for (kind, f, calls) in TARGETS {
+        let offset = own_file_offset(f as usize as u64).ok_or_else(|| ProbeError::Tracefs {
+            reason: "calibration: cannot find the daemon's own code in /proc/self/maps".into(),
+        })?;
+        let base = time_calls(f, calls).min(time_calls(f, calls));
+        let link = probe.attach(offset)?;
+        let probed = time_calls(f, calls).min(time_calls(f, calls));
+        probe.detach(link)?;
+        let per_hit = probed.saturating_sub(base) / u32::try_from(calls).unwrap_or(u32::MAX);
+        match kind {
+            Kind::Emulated => cost.emulated = per_hit,
+            Kind::SingleStepped => cost.single_stepped = per_hit,
+        }
+    }
+    Ok(cost)
+}

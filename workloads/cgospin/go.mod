@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/cgospin
+
+go 1.19

@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/compute
+
+go 1.19

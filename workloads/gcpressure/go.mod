@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/gcpressure
+
+go 1.19

@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/goroutineleak
+
+go 1.19

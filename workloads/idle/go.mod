@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/idle
+
+go 1.19

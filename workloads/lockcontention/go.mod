@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/lockcontention
+
+go 1.19

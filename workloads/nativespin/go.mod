@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/nativespin
+
+go 1.19

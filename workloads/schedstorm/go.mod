@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/schedstorm
+
+go 1.19

@@ -1,0 +1,289 @@
+// schedstorm reproduces PATHOLOGIES.md row 3, "scheduler spin / futex storm", in two modes:
+//
+//   - pingpong (default): -pairs goroutine pairs bounce a token over unbuffered channels with
+//     trivial work (v+1), GOMAXPROCS >= 2. With -select (default) every send and receive is a
+//     select that also watches one quit channel shared by all goroutines, as code selecting on
+//     ctx.Done() does: selectgo -> sellock takes that channel's runtime lock on every operation,
+//     so Ps fight over it (lock2 spinning in procyield, osyield, futexsleep; unlock2 ->
+//     futexwakeup). Every hand-off parks one goroutine (gopark -> mcall(park_m) -> schedule)
+//     and readies the other (goready -> runqput, wakep); Ps that run dry go through
+//     findRunnable (stealWork, runqgrab -> usleep(3)) and stopm -> mPark -> notesleep ->
+//     futexsleep, and wakep -> startm -> notewakeup -> futexwakeup wakes them again. Measured
+//     with perf (Go 1.25, 4 pairs): procyield 17%, unlock2 12%, lock2 11%, selectgo 10%, the
+//     goroutines' own code ~0. -select=false uses plain sends/receives: still all park/ready,
+//     but with 2+ pairs on 2 Ps the run queues never drain and futex traffic almost vanishes.
+//   - timers: -timers goroutines each loop on time.Sleep(-interval), ~10 µs: timer heap
+//     (addtimer / modtimer, runtimer, checkTimers), netpoll / futex wake-ups and the same
+//     park/ready path.
+//
+// pprof shows runtime.mcall, park_m, findRunnable, futex and few goroutines running;
+// runtime/metrics counts spinning Ms that hold a P as "user", so it cannot show this either.
+// What gocpu must report: high futex wake/wait and mcall rates; scheduler + futex share of CPU
+// high; wake-up amplification; pseudo-idle flagged.
+//
+// It is also the overhead benchmark's workload: ops is counted over one window (all goroutines
+// released together by closing a gate, the window ends when the stop flag is set) and seconds is
+// that window, so ops_per_second is comparable run to run. ops_per_cpu_second divides by the
+// process CPU (getrusage) over the same window.
+//
+// Prints one JSON line of ground truth at exit (fields: see report).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type report struct {
+	Workload         string             `json:"workload"`
+	GoVersion        string             `json:"go_version"`
+	Seconds          float64            `json:"seconds"`
+	GOMAXPROCS       int                `json:"gomaxprocs"`
+	Goroutines       int                `json:"goroutines"`
+	CgoCalls         int64              `json:"cgo_calls"`
+	CPUClasses       map[string]float64 `json:"cpu_classes"`
+	CPUUserSeconds   float64            `json:"cpu_user_seconds"`
+	CPUSystemSeconds float64            `json:"cpu_system_seconds"`
+	// "pingpong" or "timers".
+	Mode string `json:"mode"`
+	// pingpong: goroutine pairs; timers: 0.
+	Pairs int `json:"pairs"`
+	// pingpong: the -select flag (sends/receives select on a shared quit channel); timers: false.
+	Select bool `json:"select"`
+	// timers: sleeping goroutines; pingpong: 0.
+	Timers int `json:"timers"`
+	// timers: the sleep per iteration in seconds; pingpong: 0.
+	IntervalSeconds float64 `json:"interval_seconds"`
+	// pingpong: completed round trips (two channel hand-offs each); timers: completed sleeps.
+	Ops uint64 `json:"ops"`
+	// Ops / Seconds.
+	OpsPerSecond float64 `json:"ops_per_second"`
+	// Process CPU (user + system) during the measured window.
+	WindowCPUSeconds float64 `json:"window_cpu_seconds"`
+	// Ops / WindowCPUSeconds.
+	OpsPerCPUSecond float64 `json:"ops_per_cpu_second"`
+}
+
+func main() {
+	mode := flag.String("mode", "pingpong", "pingpong (channel pairs) or timers (goroutines on short sleeps)")
+	pairs := flag.Int("pairs", 4, "pingpong mode: goroutine pairs bouncing a token (1-100000)")
+	timers := flag.Int("timers", 100, "timers mode: goroutines looping on time.Sleep (1-100000)")
+	interval := flag.Duration("interval", 10*time.Microsecond, "timers mode: sleep per iteration")
+	useSelect := flag.Bool("select", true, "pingpong mode: every send/receive also selects on one shared quit channel, as code selecting on ctx.Done() does (runtime lock contention on that channel); false uses plain sends/receives")
+	procs := flag.Int("gomaxprocs", 0, "GOMAXPROCS; 0 keeps the runtime's default but at least 2")
+	duration := flag.Duration("duration", 0, "how long to run; 0 runs until SIGTERM or SIGINT")
+	flag.Parse()
+	if (*mode != "pingpong" && *mode != "timers") || *pairs < 1 || *pairs > 100000 ||
+		*timers < 1 || *timers > 100000 || *interval <= 0 || *procs < 0 {
+		fmt.Fprintln(os.Stderr, "schedstorm: -mode pingpong|timers, -pairs and -timers 1..100000, -interval > 0, -gomaxprocs >= 0")
+		os.Exit(2)
+	}
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	} else if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
+	sig, timeout := stopSignal(*duration)
+
+	var stop atomic.Bool
+	quit := make(chan struct{})
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	var counts []uint64 // one slot per counting goroutine, written once after stop
+	if *mode == "pingpong" {
+		counts = make([]uint64, *pairs)
+		for i := range counts {
+			ping, pong := make(chan uint64), make(chan uint64)
+			wg.Add(2)
+			if *useSelect {
+				go selectPonger(&wg, ping, pong, quit)
+				go selectPinger(&wg, ping, pong, quit, gate, &counts[i])
+			} else {
+				go plainPonger(&wg, ping, pong)
+				go plainPinger(&wg, ping, pong, &stop, gate, &counts[i])
+			}
+		}
+	} else {
+		counts = make([]uint64, *timers)
+		for i := range counts {
+			wg.Add(1)
+			go sleeper(&wg, *interval, &stop, gate, &counts[i])
+		}
+	}
+
+	u0, s0 := cpuTimes()
+	t0 := time.Now()
+	close(gate)
+	select {
+	case <-sig:
+	case <-timeout:
+	}
+	g := runtime.NumGoroutine() // before stop: the workers are all still there
+	stop.Store(true)
+	close(quit)
+	seconds := time.Since(t0).Seconds()
+	u1, s1 := cpuTimes()
+	wg.Wait()
+
+	var ops uint64
+	for _, n := range counts {
+		ops += n
+	}
+	window := (u1 - u0) + (s1 - s0)
+	r := report{
+		Workload:         "schedstorm",
+		GoVersion:        runtime.Version(),
+		Seconds:          seconds,
+		GOMAXPROCS:       runtime.GOMAXPROCS(0),
+		Goroutines:       g,
+		CgoCalls:         runtime.NumCgoCall(),
+		CPUClasses:       cpuClasses(),
+		Mode:             *mode,
+		Ops:              ops,
+		OpsPerSecond:     float64(ops) / seconds,
+		WindowCPUSeconds: window,
+	}
+	if *mode == "pingpong" {
+		r.Pairs = *pairs
+		r.Select = *useSelect
+	} else {
+		r.Timers = *timers
+		r.IntervalSeconds = interval.Seconds()
+	}
+	if window > 0 {
+		r.OpsPerCPUSecond = float64(ops) / window
+	}
+	r.CPUUserSeconds, r.CPUSystemSeconds = cpuTimes()
+	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+		os.Exit(1)
+	}
+}
+
+// selectPonger answers each token on ping with token+1 on pong until quit is closed.
+func selectPonger(wg *sync.WaitGroup, ping <-chan uint64, pong chan<- uint64, quit <-chan struct{}) {
+	defer wg.Done()
+	for {
+		select {
+		case v := <-ping:
+			select {
+			case pong <- v + 1:
+			case <-quit:
+				return
+			}
+		case <-quit:
+			return
+		}
+	}
+}
+
+// selectPinger bounces a token off selectPonger from the gate until quit; stores round trips.
+func selectPinger(wg *sync.WaitGroup, ping chan<- uint64, pong <-chan uint64, quit, gate <-chan struct{}, slot *uint64) {
+	defer wg.Done()
+	<-gate
+	var n uint64
+	defer func() { *slot = n }()
+	for {
+		select {
+		case ping <- n:
+		case <-quit:
+			return
+		}
+		select {
+		case n = <-pong:
+		case <-quit:
+			return
+		}
+	}
+}
+
+// plainPonger answers each token on ping with token+1 on pong until ping is closed.
+func plainPonger(wg *sync.WaitGroup, ping <-chan uint64, pong chan<- uint64) {
+	defer wg.Done()
+	for v := range ping {
+		pong <- v + 1
+	}
+}
+
+// plainPinger bounces a token off plainPonger from the gate until stop; stores round trips.
+func plainPinger(wg *sync.WaitGroup, ping chan<- uint64, pong <-chan uint64, stop *atomic.Bool, gate <-chan struct{}, slot *uint64) {
+	defer wg.Done()
+	<-gate
+	var n uint64
+	for !stop.Load() {
+		ping <- n
+		n = <-pong
+	}
+	close(ping)
+	*slot = n
+}
+
+// sleeper loops on time.Sleep(interval) from the gate until stop; stores completed sleeps.
+func sleeper(wg *sync.WaitGroup, interval time.Duration, stop *atomic.Bool, gate <-chan struct{}, slot *uint64) {
+	defer wg.Done()
+	<-gate
+	var n uint64
+	for !stop.Load() {
+		time.Sleep(interval)
+		n++
+	}
+	*slot = n
+}
+
+// stopSignal installs the SIGTERM/SIGINT handler, before any work starts so that an early
+// signal still ends in a report, and returns the channels whose first event ends the run
+// (timeout is nil, never ready, when d is 0). The caller selects on them itself: a helper
+// goroutine would make the reported goroutine count racy.
+func stopSignal(d time.Duration) (<-chan os.Signal, <-chan time.Time) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	var timeout <-chan time.Time
+	if d > 0 {
+		timeout = time.After(d)
+	}
+	return sig, timeout
+}
+
+// cpuClasses reads runtime/metrics /cpu/classes/* (Go >= 1.20; an empty map before, where
+// metrics.Read on an empty slice would panic). The runtime only brings these estimates up to
+// date at the end of a GC cycle, so this forces one first: the values then cover the whole run
+// (the forced cycle itself adds a few milliseconds of GC CPU).
+func cpuClasses() map[string]float64 {
+	out := map[string]float64{}
+	var samples []metrics.Sample
+	for _, d := range metrics.All() {
+		if strings.HasPrefix(d.Name, "/cpu/classes/") {
+			samples = append(samples, metrics.Sample{Name: d.Name})
+		}
+	}
+	if len(samples) == 0 {
+		return out
+	}
+	runtime.GC()
+	metrics.Read(samples)
+	for _, s := range samples {
+		if s.Value.Kind() == metrics.KindFloat64 {
+			out[s.Name] = s.Value.Float64()
+		}
+	}
+	return out
+}
+
+// cpuTimes is the process's user and system CPU seconds so far (getrusage, all threads,
+// including threads the Go runtime does not know about).
+func cpuTimes() (user, system float64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds()
+}

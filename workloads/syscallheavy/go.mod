@@ -1,0 +1,3 @@
+module gocpu.dev/workloads/syscallheavy
+
+go 1.19
