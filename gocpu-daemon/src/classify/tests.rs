@@ -91,6 +91,37 @@ fn scheduler_storm_frames_are_scheduler() {
 }
 
 #[test]
+fn runtime_locks_belong_to_their_taker() {
+    assert_eq!(
+        class(&[
+            "runtime.procyield",
+            "runtime.lock2",
+            "runtime.chansend",
+            "main.ping"
+        ]),
+        CpuClass::Scheduler
+    );
+    assert_eq!(
+        class(&[
+            "runtime.lock2",
+            "runtime.(*mheap).alloc",
+            "runtime.(*mcentral).grow",
+            "runtime.mallocgc",
+            "main.alloc"
+        ]),
+        CpuClass::User
+    );
+    assert_eq!(
+        class(&[
+            "runtime.unlock2",
+            "runtime.gcDrain",
+            "runtime.gcBgMarkWorker"
+        ]),
+        CpuClass::Gc
+    );
+}
+
+#[test]
 fn futex_time_is_futex_even_under_the_scheduler() {
     assert_eq!(
         class(&[
@@ -177,9 +208,19 @@ fn gc_wins_over_what_it_calls_and_what_calls_it() {
         class(&["runtime.markroot", "runtime.gcDrain"]),
         CpuClass::Gc
     );
+    // What Go itself does not count as GC: the mutator's write-barrier flush, sweeping.
+    assert_eq!(
+        class(&[
+            "runtime.greyobject",
+            "runtime.wbBufFlush1",
+            "runtime.wbBufFlush",
+            "main.link"
+        ]),
+        CpuClass::User
+    );
     assert_eq!(
         class(&["runtime.sweepone", "runtime.bgsweep"]),
-        CpuClass::Gc
+        CpuClass::User
     );
 }
 

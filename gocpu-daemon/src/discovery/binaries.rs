@@ -25,11 +25,13 @@ pub enum RuntimeHook {
     Usleep,
     /// `runtime.mcall`.
     Mcall,
+    /// `runtime.cgocall`.
+    Cgocall,
 }
 
 impl RuntimeHook {
     /// Every hook.
-    pub const ALL: [RuntimeHook; 3] = [Self::Futex, Self::Usleep, Self::Mcall];
+    pub const ALL: [RuntimeHook; 4] = [Self::Futex, Self::Usleep, Self::Mcall, Self::Cgocall];
 
     /// The function's name as `.gopclntab` spells it (assembly stubs without `.abi0`).
     pub fn function(self) -> &'static str {
@@ -37,6 +39,7 @@ impl RuntimeHook {
             Self::Futex => "runtime.futex",
             Self::Usleep => "runtime.usleep",
             Self::Mcall => "runtime.mcall",
+            Self::Cgocall => "runtime.cgocall",
         }
     }
 
@@ -47,6 +50,7 @@ impl RuntimeHook {
             Self::Futex => programs::RUNTIME_FUTEX,
             Self::Usleep => programs::RUNTIME_USLEEP,
             Self::Mcall => programs::RUNTIME_MCALL,
+            Self::Cgocall => programs::RUNTIME_CGOCALL,
         }
     }
 }
@@ -77,7 +81,7 @@ pub enum OffsetsKnowledge {
     /// Known, with their source.
     Known {
         /// The offsets.
-        offsets: StructOffsets,
+        offsets: Box<StructOffsets>,
         /// "dwarf", or "table:<release>".
         source: String,
     },
@@ -118,7 +122,7 @@ pub struct GoFacts {
 #[derive(Debug)]
 pub enum BinaryFacts {
     /// A Go binary.
-    Go(GoFacts),
+    Go(Box<GoFacts>),
     /// Not a Go binary (the common case: most processes on a node).
     NotGo {
         /// Why it was not recognised.
@@ -156,7 +160,7 @@ impl BinaryFacts {
             .iter()
             .map(|&hook| (hook, locate(&binary, hook)))
             .collect();
-        BinaryFacts::Go(GoFacts {
+        BinaryFacts::Go(Box::new(GoFacts {
             go_version: binary.go_version().map(str::to_string),
             stripped: binary.stripped(),
             has_dwarf: binary.has_dwarf(),
@@ -169,7 +173,7 @@ impl BinaryFacts {
             text_start: format!("{:?}", binary.text_start_source()),
             offsets: match binary.struct_offsets() {
                 Ok((offsets, source)) => OffsetsKnowledge::Known {
-                    offsets,
+                    offsets: Box::new(offsets),
                     source: match source {
                         OffsetsSource::Dwarf => "dwarf".to_string(),
                         OffsetsSource::Table { generated_from, .. } => {
@@ -180,7 +184,7 @@ impl BinaryFacts {
                 Err(e) => OffsetsKnowledge::Unavailable(e.to_string()),
             },
             binary,
-        })
+        }))
     }
 
     /// The Go facts, if this is a Go binary.

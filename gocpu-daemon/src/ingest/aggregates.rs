@@ -7,7 +7,7 @@ use std::{
     time::Instant,
 };
 
-use gocpu_common::{FutexKey, FutexOp, OffCpuKey, OffCpuValue, ThreadStats};
+use gocpu_common::{FutexKey, FutexOp, OffCpuKey, OffCpuValue, THREAD_GO, ThreadStats};
 
 use crate::{
     discovery::procfs::ProcFs,
@@ -106,9 +106,10 @@ pub fn apply(
 
         let mine = threads.remove(&pid).unwrap_or_default();
         for (tid, t) in &mine {
-            // A thread seen blocking in Go code is an M of the runtime.
+            // A thread that ran runtime code (a runtime uprobe fired on it) or blocked in Go code
+            // is an M of the runtime.
             let st = a.off_stack(t.off_stack, || off_stack(t.off_stack));
-            if st.frames.iter().any(|f| f.go_function().is_some()) {
+            if t.flags & THREAD_GO != 0 || st.frames.iter().any(|f| f.go_function().is_some()) {
                 a.profile.mark_go_thread(*tid);
             }
         }

@@ -9,12 +9,12 @@ use super::{Labels, counter, counter_f, family};
 use crate::{
     classify::CpuClass,
     ingest::Shared,
+    model::report::runtime_rates,
     model::{
         blocking::OffReason,
         detectors::{Flag, judge},
         process::Tracking,
     },
-    probes::uprobes::HookState,
 };
 
 /// Counts of listed and tracked processes, for the daemon gauges.
@@ -95,6 +95,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 ("runtime.futex", st.futex_calls),
                 ("runtime.usleep", st.usleep_calls),
                 ("runtime.mcall", st.mcall_calls),
+                ("runtime.cgocall", st.cgocall_calls),
             ] {
                 f.calls.push((l("function", function), counter(v)));
             }
@@ -115,14 +116,11 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
             }
             f.wakeups
                 .push((vec![("pid", pid.clone())], counter(st.wakeups)));
-            for h in &hooks {
-                if let HookState::Governed {
-                    calls_per_second: Some(rate),
-                    ..
-                } = h.state
-                {
+            if let Some((at, stats)) = p.window.latest() {
+                let rates = runtime_rates(p, *at, stats, &hooks);
+                for (function, r) in rates.calls {
                     f.call_rate
-                        .push((l("function", h.function), ConstGauge::new(rate)));
+                        .push((l("function", function), ConstGauge::new(r.per_second)));
                 }
             }
             f.offcpu.push((
@@ -242,7 +240,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
     family(
         enc,
         "gocpu_process_runtime_call_rate",
-        "Entries per second into a Go runtime function, measured by its governed uprobe during its last attached period.",
+        "Entries per second into a Go runtime function: exact over the window while its uprobe stays attached, else the governed uprobe's rate during its last attached period.",
         None,
         f.call_rate,
     )?;

@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod blocking;
 pub mod detectors;
+pub mod hotspots;
 pub mod process;
 pub mod profile;
 pub mod report;

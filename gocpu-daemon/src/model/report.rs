@@ -211,3 +211,94 @@ pub fn report(p: &GoProcess, now: Instant, now_stats: &ProcStats) -> Report {
         osyield_per_second: rate(d.stats.sched_yield_syscalls),
     }
 }
+
+/// How a runtime call rate was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateMethod {
+    /// Exact: the uprobe stayed attached, the rate is the counter's increase over the window.
+    Window,
+    /// Sampled: the governed uprobe's hit rate during its last attached period.
+    Sampled,
+}
+
+/// Entries per second into one hooked runtime function.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CallRate {
+    /// Calls per second.
+    pub per_second: f64,
+    /// How it was obtained.
+    pub method: RateMethod,
+    /// Fraction of time the uprobe is attached.
+    pub duty: Option<f64>,
+}
+
+/// Call rates of the hooked runtime functions, and the wake-up amplification they allow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuntimeRates {
+    /// Per function (runtime.futex, runtime.usleep, runtime.mcall, runtime.cgocall).
+    pub calls: BTreeMap<&'static str, CallRate>,
+    /// futex(2) wakes per goroutine switch (runtime.mcall): how many thread wake-ups each
+    /// goroutine hand-off costs; high values are the signature of a wake-up storm.
+    pub wake_amplification: Option<f64>,
+    /// cgo calls per second (runtime.cgocall).
+    pub cgo_calls_per_second: Option<f64>,
+}
+
+/// Runtime call rates over the window ending `now` (counters `now_stats`), given the hooks'
+/// governed states.
+pub fn runtime_rates(
+    p: &GoProcess,
+    now: Instant,
+    now_stats: &ProcStats,
+    hooks: &[crate::probes::uprobes::HookStatus],
+) -> RuntimeRates {
+    use crate::probes::uprobes::HookState;
+    let d = p.window.delta(now, now_stats);
+    let mut calls = BTreeMap::new();
+    for h in hooks {
+        let HookState::Governed {
+            attached,
+            duty,
+            calls_per_second,
+            ..
+        } = h.state
+        else {
+            continue;
+        };
+        let counter = match h.function {
+            "runtime.futex" => d.stats.futex_calls,
+            "runtime.usleep" => d.stats.usleep_calls,
+            "runtime.mcall" => d.stats.mcall_calls,
+            "runtime.cgocall" => d.stats.cgocall_calls,
+            _ => continue,
+        };
+        let rate = if attached && duty == Some(1.0) && d.seconds > 0.0 {
+            Some(CallRate {
+                per_second: counter as f64 / d.seconds,
+                method: RateMethod::Window,
+                duty,
+            })
+        } else {
+            calls_per_second.map(|r| CallRate {
+                per_second: r,
+                method: RateMethod::Sampled,
+                duty,
+            })
+        };
+        if let Some(r) = rate {
+            calls.insert(h.function, r);
+        }
+    }
+    let wakes = (d.seconds > 0.0).then(|| d.stats.futex_wake_syscalls as f64 / d.seconds);
+    let wake_amplification = match (wakes, calls.get("runtime.mcall")) {
+        (Some(w), Some(m)) if m.per_second > 0.0 => Some(w / m.per_second),
+        _ => None,
+    };
+    let cgo_calls_per_second = calls.get("runtime.cgocall").map(|r| r.per_second);
+    RuntimeRates {
+        calls,
+        wake_amplification,
+        cgo_calls_per_second,
+    }
+}

@@ -50,7 +50,7 @@ pub struct ProgramStats {
 }
 
 /// Every program of the object, in a stable order.
-pub const PROGRAMS: [&str; 11] = [
+pub const PROGRAMS: [&str; 12] = [
     programs::SCHED_SWITCH,
     programs::SCHED_WAKEUP,
     programs::PROCESS_EXEC,
@@ -62,6 +62,7 @@ pub const PROGRAMS: [&str; 11] = [
     programs::RUNTIME_FUTEX,
     programs::RUNTIME_USLEEP,
     programs::RUNTIME_MCALL,
+    programs::RUNTIME_CGOCALL,
 ];
 
 /// The always-on tracepoints: (program, category, event).
@@ -204,6 +205,7 @@ impl KernelProbes {
             programs::RUNTIME_FUTEX,
             programs::RUNTIME_USLEEP,
             programs::RUNTIME_MCALL,
+            programs::RUNTIME_CGOCALL,
         ] {
             let up: &mut UProbe = ebpf
                 .program_mut(name)

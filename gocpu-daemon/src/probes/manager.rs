@@ -38,6 +38,7 @@ impl HitSource for StatsHits {
             RuntimeHook::Futex => s.futex_calls,
             RuntimeHook::Usleep => s.usleep_calls,
             RuntimeHook::Mcall => s.mcall_calls,
+            RuntimeHook::Cgocall => s.cgocall_calls,
         })
     }
 }

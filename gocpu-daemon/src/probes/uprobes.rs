@@ -77,6 +77,7 @@ fn enabled(cfg: &ProbesConfig, hook: RuntimeHook) -> bool {
         RuntimeHook::Futex => cfg.runtime_futex,
         RuntimeHook::Usleep => cfg.runtime_usleep,
         RuntimeHook::Mcall => cfg.runtime_mcall,
+        RuntimeHook::Cgocall => cfg.runtime_cgocall,
     }
 }
 
@@ -226,8 +227,8 @@ impl UprobeSet {
                 let before = h.governor.last_period();
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
-                if finished {
-                    if let Some(p) = h.governor.last_period() {
+                if let Some(p) = h.governor.last_period().filter(|_| finished) {
+                    {
                         let secs = p.attached.as_secs_f64();
                         for (u, n) in &per_user {
                             let base = h.bases.get(u).copied().unwrap_or(*n);

@@ -2,6 +2,7 @@
 mod cpu_clock;
 mod process_exec;
 mod process_exit;
+mod runtime_cgocall;
 mod runtime_futex;
 mod runtime_mcall;
 mod runtime_usleep;

@@ -1,10 +1,10 @@
 //! Uprobe at the entry of `runtime.futex`: every futex wait and wake the Go runtime makes (Ms parking and waking).
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 
-use crate::accounting::count_call;
+use crate::accounting::count_runtime_call;
 
 #[uprobe]
 pub fn runtime_futex(_ctx: ProbeContext) -> u32 {
-    count_call(|s| &mut s.futex_calls);
+    count_runtime_call(|s| &mut s.futex_calls);
     0
 }

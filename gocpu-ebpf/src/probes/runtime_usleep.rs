@@ -1,10 +1,10 @@
 //! Uprobe at the entry of `runtime.usleep`: spinning Ms backing off (runqgrab, sysmon), the scheduler's spin signature.
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 
-use crate::accounting::count_call;
+use crate::accounting::count_runtime_call;
 
 #[uprobe]
 pub fn runtime_usleep(_ctx: ProbeContext) -> u32 {
-    count_call(|s| &mut s.usleep_calls);
+    count_runtime_call(|s| &mut s.usleep_calls);
     0
 }

@@ -1,0 +1,216 @@
+//! `GET /processes/{pid}/hotspots`: where one process's CPU went, symbolized and classified —
+//! the CPU split and verdict on top, then the top functions by self and cumulative samples.
+//! JSON by default; text with `Accept: text/plain` or `?format=text`.
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::{
+    api::{
+        AppState,
+        error::{ApiError, parse_pid},
+    },
+    model::{
+        detectors::{Verdict, judge},
+        hotspots::{Hotspots, hotspots},
+        process::Tracking,
+        report::{CpuSplit, Ratios, report},
+    },
+};
+
+/// Lines per table unless `?top=` says otherwise; at most [`MAX_TOP`].
+const DEFAULT_TOP: usize = 20;
+/// Largest `?top=`.
+const MAX_TOP: usize = 200;
+
+/// The hotspots document.
+#[derive(Debug, Serialize)]
+pub struct HotspotsDoc {
+    /// Process id.
+    pub pid: u32,
+    /// Command name.
+    pub comm: String,
+    /// Window covered, seconds.
+    pub seconds: u64,
+    /// CPU split over the process's report window.
+    pub cpu: Option<CpuSplit>,
+    /// Ratios.
+    pub ratios: Option<Ratios>,
+    /// Detector verdict.
+    pub verdict: Option<Verdict>,
+    /// Top functions.
+    pub hotspots: Hotspots,
+}
+
+fn param<T: std::str::FromStr>(
+    q: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<T>, ApiError> {
+    q.get(key)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid {key} {v:?}")))
+        })
+        .transpose()
+}
+
+/// `GET /processes/{pid}/hotspots?seconds=N&top=N&format=json|text`.
+pub async fn hotspots_handler(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let pid = parse_pid(&raw)?;
+    let shared = &state.shared;
+    for k in q.keys() {
+        if !["seconds", "top", "format"].contains(&k.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown query parameter {k:?}"
+            )));
+        }
+    }
+    let max = shared.config.ingest.profile_seconds;
+    let seconds = param::<u64>(&q, "seconds")?.unwrap_or(shared.config.ingest.window_seconds);
+    if seconds == 0 || seconds > max {
+        return Err(ApiError::BadRequest(format!(
+            "seconds must be between 1 and {max} (ingest.profile_seconds)"
+        )));
+    }
+    let top = param::<usize>(&q, "top")?.unwrap_or(DEFAULT_TOP);
+    if top == 0 || top > MAX_TOP {
+        return Err(ApiError::BadRequest(format!(
+            "top must be between 1 and {MAX_TOP}"
+        )));
+    }
+    let text = match q.get("format").map(String::as_str) {
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json")),
+        Some("text") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown format {other:?}: expected json or text"
+            )));
+        }
+    };
+    let not_found =
+        || ApiError::NotFound(format!("pid {pid} is not a Go process tracked by gocpu"));
+    let manager = shared.manager();
+    let fresh = manager.read(pid);
+    let model = shared.model();
+    drop(manager);
+    let p = model.get(pid).ok_or_else(not_found)?;
+    if p.tracking != Tracking::Tracked {
+        return Err(ApiError::NotFound(format!(
+            "pid {pid} is listed but not tracked"
+        )));
+    }
+    let Some(a) = p.analysis.as_ref() else {
+        return Err(ApiError::NotFound(format!(
+            "pid {pid} has no sampled profile"
+        )));
+    };
+    let now = Instant::now();
+    let since = now.checked_sub(Duration::from_secs(seconds)).unwrap_or(now);
+    let rep = fresh.map(|st| report(p, now, &st));
+    let doc = HotspotsDoc {
+        pid,
+        comm: p.comm.clone(),
+        seconds,
+        cpu: rep.as_ref().and_then(|r| r.cpu.clone()),
+        ratios: rep.as_ref().and_then(|r| r.ratios),
+        verdict: rep
+            .as_ref()
+            .map(|r| judge(&shared.config.detectors, r, None)),
+        hotspots: hotspots(&a.profile, since, top),
+    };
+    drop(model);
+    if text {
+        Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            render_text(&doc),
+        )
+            .into_response())
+    } else {
+        Ok(Json(doc).into_response())
+    }
+}
+
+fn render_text(d: &HotspotsDoc) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "pid {} ({}), last {} s", d.pid, d.comm, d.seconds);
+    if let Some(v) = &d.verdict {
+        let flags: Vec<&str> = v.flags.iter().map(|f| f.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "state: {}  pseudo-idle score: {}  flags: {}",
+            v.state.as_str(),
+            v.pseudo_idle_score
+                .map_or("-".to_string(), |x| format!("{x:.2}")),
+            if flags.is_empty() {
+                "none".to_string()
+            } else {
+                flags.join(", ")
+            }
+        );
+    }
+    if let Some(c) = &d.cpu {
+        let _ = writeln!(
+            s,
+            "cpu: {:.2} cores over {:.1} s, {} samples, {:.0}% in kernel",
+            c.cores,
+            c.window_seconds,
+            c.samples,
+            c.kernel_share * 100.0
+        );
+        let mut classes: Vec<_> = c.classes.iter().filter(|(_, v)| v.share > 0.0).collect();
+        classes.sort_by(|a, b| b.1.share.total_cmp(&a.1.share));
+        let parts: Vec<String> = classes
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1}%", v.share * 100.0))
+            .collect();
+        let _ = writeln!(s, "split: {}", parts.join("  "));
+    }
+    if let Some(r) = &d.ratios {
+        let _ = writeln!(
+            s,
+            "ratios: spin {:.2}  park {:.2}  syscall {:.2}",
+            r.spin, r.park, r.syscall
+        );
+    }
+    let _ = writeln!(s, "\n{} samples. Top by self:", d.hotspots.samples);
+    let _ = writeln!(
+        s,
+        "{:>7} {:>7}  {:<10} function (location)",
+        "self%", "cum%", "class"
+    );
+    for h in &d.hotspots.by_self {
+        let _ = writeln!(
+            s,
+            "{:>6.1}% {:>6.1}%  {:<10} {}{}{}",
+            h.self_share * 100.0,
+            h.cumulative_share * 100.0,
+            h.class.as_str(),
+            h.function,
+            if h.inlined { " [inlined]" } else { "" },
+            h.location
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default()
+        );
+    }
+    s
+}

