@@ -43,7 +43,7 @@ pub mod maps {
     pub const OFFCPU: &str = "OFFCPU";
     /// Per-CPU hash `FutexKey -> u64`: sampled futex calls by call stack.
     pub const FUTEX_CALLERS: &str = "FUTEX_CALLERS";
-    /// Stack traces of blocking points and futex callers (ids in `OFFCPU`, `FUTEX_CALLERS`).
+    /// Stack traces of sampled futex callers (ids in `FUTEX_CALLERS`).
     pub const STACKS_OFF: &str = "STACKS_OFF";
     /// Per-CPU `u32` counter deciding which futex calls get their stack sampled.
     pub const FUTEX_TICK: &str = "FUTEX_TICK";
@@ -186,10 +186,13 @@ pub struct ThreadStats {
     pub off_since_ns: u64,
     /// Last wake-up while off CPU.
     pub woken_ns: u64,
-    /// Stack id (in `STACKS_OFF`) where it last blocked, or [`NO_STACK`].
-    pub off_stack: u32,
     /// [`THREAD_GO`] and other bits.
     pub flags: u32,
+    /// Number of valid entries in `off_ips`.
+    pub off_depth: u32,
+    /// The innermost user frames where it last blocked (the runtime's syscall wrapper first):
+    /// enough to name the reason, at a fraction of a full stack walk's cost.
+    pub off_ips: [u64; OFF_FRAMES],
     /// Nanoseconds runnable but waiting for a CPU.
     pub runq_wait_ns: u64,
     /// Nanoseconds blocked.
@@ -199,7 +202,10 @@ pub struct ThreadStats {
     /// Context switches out while runnable.
     pub involuntary_switches: u64,
 }
-const _: () = assert!(size_of::<ThreadStats>() == 72);
+const _: () = assert!(size_of::<ThreadStats>() == 72 + 8 * OFF_FRAMES);
+
+/// User frames recorded where a thread blocks.
+pub const OFF_FRAMES: usize = 4;
 
 /// [`ThreadStats::flags`] bit: the thread ran Go runtime code (a uprobe on a runtime function
 /// fired on it), so it is an M of the Go runtime, not a thread started by C code.
@@ -229,10 +235,12 @@ pub const SAMPLE_KERNEL: u32 = 1;
 pub struct OffCpuKey {
     /// Process.
     pub tgid: u32,
-    /// User stack id in `STACKS_OFF` where the thread blocked, or [`NO_STACK`].
-    pub stack: u32,
+    /// Number of valid entries in `ips` (0: the stack could not be read).
+    pub depth: u32,
+    /// The innermost user frames where the thread blocked.
+    pub ips: [u64; OFF_FRAMES],
 }
-const _: () = assert!(size_of::<OffCpuKey>() == 8);
+const _: () = assert!(size_of::<OffCpuKey>() == 8 + 8 * OFF_FRAMES);
 
 /// Value of `OFFCPU`.
 #[repr(C)]

@@ -3,11 +3,11 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_F_CURRENT_CPU, BPF_F_USER_STACK, BPF_NOEXIST},
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_perf_event_output},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_stack, bpf_ktime_get_ns, bpf_perf_event_output},
     maps::{PerCpuHashMap, StackTrace},
     programs::tracing::StackIdContext,
 };
-use gocpu_common::{DropReason, NO_STACK, ProcEvent, ProcStats, THREAD_GO, ThreadStats};
+use gocpu_common::{DropReason, NO_STACK, OFF_FRAMES, ProcEvent, ProcStats, THREAD_GO, ThreadStats};
 
 use crate::maps::{CPU_SLICE, DROPS, EVENTS, PROCS, THREADS};
 
@@ -46,7 +46,6 @@ pub fn thread_mut(tid: u32, tgid: u32) -> Option<&'static mut ThreadStats> {
     if THREADS.get_ptr_mut(tid).is_none() {
         let fresh = ThreadStats {
             tgid,
-            off_stack: NO_STACK,
             ..ThreadStats::default()
         };
         // An LRU map makes room by evicting; a failure means a concurrent insert won the race.
@@ -135,6 +134,26 @@ pub fn user_stack<C: StackIdContext>(ctx: &C, map: &StackTrace) -> u32 {
             NO_STACK
         }
     }
+}
+
+/// Writes the innermost `OFF_FRAMES` user frames of the current task into `ips`; returns how
+/// many are valid. Bounded: only that many frames are walked, unlike a full stack id.
+#[inline(always)]
+pub fn user_frames<C: EbpfContext>(ctx: &C, ips: &mut [u64; OFF_FRAMES]) -> u32 {
+    // SAFETY: `ips` is writable memory of exactly the size passed.
+    let n = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            ips.as_mut_ptr().cast(),
+            core::mem::size_of::<[u64; OFF_FRAMES]>() as u32,
+            u64::from(BPF_F_USER_STACK),
+        )
+    };
+    if n < 0 {
+        count_drop(DropReason::StackCapture);
+        return 0;
+    }
+    (n as u32) / 8
 }
 
 /// Applies `update` to this CPU's value for `key`, inserting `V::default()` first if needed.

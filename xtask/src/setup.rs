@@ -37,6 +37,7 @@ pub fn setup(needs: Needs) -> Result<()> {
     if needs.promtool {
         apt.push("prometheus".to_string());
     }
+
     apt_install(&apt)?;
     if needs.build {
         rust_src()?;
@@ -57,6 +58,11 @@ fn check_toolchain_file() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Installs bpftrace (the overhead benchmark's comparison tracer) if missing.
+pub fn bpftrace() -> Result<()> {
+    apt_install(&["bpftrace".to_string()])
 }
 
 fn dpkg_installed(pkg: &str) -> bool {

@@ -7,7 +7,7 @@ use std::{
     time::Instant,
 };
 
-use gocpu_common::{FutexKey, FutexOp, OffCpuKey, OffCpuValue, THREAD_GO, ThreadStats};
+use gocpu_common::{FutexKey, FutexOp, OFF_FRAMES, OffCpuKey, OffCpuValue, THREAD_GO, ThreadStats};
 
 use crate::{
     discovery::procfs::ProcFs,
@@ -32,6 +32,11 @@ pub struct PollData {
     pub threads: Vec<(u32, ThreadStats)>,
 }
 
+/// The valid part of a fixed-size frame array.
+fn frames_of(ips: &[u64; OFF_FRAMES], depth: u32) -> &[u64] {
+    &ips[..(depth as usize).min(OFF_FRAMES)]
+}
+
 /// Applies `data`, read at `now`, to the model. `off_stack` reads an off-CPU stack's addresses
 /// from the kernel (called once per new stack id and process).
 pub fn apply(
@@ -45,9 +50,9 @@ pub fn apply(
     for s in data.samples {
         samples.entry(s.tgid).or_default().push(s);
     }
-    let mut offcpu: HashMap<u32, Vec<(u32, OffCpuValue)>> = HashMap::new();
+    let mut offcpu: HashMap<u32, Vec<(OffCpuKey, OffCpuValue)>> = HashMap::new();
     for (k, v) in data.offcpu {
-        offcpu.entry(k.tgid).or_default().push((k.stack, v));
+        offcpu.entry(k.tgid).or_default().push((k, v));
     }
     let mut futex: HashMap<u32, Vec<(u32, u32, u64)>> = HashMap::new();
     for (k, n) in data.futex {
@@ -90,8 +95,8 @@ pub fn apply(
         }
 
         let mut by_reason: HashMap<OffReason, u64> = HashMap::new();
-        for (stack, v) in offcpu.remove(&pid).unwrap_or_default() {
-            let st = a.off_stack(stack, || off_stack(stack));
+        for (k, v) in offcpu.remove(&pid).unwrap_or_default() {
+            let st = a.stack(frames_of(&k.ips, k.depth));
             *by_reason.entry(OffReason::of(&st.frames)).or_default() += v.blocked_ns;
         }
         let mut callers: HashMap<FutexCaller, u64> = HashMap::new();
@@ -108,7 +113,7 @@ pub fn apply(
         for (tid, t) in &mine {
             // A thread that ran runtime code (a runtime uprobe fired on it) or blocked in Go code
             // is an M of the runtime.
-            let st = a.off_stack(t.off_stack, || off_stack(t.off_stack));
+            let st = a.stack(frames_of(&t.off_ips, t.off_depth));
             if t.flags & THREAD_GO != 0 || st.frames.iter().any(|f| f.go_function().is_some()) {
                 a.profile.mark_go_thread(*tid);
             }

@@ -6,9 +6,9 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use crate::{
     accounting::{
         close_slice, current, existing_thread_mut, now_ns, stats_mut, thread_mut, update_keyed,
-        user_stack,
+        user_frames,
     },
-    maps::{OFFCPU, STACKS_OFF, SWITCH_NEXT_PID_OFFSET, SWITCH_PREV_STATE_OFFSET},
+    maps::{OFFCPU, SWITCH_NEXT_PID_OFFSET, SWITCH_PREV_STATE_OFFSET},
 };
 
 /// `TASK_RUNNING`: a task switched out in this state was preempted, not blocked.
@@ -51,9 +51,10 @@ fn switch_out(ctx: &TracePointContext, now: u64) {
     th.blocked = u32::from(blocked);
     if blocked {
         th.voluntary_switches = th.voluntary_switches.wrapping_add(1);
-        // Where it blocked: the user stack ends in the runtime's syscall wrapper (runtime.futex,
-        // runtime.usleep, runtime.epollwait, syscall.Syscall6, ...), which names the reason.
-        th.off_stack = user_stack(ctx, &STACKS_OFF);
+        // Where it blocked: the innermost user frame is the runtime's syscall wrapper
+        // (runtime.futex, runtime.usleep, runtime.epollwait, syscall.Syscall6, ...), which names
+        // the reason. A few frames suffice: a full stack walk would cost a microsecond per switch.
+        th.off_depth = user_frames(ctx, &mut th.off_ips);
     } else {
         th.involuntary_switches = th.involuntary_switches.wrapping_add(1);
     }
@@ -84,7 +85,6 @@ fn switch_in(ctx: &TracePointContext, now: u64) {
     th.blocked_ns = th.blocked_ns.wrapping_add(blocked);
     th.runq_wait_ns = th.runq_wait_ns.wrapping_add(waiting);
     let tgid = th.tgid;
-    let stack = th.off_stack;
     if let Some(stats) = stats_mut(tgid) {
         stats.blocked_ns = stats.blocked_ns.wrapping_add(blocked);
         stats.runq_wait_ns = stats.runq_wait_ns.wrapping_add(waiting);
@@ -92,7 +92,11 @@ fn switch_in(ctx: &TracePointContext, now: u64) {
         return;
     }
     if blocked > 0 {
-        let key = gocpu_common::OffCpuKey { tgid, stack };
+        let key = gocpu_common::OffCpuKey {
+            tgid,
+            depth: th.off_depth,
+            ips: th.off_ips,
+        };
         update_keyed(&OFFCPU, &key, |v| {
             v.blocked_ns = v.blocked_ns.wrapping_add(blocked);
             v.count = v.count.wrapping_add(1);
