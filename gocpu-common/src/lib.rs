@@ -190,6 +190,11 @@ pub struct ThreadStats {
     pub flags: u32,
     /// Number of valid entries in `off_ips`.
     pub off_depth: u32,
+    /// Stack id (in `STACKS_OFF`) of the Go stack at its last `runtime.cgocall`, or
+    /// [`NO_STACK`]: the Go caller of C code whose own frames cannot be unwound.
+    pub cgo_stack: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
     /// The innermost user frames where it last blocked (the runtime's syscall wrapper first):
     /// enough to name the reason, at a fraction of a full stack walk's cost.
     pub off_ips: [u64; OFF_FRAMES],
@@ -202,7 +207,7 @@ pub struct ThreadStats {
     /// Context switches out while runnable.
     pub involuntary_switches: u64,
 }
-const _: () = assert!(size_of::<ThreadStats>() == 72 + 8 * OFF_FRAMES);
+const _: () = assert!(size_of::<ThreadStats>() == 80 + 8 * OFF_FRAMES);
 
 /// User frames recorded where a thread blocks.
 pub const OFF_FRAMES: usize = 4;
@@ -487,7 +492,12 @@ mod tests {
         assert_eq!(one.cgocall_calls, PROC_STATS_FIELDS as u64);
         let mut sum = one;
         sum.accumulate(&one);
-        assert!(sum.as_array().iter().zip(one.as_array()).all(|(s, o)| *s == 2 * o));
+        assert!(
+            sum.as_array()
+                .iter()
+                .zip(one.as_array())
+                .all(|(s, o)| *s == 2 * o)
+        );
         assert_eq!(sum.since(&one), one);
         let wrapped = ProcStats::default().since(&one);
         assert_eq!(wrapped.futex_calls, u64::MAX);

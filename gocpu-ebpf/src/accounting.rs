@@ -7,7 +7,9 @@ use aya_ebpf::{
     maps::{PerCpuHashMap, StackTrace},
     programs::tracing::StackIdContext,
 };
-use gocpu_common::{DropReason, NO_STACK, OFF_FRAMES, ProcEvent, ProcStats, THREAD_GO, ThreadStats};
+use gocpu_common::{
+    DropReason, NO_STACK, OFF_FRAMES, ProcEvent, ProcStats, THREAD_GO, ThreadStats,
+};
 
 use crate::maps::{CPU_SLICE, DROPS, EVENTS, PROCS, THREADS};
 
@@ -46,6 +48,7 @@ pub fn thread_mut(tid: u32, tgid: u32) -> Option<&'static mut ThreadStats> {
     if THREADS.get_ptr_mut(tid).is_none() {
         let fresh = ThreadStats {
             tgid,
+            cgo_stack: NO_STACK,
             ..ThreadStats::default()
         };
         // An LRU map makes room by evicting; a failure means a concurrent insert won the race.
@@ -74,18 +77,19 @@ pub fn count_call(field: fn(&mut ProcStats) -> &mut u64) {
 }
 
 /// A uprobe on a Go runtime function fired: counts it and marks the thread as a Go M (only Go
-/// threads run runtime code; a thread started by C code never does).
+/// threads run runtime code; a thread started by C code never does). Returns the thread's
+/// state when the process is tracked.
 #[inline(always)]
-pub fn count_runtime_call(field: fn(&mut ProcStats) -> &mut u64) {
+pub fn count_runtime_call(
+    field: fn(&mut ProcStats) -> &mut u64,
+) -> Option<&'static mut ThreadStats> {
     let task = current();
-    let Some(stats) = stats_mut(task.tgid) else {
-        return;
-    };
+    let stats = stats_mut(task.tgid)?;
     let c = field(stats);
     *c = c.wrapping_add(1);
-    if let Some(th) = thread_mut(task.tid, task.tgid) {
-        th.flags |= THREAD_GO;
-    }
+    let th = thread_mut(task.tid, task.tgid)?;
+    th.flags |= THREAD_GO;
+    Some(th)
 }
 
 /// Closes the slice running on this CPU at `now` and starts a new one; returns its length
@@ -158,8 +162,16 @@ pub fn user_frames<C: EbpfContext>(ctx: &C, ips: &mut [u64; OFF_FRAMES]) -> u32 
 
 /// Applies `update` to this CPU's value for `key`, inserting `V::default()` first if needed.
 #[inline(always)]
-pub fn update_keyed<K, V: Default>(map: &PerCpuHashMap<K, V>, key: &K, update: impl FnOnce(&mut V)) {
-    if map.get_ptr_mut(key).is_none() && map.insert(key, V::default(), u64::from(BPF_NOEXIST)).is_err() {
+pub fn update_keyed<K, V: Default>(
+    map: &PerCpuHashMap<K, V>,
+    key: &K,
+    update: impl FnOnce(&mut V),
+) {
+    if map.get_ptr_mut(key).is_none()
+        && map
+            .insert(key, V::default(), u64::from(BPF_NOEXIST))
+            .is_err()
+    {
         // Either another CPU inserted it meanwhile (then the lookup below succeeds) or it is full.
     }
     match map.get_ptr_mut(key) {

@@ -2,6 +2,7 @@
 pub mod error;
 pub mod hotspots;
 pub mod processes;
+pub mod threads;
 
 use std::sync::{Arc, atomic::Ordering};
 
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/processes", get(processes::list))
         .route("/processes/{pid}", get(processes::detail))
         .route("/processes/{pid}/hotspots", get(hotspots::hotspots_handler))
+        .route("/processes/{pid}/threads", get(threads::threads_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -204,6 +204,22 @@ impl ProcFs {
         File::open(&path).map_err(|e| self.map_err(pid, path, e))
     }
 
+    /// The process's threads and their stat lines (threads that exit meanwhile are skipped).
+    pub fn tasks(&self, pid: u32) -> Result<Vec<ProcStat>, ProcError> {
+        let dir = self.root.join(pid.to_string()).join("task");
+        let entries = std::fs::read_dir(&dir).map_err(|e| self.map_err(pid, dir.clone(), e))?;
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let path = e.path().join("stat");
+            let stat = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| parse_stat(&text).ok());
+            out.extend(stat);
+        }
+        out.sort_by_key(|s| s.pid);
+        Ok(out)
+    }
+
     /// The process's memory mappings.
     pub fn maps(&self, pid: u32) -> Result<Vec<super::maps::Mapping>, ProcError> {
         let path = self.pid_path(pid, "maps");

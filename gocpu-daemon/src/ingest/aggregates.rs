@@ -7,7 +7,9 @@ use std::{
     time::Instant,
 };
 
-use gocpu_common::{FutexKey, FutexOp, OFF_FRAMES, OffCpuKey, OffCpuValue, THREAD_GO, ThreadStats};
+use gocpu_common::{
+    FutexKey, FutexOp, NO_STACK, OFF_FRAMES, OffCpuKey, OffCpuValue, THREAD_GO, ThreadStats,
+};
 
 use crate::{
     discovery::procfs::ProcFs,
@@ -68,6 +70,15 @@ pub fn apply(
         let Some(a) = p.analysis.as_mut() else {
             continue;
         };
+        let cgo_callers: HashMap<u32, u32> = threads
+            .get(&pid)
+            .map(|ts| {
+                ts.iter()
+                    .filter(|(_, t)| t.cgo_stack != NO_STACK)
+                    .map(|(tid, t)| (*tid, t.cgo_stack))
+                    .collect()
+            })
+            .unwrap_or_default();
         let own = samples.remove(&pid).unwrap_or_default();
         // Libraries loaded since the mappings were read show up as unmapped addresses.
         let unmapped = own
@@ -85,7 +96,17 @@ pub fn apply(
                     class: None,
                 })
             } else {
-                a.stack(&s.ips)
+                let stack = a.stack(&s.ips);
+                match cgo_callers.get(&s.tid) {
+                    // Outside Go with no way back (C without frame pointers): append the Go
+                    // stack that made the thread's last cgo call.
+                    Some(caller) if !stack.frames.iter().any(|f| f.go_function().is_some()) => {
+                        let mut ips = s.ips.clone();
+                        ips.extend(off_stack(*caller).unwrap_or_default());
+                        a.stack(&ips)
+                    }
+                    _ => stack,
+                }
             };
             a.profile.add(&stack, s.tid, s.kernel, s.count);
         }

@@ -149,7 +149,14 @@ impl Ingest {
         let analysis = match (&tracking, &*insp.binary) {
             (Tracking::Tracked, BinaryFacts::Go(facts)) => {
                 let maps = s.discovery.procfs().maps(insp.key.pid).unwrap_or_default();
-                let sym = ProcessSymbolizer::new(Arc::clone(&facts.binary), insp.file.ino, maps);
+                let root = s
+                    .discovery
+                    .procfs()
+                    .root()
+                    .join(insp.key.pid.to_string())
+                    .join("root");
+                let sym =
+                    ProcessSymbolizer::new(root, Arc::clone(&facts.binary), insp.file.ino, maps);
                 Some(ProcessAnalysis::new(
                     sym,
                     Duration::from_secs(s.config.ingest.profile_seconds),

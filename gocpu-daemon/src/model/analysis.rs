@@ -92,6 +92,11 @@ impl ProcessAnalysis {
         stack
     }
 
+    /// The interned stack for `ips`, if it was built before (no symbolization here).
+    pub fn cached_stack(&self, ips: &[u64]) -> Option<Arc<Stack>> {
+        self.stacks.get(ips).cloned()
+    }
+
     /// The stack of kernel off-CPU stack id `id`, built from `ips` on first use.
     pub fn off_stack(&mut self, id: u32, ips: impl FnOnce() -> Option<Vec<u64>>) -> Arc<Stack> {
         if let Some(s) = self.off_stacks.get(&id) {

@@ -226,6 +226,7 @@ mod tests {
         let native = vec![SymFrame::Native {
             object: None,
             offset: 1,
+            symbol: None,
         }];
         assert_eq!(OffReason::of(&native), OffReason::Native);
     }

@@ -67,13 +67,22 @@ fn frame_name(f: &SymFrame) -> (String, Option<Arc<str>>, bool) {
             Some(Arc::from(format!("{file}:{line}"))),
             *inlined,
         ),
-        SymFrame::Native { object, offset } => {
+        SymFrame::Native {
+            object,
+            offset,
+            symbol,
+        } => {
             let object = match object.as_deref() {
                 Some(o) if o.starts_with('[') => o.to_string(),
                 Some(o) => format!("[{o}]"),
                 None => "[unmapped]".to_string(),
             };
-            (format!("{object}+{offset:#x}"), None, false)
+            // C code keeps its object's name beside its symbol: "gocpu_cgo_spin [cgospin]".
+            let name = match symbol {
+                Some(sym) => format!("{sym} {object}"),
+                None => format!("{object}+{offset:#x}"),
+            };
+            (name, None, false)
         }
     }
 }

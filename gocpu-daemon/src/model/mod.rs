@@ -7,6 +7,7 @@ pub mod hotspots;
 pub mod process;
 pub mod profile;
 pub mod report;
+pub mod threads;
 pub mod window;
 
 use std::{

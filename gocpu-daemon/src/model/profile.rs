@@ -277,6 +277,7 @@ mod tests {
             frames: vec![SymFrame::Native {
                 object: None,
                 offset: 0x10,
+                symbol: None,
             }],
             class: None,
         })

