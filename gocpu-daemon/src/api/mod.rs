@@ -1,8 +1,10 @@
 //! The HTTP API (axum): `/metrics`, `/processes`, `/processes/{pid}`, `/healthz`, `/readyz`.
 pub mod error;
+pub mod exports;
 pub mod hotspots;
 pub mod processes;
 pub mod threads;
+pub mod window;
 
 use std::sync::{Arc, atomic::Ordering};
 
@@ -34,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/processes/{pid}", get(processes::detail))
         .route("/processes/{pid}/hotspots", get(hotspots::hotspots_handler))
         .route("/processes/{pid}/threads", get(threads::threads_handler))
+        .route("/processes/{pid}/pprof", get(exports::pprof_handler))
+        .route("/processes/{pid}/flamegraph.svg", get(exports::flamegraph_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
