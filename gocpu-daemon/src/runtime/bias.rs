@@ -41,7 +41,10 @@ pub enum BiasError {
 /// The load bias of `bin`, mapped in a process from the file with inode `exe_inode`.
 pub fn load_bias(bin: &GoBinary, exe_inode: u64, maps: &[Mapping]) -> Result<u64, BiasError> {
     let mut bias: Option<u64> = None;
-    for m in maps.iter().filter(|m| m.inode == exe_inode && exe_inode != 0) {
+    for m in maps
+        .iter()
+        .filter(|m| m.inode == exe_inode && exe_inode != 0)
+    {
         for seg in bin.load_segments() {
             if seg.offset & !PAGE_MASK != m.offset {
                 continue;

@@ -50,7 +50,10 @@ pub enum MemError {
 impl MemError {
     /// Whether the whole process is unreadable (gone or denied), not just one range.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, MemError::Gone | MemError::Denied | MemError::Os { .. })
+        matches!(
+            self,
+            MemError::Gone | MemError::Denied | MemError::Os { .. }
+        )
     }
 
     /// A stable, low-cardinality name of the variant (for metric labels).
@@ -176,7 +179,10 @@ impl ProcessMemory for ProcessVm {
         let remote = [iovec(addr as *mut libc::c_void, buf.len())];
         match self.readv(&local, &remote) {
             Ok(n) if n == buf.len() => Ok(()),
-            Ok(_) | Err(MemError::Os { errno: libc::EFAULT }) => Err(unreadable),
+            Ok(_)
+            | Err(MemError::Os {
+                errno: libc::EFAULT,
+            }) => Err(unreadable),
             Err(e) => Err(e),
         }
     }
@@ -219,7 +225,9 @@ impl ProcessMemory for ProcessVm {
                 }
                 let done = match self.readv(&local, &remote) {
                     Ok(n) => n / len,
-                    Err(MemError::Os { errno: libc::EFAULT }) => 0,
+                    Err(MemError::Os {
+                        errno: libc::EFAULT,
+                    }) => 0,
                     Err(e) => return Err(e),
                 };
                 for &r in todo.iter().take(done) {

@@ -1,0 +1,5 @@
+//! Fuzz target: gocpu_gobin::fuzzing::build_info on arbitrary bytes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| gocpu_gobin::fuzzing::build_info(data));

@@ -1,0 +1,3 @@
+module dwarforacle
+
+go 1.19

@@ -1,0 +1,3 @@
+module example.com/gobinoracle
+
+go 1.19

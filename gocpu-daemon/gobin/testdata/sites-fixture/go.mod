@@ -1,0 +1,3 @@
+module sitesfixture
+
+go 1.19
