@@ -4,6 +4,7 @@
 //! [`model`], and [`api`] / [`metrics`] serve it. [`daemon`] wires them; [`config`] configures.
 pub mod api;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod discovery;

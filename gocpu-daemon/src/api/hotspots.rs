@@ -21,7 +21,7 @@ use crate::{
         detectors::{Verdict, judge},
         hotspots::{Hotspots, hotspots},
         process::Tracking,
-        report::{CpuSplit, Ratios, report},
+        report::{CpuSplit, FutexTraffic, OffCpu, Ratios, RuntimeRates, report, runtime_rates},
     },
 };
 
@@ -45,6 +45,12 @@ pub struct HotspotsDoc {
     pub ratios: Option<Ratios>,
     /// Detector verdict.
     pub verdict: Option<Verdict>,
+    /// Off-CPU time by reason.
+    pub offcpu: Option<OffCpu>,
+    /// futex traffic.
+    pub futex: Option<FutexTraffic>,
+    /// Runtime call rates.
+    pub runtime: Option<RuntimeRates>,
     /// Top functions.
     pub hotspots: Hotspots,
 }
@@ -83,8 +89,9 @@ pub async fn hotspots_handler(
     let manager = shared.manager();
     let fresh = manager.read(pid);
     let model = shared.model();
-    drop(manager);
     let p = model.get(pid).ok_or_else(not_found)?;
+    let hooks = manager.hook_status(p.file, p.key);
+    drop(manager);
     if p.tracking != Tracking::Tracked {
         return Err(ApiError::NotFound(format!(
             "pid {pid} is listed but not tracked"
@@ -98,11 +105,15 @@ pub async fn hotspots_handler(
     let now = Instant::now();
     let since = req.since(now);
     let rep = fresh.map(|st| report(p, now, &st));
+    let runtime = fresh.map(|st| runtime_rates(p, now, &st, &hooks));
     let doc = HotspotsDoc {
         pid,
         comm: p.comm.clone(),
         seconds,
         cpu: rep.as_ref().and_then(|r| r.cpu.clone()),
+        offcpu: rep.as_ref().and_then(|r| r.offcpu.clone()),
+        futex: rep.as_ref().and_then(|r| r.futex.clone()),
+        runtime,
         ratios: rep.as_ref().and_then(|r| r.ratios),
         verdict: rep
             .as_ref()
@@ -162,6 +173,51 @@ fn render_text(d: &HotspotsDoc) -> String {
             "ratios: spin {:.2}  park {:.2}  syscall {:.2}",
             r.spin, r.park, r.syscall
         );
+    }
+    if let Some(rt) = &d.runtime {
+        let rates: Vec<String> = rt
+            .calls
+            .iter()
+            .map(|(f, r)| format!("{f} {:.0}/s", r.per_second))
+            .collect();
+        if !rates.is_empty() {
+            let _ = writeln!(s, "runtime calls: {}", rates.join("  "));
+        }
+        if let Some(a) = rt.wake_amplification {
+            let _ = writeln!(
+                s,
+                "wake amplification: {a:.3} futex wakes per goroutine switch"
+            );
+        }
+    }
+    if let Some(f) = &d.futex {
+        let callers: Vec<String> = f
+            .callers
+            .iter()
+            .take(3)
+            .map(|c| format!("{} ({:?}) {:.0}/s", c.function, c.op, c.per_second))
+            .collect();
+        let _ = writeln!(
+            s,
+            "futex: {:.0} waits/s, {:.0} wakes/s; callers: {}",
+            f.wait_per_second,
+            f.wake_per_second,
+            if callers.is_empty() {
+                "-".to_string()
+            } else {
+                callers.join(", ")
+            }
+        );
+    }
+    if let Some(o) = &d.offcpu {
+        let mut parts: Vec<String> = o
+            .blocked_seconds
+            .iter()
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(k, v)| format!("{k} {v:.1}s"))
+            .collect();
+        parts.push(format!("runnable {:.1}s", o.runnable_seconds));
+        let _ = writeln!(s, "off-CPU thread-seconds: {}", parts.join("  "));
     }
     let _ = writeln!(s, "\n{} samples. Top by self:", d.hotspots.samples);
     let _ = writeln!(

@@ -45,7 +45,9 @@ impl ProfileRequest {
     ) -> Result<ProfileRequest, ApiError> {
         let pid = parse_pid(raw_pid)?;
         if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ApiError::BadRequest(format!("unknown query parameter {k:?}")));
+            return Err(ApiError::BadRequest(format!(
+                "unknown query parameter {k:?}"
+            )));
         }
         let max = shared.config.ingest.profile_seconds;
         let seconds = param::<u64>(q, "seconds")?.unwrap_or(shared.config.ingest.window_seconds);
@@ -67,7 +69,10 @@ impl ProfileRequest {
     pub fn samples(&self, shared: &Shared) -> Result<(Samples, String), ApiError> {
         let model = shared.model();
         let p = model.get(self.pid).ok_or_else(|| {
-            ApiError::NotFound(format!("pid {} is not a Go process tracked by gocpu", self.pid))
+            ApiError::NotFound(format!(
+                "pid {} is not a Go process tracked by gocpu",
+                self.pid
+            ))
         })?;
         if p.tracking != Tracking::Tracked {
             return Err(ApiError::NotFound(format!(
