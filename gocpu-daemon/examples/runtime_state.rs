@@ -1,7 +1,7 @@
 //! Prints a Go process's runtime state read from outside: `runtime_state <pid> [repeats]`.
 //!
-//! Census, scheduler gauges and Ms with how long each read took (the census figure is what
-//! `cargo xtask bench-runtime` reports). Needs root or the target's user.
+//! Census, scheduler gauges and Ms with how long each read took; the last line (`BENCH {json}`)
+//! is what `cargo xtask bench-runtime` reads. Needs root or the target's user.
 #![allow(clippy::print_stdout)]
 
 use std::{path::PathBuf, time::Instant};
@@ -58,17 +58,39 @@ fn main() -> Result<()> {
         }
     }
     times.sort();
-    if let (Some(min), Some(med)) = (times.first(), times.get(times.len() / 2)) {
-        println!("census time: min {min:?} median {med:?} over {repeats}");
-    }
+    let ms_of = |d: Option<&std::time::Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let (min, med, max) = (
+        ms_of(times.first()),
+        ms_of(times.get(times.len() / 2)),
+        ms_of(times.last()),
+    );
+    println!("census time: min {min:.2} ms, median {med:.2} ms, max {max:.2} ms over {repeats}");
     let t = Instant::now();
     let s = read_sched(&mem, &layout, bias)?;
-    println!("sched ({:?}): {s:?}", t.elapsed());
+    let sched_us = t.elapsed().as_secs_f64() * 1e6;
+    println!("sched ({sched_us:.0} µs): {s:?}");
     let t = Instant::now();
     let ms = read_ms(&mem, &layout, bias)?;
-    println!("ms ({:?}):", t.elapsed());
-    for m in ms {
+    let ms_us = t.elapsed().as_secs_f64() * 1e6;
+    println!("ms ({ms_us:.0} µs):");
+    for m in &ms {
         println!("  {m:?}");
     }
+    let c = read_census(&mem, &layout, bias)?;
+    let user = c.named.as_ref().map(|n| n.user).ok();
+    println!(
+        "BENCH {}",
+        serde_json::json!({
+            "allglen": c.allglen,
+            "user_goroutines": user,
+            "census_ms_min": min,
+            "census_ms_median": med,
+            "census_ms_max": max,
+            "repeats": repeats,
+            "sched_us": sched_us,
+            "ms_us": ms_us,
+            "ms": ms.len(),
+        })
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod preflight;
 pub mod probes;
 pub mod runtime;
 pub mod symbolize;

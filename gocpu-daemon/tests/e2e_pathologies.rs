@@ -207,6 +207,12 @@ fn row4_lock_contention_shows_lock_waits_not_idle() {
             let parked = v["offcpu"]["blocked_seconds"]["futex_park"]
                 .as_f64()
                 .unwrap_or(0.0);
+            // The goroutines wait on the mutex, by the runtime's own wait reason (Go 1.19 only
+            // knows "semacquire"; 1.20+ says "sync.Mutex.Lock").
+            let reasons = &v["goroutines"]["by_wait_reason"];
+            let lock = reasons["sync.Mutex.Lock"].as_u64().unwrap_or(0)
+                + reasons["semacquire"].as_u64().unwrap_or(0);
+            assert!(lock >= 5, "{ctx}: goroutines waiting on the lock: {reasons}");
             assert!(parked > 0.0, "{ctx}: no futex park time: {}", v["offcpu"]);
         },
         no_truth,
@@ -253,6 +259,33 @@ fn row6_gc_pressure_matches_the_runtimes_own_gc_share() {
                 (ours - theirs).abs() <= 0.05,
                 "{label}: gc share {ours:.3} vs the runtime's own {theirs:.3}"
             );
+        },
+    );
+}
+
+#[test]
+fn row7_goroutine_leak_is_flagged_by_wait_reason() {
+    scenario(
+        "goroutineleak",
+        &["-rate", "100"],
+        |ctx, v| {
+            let g = &v["goroutines"];
+            assert!(g["total"].as_u64().unwrap_or(0) > 300, "{ctx}: {g}");
+            assert!(g["growth_per_second"].as_f64().unwrap_or(0.0) > 50.0, "{ctx}: {g}");
+            let reasons = g["by_wait_reason"].as_object().unwrap();
+            let (top, _) = reasons
+                .iter()
+                .max_by_key(|(_, n)| n.as_u64().unwrap_or(0))
+                .unwrap();
+            assert_eq!(top, "chan receive", "{ctx}: {g}");
+            assert!(flags(v).contains(&"goroutine_leak".into()), "{ctx}: {:?}", flags(v));
+            assert!(!flags(v).contains(&"pseudo_idle".into()), "{ctx}");
+        },
+        |label, v, gt| {
+            // Read a moment before the program stopped: within the leak rate of its own count.
+            let ours = v["goroutines"]["total"].as_u64().unwrap() as f64;
+            let theirs = gt["goroutines"].as_f64().unwrap();
+            assert!(ours <= theirs && theirs - ours <= 300.0, "{label}: {ours} vs {theirs}");
         },
     );
 }

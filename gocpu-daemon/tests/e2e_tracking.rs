@@ -83,7 +83,9 @@ fn tracks_go_workloads_with_version_counts_and_cpu_time() {
         assert!(t1.2 > 0, "{version}: no runtime.usleep calls counted: {v}");
         assert!(t1.3 > 0, "{version}: no runtime.mcall calls counted: {v}");
         for f in ["runtime.futex", "runtime.usleep", "runtime.mcall"] {
-            let rate = v["runtime"]["calls"][f]["per_second"].as_f64().unwrap_or(0.0);
+            let rate = v["runtime"]["calls"][f]["per_second"]
+                .as_f64()
+                .unwrap_or(0.0);
             assert!(rate > 0.0, "{version}: no {f} rate: {}", v["runtime"]);
         }
         let w = &v["window"];

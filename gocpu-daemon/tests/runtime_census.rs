@@ -12,7 +12,7 @@ mod runtime_support;
 
 use std::time::{Duration, Instant};
 
-use gocpu_daemon::runtime::{Census, GrowthWindow, read_census};
+use gocpu_daemon::runtime::{Census, GrowthWindow, read_census, read_sched};
 use gocpu_testkit::{Variant, test_toolchains};
 use runtime_support::{Target, retry};
 
@@ -42,28 +42,61 @@ fn census_matches_num_goroutine_on_every_toolchain_and_variant() {
                 let n = user(&c);
                 let stable = last == Some(n) && n >= LEAK;
                 last = Some(n);
-                if stable { Ok(c) } else { Err(format!("{}: user {n}", t.label)) }
+                if stable {
+                    Ok(c)
+                } else {
+                    Err(format!("{}: user {n}", t.label))
+                }
             });
+            // sched.goidgen (sched found independently of allgs) covers every goid seen.
+            let goidgen = read_sched(&t.mem, &t.layout, t.bias)
+                .unwrap()
+                .goidgen
+                .unwrap();
+            assert!(
+                census.max_goid <= goidgen && census.max_goid > LEAK,
+                "{}: max goid {} vs sched.goidgen {goidgen}",
+                t.label,
+                census.max_goid
+            );
             let label = t.label.clone();
             let named = census.named.clone().unwrap();
             // The leaked goroutines' start function, named from the binary: the `go`
             // statement's wrapper in main.main (main.main.func2, or gowrap2 since Go 1.21).
             let (&pc, &top) = named.by_start.iter().max_by_key(|(_, n)| **n).unwrap();
-            let start_fn = t.binary.function_at_pc(pc).map(|f| f.name).unwrap_or_default();
-            assert!(start_fn.starts_with("main.main."), "{label}: top start {start_fn}");
+            let start_fn = t
+                .binary
+                .function_at_pc(pc)
+                .map(|f| f.name)
+                .unwrap_or_default();
+            assert!(
+                start_fn.starts_with("main.main."),
+                "{label}: top start {start_fn}"
+            );
             let truth = t.stop();
             let goroutines = truth["goroutines"].as_u64().unwrap();
             let leaked = truth["leaked_goroutines"].as_u64().unwrap();
             assert_eq!(leaked, LEAK, "{label}");
             assert_eq!(named.user, goroutines, "{label}: {named:?}");
             assert_eq!(named.live, named.user + named.system, "{label}");
-            assert!(named.system >= 3, "{label}: system goroutines {}", named.system);
+            assert!(
+                named.system >= 3,
+                "{label}: system goroutines {}",
+                named.system
+            );
             assert_eq!(census.unreadable, 0, "{label}");
             assert_eq!(named.unknown_status, 0, "{label}");
-            let chan = named.by_wait_reason.get("chan receive").copied().unwrap_or(0);
+            let chan = named
+                .by_wait_reason
+                .get("chan receive")
+                .copied()
+                .unwrap_or(0);
             assert_eq!(chan, leaked, "{label}: {:?}", named.by_wait_reason);
             let waiting: u64 = named.by_wait_reason.values().sum();
-            assert!(chan * 10 > waiting * 9, "{label}: chan receive does not dominate");
+            assert!(
+                chan * 10 > waiting * 9,
+                "{label}: chan receive does not dominate"
+            );
             assert_eq!(top, leaked, "{label}: goroutines started by {start_fn}");
             println!(
                 "{label}: user {} = NumGoroutine {goroutines}, chan receive {chan}, system {}",
@@ -77,7 +110,10 @@ fn census_matches_num_goroutine_on_every_toolchain_and_variant() {
 
 #[test]
 fn growth_window_sees_the_leak_rate() {
-    for tc in [test_toolchains().remove(0), test_toolchains().pop().unwrap()] {
+    for tc in [
+        test_toolchains().remove(0),
+        test_toolchains().pop().unwrap(),
+    ] {
         let rate = 200.0;
         let t = Target::start(
             &tc,
@@ -98,7 +134,10 @@ fn growth_window_sees_the_leak_rate() {
         let label = t.label.clone();
         let truth = t.stop();
         let measured = truth["leaked_per_second"].as_f64().unwrap();
-        println!("{label}: slope {:.1}/s, program {measured:.1}/s, {g:?}", g.per_second);
+        println!(
+            "{label}: slope {:.1}/s, program {measured:.1}/s, {g:?}",
+            g.per_second
+        );
         assert!(
             (g.per_second - rate).abs() < rate * 0.2,
             "{label}: slope {} vs -rate {rate}",

@@ -333,6 +333,25 @@ fn unreadable_gs_are_counted_not_guessed() {
 }
 
 #[test]
+fn coalesced_reads_across_a_hole_fall_back_to_single_gs() {
+    let mut mem = image(&sample_gs());
+    let gbase = HEAP + 0x10_0000;
+    let end = 52 * G_SIZE;
+    let g0: Vec<u8> = mem.regions[&gbase][..G_SIZE as usize].to_vec();
+    mem.regions.get_mut(&gbase).unwrap().truncate(end as usize);
+    // A copy of g 0 (running) 8 bytes past the end of the region: close enough to the last g
+    // to be read in the same range, which then fails on the hole.
+    let moved = gbase + end + 8;
+    mem.regions.insert(moved, g0);
+    mem.put_u64(HEAP + 5 * 8, moved);
+    let c = read_census(&mem, &layout(), 0).unwrap();
+    assert_eq!((c.read, c.unreadable), (52, 0));
+    let n = c.named.unwrap();
+    assert_eq!(n.by_status.get("running"), Some(&2));
+    assert_eq!(n.by_wait_reason.get("chan receive"), Some(&39));
+}
+
+#[test]
 fn unavailable_variables_are_reported_with_the_reason() {
     let l = layout();
     let mut syms = l.symbols().clone();
@@ -405,4 +424,56 @@ fn random_garbage_never_panics_or_hangs() {
     }
     println!("garbage: {errors} errors, {oks} reads that passed validation");
     assert!(errors > 0);
+}
+
+#[test]
+fn load_bias_needs_consistent_mappings_of_the_executable() {
+    use gocpu_daemon::{
+        discovery::maps::parse_maps,
+        runtime::{BiasError, load_bias},
+    };
+    let tc = gocpu_testkit::go_bin_series("1.25");
+    let bin = gocpu_testkit::build(
+        &tc,
+        &gocpu_testkit::workload("goroutineleak"),
+        gocpu_testkit::Variant::Pie,
+    );
+    let gb = gocpu_gobin::GoBinary::open(&bin).unwrap();
+    let segs: Vec<_> = gb.load_segments().cloned().collect();
+    assert!(segs.len() >= 2 && gb.is_pie());
+    let base = 0x5600_0000_0000u64;
+    let line = |s: &gocpu_gobin::Segment, start: u64, inode: u64| {
+        format!(
+            "{:x}-{:x} r-xp {:08x} fd:01 {inode} /bin/prog\n",
+            start + (s.vaddr & !0xfff),
+            start + ((s.vaddr + s.memsz + 0xfff) & !0xfff),
+            s.offset & !0xfff
+        )
+    };
+    let good: String = segs.iter().map(|s| line(s, base, 42)).collect();
+    assert_eq!(load_bias(&gb, 42, &parse_maps(&good)), Ok(base));
+    // Another file's mappings (other inode) and garbage lines do not count.
+    let mixed = format!("{}garbage\n{}", line(&segs[0], 0x7000_0000_0000, 7), good);
+    assert_eq!(load_bias(&gb, 42, &parse_maps(&mixed)), Ok(base));
+    assert_eq!(
+        load_bias(&gb, 42, &parse_maps(&line(&segs[0], base, 7))),
+        Err(BiasError::NotMapped { inode: 42 })
+    );
+    assert_eq!(
+        load_bias(&gb, 0, &parse_maps(&good)),
+        Err(BiasError::NotMapped { inode: 0 })
+    );
+    let split = format!(
+        "{}{}",
+        line(&segs[0], base, 42),
+        line(&segs[1], base + 0x1000, 42)
+    );
+    assert!(matches!(
+        load_bias(&gb, 42, &parse_maps(&split)),
+        Err(BiasError::Inconsistent { .. })
+    ));
+    // The executable file mapped once more elsewhere (a program reading itself): the majority
+    // of mappings still decides.
+    let extra = format!("{good}{}", line(&segs[0], 0x7100_0000_0000, 42));
+    assert_eq!(load_bias(&gb, 42, &parse_maps(&extra)), Ok(base));
 }

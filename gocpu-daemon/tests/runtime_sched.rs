@@ -82,7 +82,11 @@ fn gauges_equal_schedtrace_of_a_still_program() {
                 // The first line printed after our read describes the same still state.
                 let trace = retry(Duration::from_secs(5), || {
                     let (n, f) = read_trace();
-                    if n > before { Ok(f) } else { Err("no new SCHED line".into()) }
+                    if n > before {
+                        Ok(f)
+                    } else {
+                        Err("no new SCHED line".into())
+                    }
                 });
                 for key in ["gomaxprocs", "threads", "local_len"] {
                     assert_eq!(Some(&ours[key]), trace.get(key), "{}: {key}", t.label);
@@ -93,7 +97,10 @@ fn gauges_equal_schedtrace_of_a_still_program() {
                     println!("{}: differs: ours {ours:?} trace {trace:?}", t.label);
                 }
             }
-            println!("{}: {all_equal}/{attempts} reads equal schedtrace in every field", t.label);
+            println!(
+                "{}: {all_equal}/{attempts} reads equal schedtrace in every field",
+                t.label
+            );
             assert!(all_equal * 2 > attempts, "{}", t.label);
             drop(t.stop());
         }
@@ -119,7 +126,11 @@ fn storm_gauges_stay_in_bounds_and_threads_match_ms_and_tasks() {
             let idle = g.idle_ps.clone().unwrap();
             let spinning = g.spinning_ms.clone().unwrap();
             assert!((0..=procs).contains(&idle), "{}: idle Ps {idle}", t.label);
-            assert!((0..=procs).contains(&spinning), "{}: spinning {spinning}", t.label);
+            assert!(
+                (0..=procs).contains(&spinning),
+                "{}: spinning {spinning}",
+                t.label
+            );
             assert_eq!(g.local_runqs.clone().unwrap().len(), 3, "{}", t.label);
             assert!(g.global_runq.clone().unwrap() >= 0);
             spinning_seen += usize::from(spinning > 0);
@@ -135,7 +146,11 @@ fn storm_gauges_stay_in_bounds_and_threads_match_ms_and_tasks() {
             if threads as usize == ms.len() && tasks.len() == ms.len() {
                 Ok(threads)
             } else {
-                Err(format!("threads {threads}, Ms {}, tasks {}", ms.len(), tasks.len()))
+                Err(format!(
+                    "threads {threads}, Ms {}, tasks {}",
+                    ms.len(),
+                    tasks.len()
+                ))
             }
         });
         let label = t.label.clone();

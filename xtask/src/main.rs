@@ -3,9 +3,12 @@
 
 mod bench;
 mod deploy;
+mod deploy_k8s;
+mod deploy_tools;
 mod fuzz;
 mod gobin_bench;
 mod offsets;
+mod runtime_bench;
 mod runtime_names;
 mod setup;
 mod test;
@@ -46,6 +49,8 @@ enum Task {
     Test(test::TestArgs),
     /// Check the deploy/ tree (Prometheus rules and their tests, Kubernetes manifests).
     DeployCheck,
+    /// Regenerate derived deploy files (the PrometheusRule from deploy/prometheus/rules.yaml).
+    DeployRender,
     /// Measure the daemon's overhead on the ping-pong workload (interleaved A/B runs).
     Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets of gocpu-gobin (long-running; see README).
@@ -63,6 +68,12 @@ enum Task {
     /// Regenerate the per-Go-version struct offset table from every installed toolchain's DWARF.
     Offsets {
         /// Arguments for the generator.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Time reading a Go process's runtime state from outside (census of 100k goroutines).
+    BenchRuntime {
+        /// Arguments for the benchmark.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -105,10 +116,12 @@ fn main() -> Result<()> {
         }
         Task::Test(args) => test::test(&args),
         Task::DeployCheck => deploy::check(),
+        Task::DeployRender => deploy::render(),
         Task::Bench(args) => bench::bench(&args),
         Task::Fuzz { args } => fuzz::run(&args),
         Task::BenchGobin { args } => gobin_bench::run(&args),
         Task::Offsets { args } => offsets::run(&args),
         Task::RuntimeNames { args } => runtime_names::run(&args),
+        Task::BenchRuntime { args } => runtime_bench::run(&args),
     }
 }

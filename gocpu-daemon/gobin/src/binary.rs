@@ -4,7 +4,7 @@ use std::{fs::File, path::Path};
 use crate::{
     anchors,
     buildinfo::BuildInfo,
-    elf::{ET_DYN, Elf, PF_W, Segment},
+    elf::{ET_DYN, Elf, PF_W, PF_X, Segment},
     error::{GobinError, Unavailable},
     funcdata::{FuncDataBytes, Resolver},
     identify::{Evidence, Identification, front},
@@ -73,8 +73,28 @@ pub enum TextStart {
     Header,
     /// The `runtime.text` symbol in `.symtab`.
     Symtab,
-    /// The `.text` section address: a last resort, wrong for some externally linked binaries.
-    TextSection,
+}
+
+/// The function table must lie in one executable PT_LOAD: a table read with the wrong text
+/// start, or a forged one, fails here instead of producing plausible wrong addresses.
+fn check_code_range(elf: &Elf, tab: &Pclntab) -> Result<(), GobinError> {
+    if tab.count() == 0 {
+        return Ok(());
+    }
+    let (Some(first), Some(end)) = (tab.entry(0), tab.entry(tab.count())) else {
+        return Err(malformed("function table"));
+    };
+    let inside = elf.loads().any(|s| {
+        s.flags & PF_X != 0
+            && first >= s.vaddr
+            && end >= first
+            && s.vaddr.checked_add(s.memsz).is_some_and(|seg_end| end <= seg_end)
+    });
+    if inside {
+        Ok(())
+    } else {
+        Err(malformed("functions lie outside every executable segment"))
+    }
 }
 
 /// The identity parts known from bytes: build IDs. They are claims made by the file (a
@@ -184,14 +204,14 @@ impl GoBinary {
         {
             pclntab.set_text_start(*t);
             TextStart::Symtab
-        } else if let Some(t) = elf.section(".text") {
-            pclntab.set_text_start(t.addr);
-            TextStart::TextSection
         } else {
+            // Not `.text`: external linkers put C code before runtime.text, and a wrong base
+            // would silently move every function (and every uprobe placed from it).
             return Err(malformed(
                 "no text start: header is 0 and no moduledata or symbols",
             ));
         };
+        check_code_range(&elf, &pclntab)?;
         let inline = match pclntab.format() {
             Format::Go120 => Some(InlineLayout::Go120),
             Format::Go116 | Format::Go118 => Some(InlineLayout::Go112),

@@ -14,6 +14,11 @@
 //! unknown series, a patch outside the generated range or between differing rows, a
 //! pre-release, a devel build, a `GOEXPERIMENT` or vendor suffix — is [`Unsupported`] with the
 //! reason, never a nearby row. The daemon still validates table offsets against live memory.
+//!
+//! Next to the offsets, the other per-release runtime facts an outside reader needs:
+//! [`names`] (goroutine status names and wait reasons, generated from each release's runtime
+//! source by `cargo xtask runtime-names`) and [`symbols`] (addresses of `runtime.allgs`,
+//! `allm`, `sched`, `gomaxprocs`, `allp`: `.symtab`, or code anchors in stripped binaries).
 
 mod fields;
 pub mod names;

@@ -342,3 +342,23 @@ fn cache_keys_on_file_identity() {
     assert_ne!(kb, kb2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_wrong_or_missing_text_start_is_an_error_not_shifted_addresses() {
+    // Go 1.27 layout: no text start in the header, so it must come from moduledata.
+    let good = synth::sample_elf(Fmt::Go120, "go1.27.3", false, true, 16);
+    assert!(GoBinary::parse(good.clone()).is_ok());
+    let h = shdr(&good, ".noptrdata");
+    let md = u64::from_le_bytes(good[h + 24..h + 32].try_into().unwrap()) as usize;
+    assert_eq!(good[md..md + 8], synth::PCLNTAB.to_le_bytes());
+    // Moduledata whose text points 1 MB away: every function would move.
+    let mut shifted = good.clone();
+    le64(&mut shifted, md + 22 * 8, synth::TEXT + (1 << 20));
+    let e = GoBinary::parse(shifted).unwrap_err();
+    assert!(matches!(e, GobinError::MalformedPclntab { .. }), "{e}");
+    // No moduledata at all (its first word no longer points at the pclntab), no symbols.
+    let mut gone = good;
+    le64(&mut gone, md, 0);
+    let e = GoBinary::parse(gone).unwrap_err();
+    assert!(e.to_string().contains("no text start"), "{e}");
+}

@@ -234,6 +234,16 @@ fn check_variant(tc: &GoToolchain, variant: Variant) -> GoBinary {
         path.display()
     );
     assert_eq!(bin.is_pie(), variant == Variant::Pie, "{}", path.display());
+    // The variant is what it claims: Go's linker starts .text with runtime.text, an external
+    // linker puts C start-up code first.
+    let dot_text = bin.elf().section(".text").unwrap().addr;
+    assert_eq!(
+        dot_text == bin.text_start(),
+        variant != Variant::CgoExternal,
+        "{}: .text at {dot_text:#x}, runtime.text at {:#x}",
+        path.display(),
+        bin.text_start()
+    );
     check_functions(tc, &bin, &path, &symbols_of);
     // Go 1.19's objfile does not look for .data.rel.ro.gopclntab, so its addr2line knows no
     // function of a 1.19 PIE; a newer addr2line reads the same table correctly.

@@ -22,6 +22,7 @@ use crate::{
         hotspots::{Hotspots, hotspots},
         process::Tracking,
         report::{CpuSplit, FutexTraffic, OffCpu, Ratios, RuntimeRates, report, runtime_rates},
+        runtime_state::{RuntimeView, Value},
     },
 };
 
@@ -51,6 +52,9 @@ pub struct HotspotsDoc {
     pub futex: Option<FutexTraffic>,
     /// Runtime call rates.
     pub runtime: Option<RuntimeRates>,
+    /// Goroutine census and scheduler gauges from the runtime's memory.
+    #[serde(flatten)]
+    pub go_runtime: RuntimeView,
     /// Top functions.
     pub hotspots: Hotspots,
 }
@@ -112,12 +116,13 @@ pub async fn hotspots_handler(
         seconds,
         cpu: rep.as_ref().and_then(|r| r.cpu.clone()),
         offcpu: rep.as_ref().and_then(|r| r.offcpu.clone()),
+        go_runtime: a.runtime.view(),
         futex: rep.as_ref().and_then(|r| r.futex.clone()),
         runtime,
         ratios: rep.as_ref().and_then(|r| r.ratios),
         verdict: rep
             .as_ref()
-            .map(|r| judge(&shared.config.detectors, r, None)),
+            .map(|r| judge(&shared.config.detectors, r, p.goroutine_growth())),
         hotspots: hotspots(&a.profile, since, top),
     };
     drop(model);
@@ -174,6 +179,45 @@ fn render_text(d: &HotspotsDoc) -> String {
             r.spin, r.park, r.syscall
         );
     }
+    match &d.go_runtime.goroutines {
+        Value::Known(g) => {
+            let mut reasons: Vec<_> = g.by_wait_reason.iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1));
+            let reasons: Vec<String> = reasons
+                .iter()
+                .take(4)
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "goroutines: {}{}; waiting: {}",
+                g.total,
+                g.growth_per_second
+                    .map(|r| format!(" ({r:+.1}/s)"))
+                    .unwrap_or_default(),
+                if reasons.is_empty() {
+                    "-".to_string()
+                } else {
+                    reasons.join(", ")
+                }
+            );
+        }
+        Value::Unavailable { unavailable } => {
+            let _ = writeln!(s, "goroutines: unavailable ({unavailable})");
+        }
+    }
+    let sv = &d.go_runtime.scheduler;
+    let g = |v: &Value<i64>| v.known().map_or("?".to_string(), |x| x.to_string());
+    let _ = writeln!(
+        s,
+        "scheduler: gomaxprocs {} idleprocs {} threads {} spinningthreads {} idlethreads {} runqueue {}",
+        g(&sv.gomaxprocs),
+        g(&sv.idle_procs),
+        g(&sv.threads),
+        g(&sv.spinning_threads),
+        g(&sv.idle_threads),
+        g(&sv.runqueue)
+    );
     if let Some(rt) = &d.runtime {
         let rates: Vec<String> = rt
             .calls

@@ -23,6 +23,7 @@ use crate::{
         detectors::{Verdict, judge},
         process::{AttachState, GoProcess, Tracking},
         report::{Report, RuntimeRates, report, runtime_rates},
+        runtime_state::RuntimeView,
     },
     probes::uprobes::HookStatus,
 };
@@ -185,6 +186,9 @@ pub struct ProcessDetail {
     pub report: Option<Report>,
     /// Runtime call rates (governed uprobes), wake-up amplification, cgo call rate.
     pub runtime: Option<RuntimeRates>,
+    /// Goroutine census and scheduler gauges read from the runtime's memory.
+    #[serde(flatten)]
+    pub go_runtime: Option<RuntimeView>,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -210,7 +214,7 @@ fn summary(
         go_version: p.binary.go().and_then(|g| g.go_version.clone()),
         attach_state: p.attach_state(hooks),
         reason: p.attach_reason(hooks),
-        verdict: report.map(|r| judge(&shared.config.detectors, r, None)),
+        verdict: report.map(|r| judge(&shared.config.detectors, r, p.goroutine_growth())),
     }
 }
 
@@ -349,5 +353,6 @@ pub async fn detail(
         window,
         report,
         runtime,
+        go_runtime: p.analysis.as_ref().map(|a| a.runtime.view()),
     }))
 }

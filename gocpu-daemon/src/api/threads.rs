@@ -20,7 +20,7 @@ use crate::{
     classify::CpuClass,
     model::{
         process::Tracking,
-        threads::{ThreadEvidence, ThreadRole, role},
+        threads::{MState, ThreadEvidence, ThreadRole, role},
     },
 };
 
@@ -111,6 +111,18 @@ pub async fn threads_handler(
             finding.insert(tid, true);
         }
     }
+    // The runtime's M list, when it could be read: thread id -> M.
+    let ms: Option<HashMap<u32, &crate::runtime::MInfo>> = a
+        .runtime
+        .ms
+        .as_ref()
+        .and_then(|r| r.as_ref().ok())
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m.tid != 0)
+                .map(|m| (m.tid, m))
+                .collect()
+        });
     let threads = tasks
         .into_iter()
         .map(|t| {
@@ -120,7 +132,16 @@ pub async fn threads_handler(
                 let depth = (k.off_depth as usize).min(OFF_FRAMES);
                 a.cached_stack(&k.off_ips[..depth])
             });
+            let m = ms.as_ref().map(|ms| match ms.get(&tid) {
+                None => MState::NotAnM,
+                Some(mi) => MState::M {
+                    spinning: mi.spinning,
+                    incgo: mi.incgo,
+                    idle: !mi.has_p && !mi.has_curg,
+                },
+            });
             let ev = ThreadEvidence {
+                m,
                 classes: classes.get(&tid).copied().unwrap_or_default(),
                 go_thread: a.profile.is_go_thread(tid),
                 blocked_at: blocked_at.clone(),

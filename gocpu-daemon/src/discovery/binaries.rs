@@ -14,7 +14,7 @@ use gocpu_gobin::{
     sites::UprobeHandling,
 };
 
-use crate::discovery::procfs::FileId;
+use crate::{discovery::procfs::FileId, runtime::RuntimeLayout};
 
 /// A Go runtime function gocpu attaches a uprobe to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +114,8 @@ pub struct GoFacts {
     pub text_start: String,
     /// Runtime struct offsets.
     pub offsets: OffsetsKnowledge,
+    /// Where the runtime's state lives in memory (offsets, variables, names), or why unknown.
+    pub runtime: Result<Arc<RuntimeLayout>, String>,
     /// The parsed binary, for symbolization.
     pub binary: Arc<GoBinary>,
 }
@@ -183,6 +185,9 @@ impl BinaryFacts {
                 },
                 Err(e) => OffsetsKnowledge::Unavailable(e.to_string()),
             },
+            runtime: RuntimeLayout::new(&binary)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
             binary,
         }))
     }

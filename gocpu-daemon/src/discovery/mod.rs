@@ -4,6 +4,7 @@
 //! each Go process to the probe manager. Pure decisions on top of [`procfs::ProcFs`] and
 //! [`binaries::BinaryCache`]; no BPF here.
 pub mod binaries;
+pub mod cgroup;
 pub mod maps;
 pub mod procfs;
 

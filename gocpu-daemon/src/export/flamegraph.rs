@@ -81,7 +81,10 @@ pub fn render(samples: &Samples, title: &str) -> Result<Vec<u8>, String> {
     ));
     opts.count_name = "samples".to_string();
     opts.palette_map = Some(&mut palette);
-    let mut lines: Vec<String> = folded.into_iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let mut lines: Vec<String> = folded
+        .into_iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     lines.sort();
     let mut svg = Vec::new();
     flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)
@@ -106,14 +109,36 @@ mod tests {
             inlined: false,
         };
         let samples = vec![
-            (Arc::new(Stack { frames: vec![go("main.hash"), go("main.main")], class: Some(CpuClass::User) }), 1, CpuClass::User, 30),
-            (Arc::new(Stack { frames: vec![go("runtime.schedule"), go("runtime.mcall")], class: Some(CpuClass::Scheduler) }), 1, CpuClass::Scheduler, 10),
+            (
+                Arc::new(Stack {
+                    frames: vec![go("main.hash"), go("main.main")],
+                    class: Some(CpuClass::User),
+                }),
+                1,
+                CpuClass::User,
+                30,
+            ),
+            (
+                Arc::new(Stack {
+                    frames: vec![go("runtime.schedule"), go("runtime.mcall")],
+                    class: Some(CpuClass::Scheduler),
+                }),
+                1,
+                CpuClass::Scheduler,
+                10,
+            ),
         ];
         let svg = String::from_utf8(render(&samples, "t").unwrap()).unwrap();
         assert!(svg.starts_with("<?xml"), "{}", &svg[..100]);
         assert!(svg.contains("main.hash"));
         assert!(svg.contains("runtime.schedule"));
-        assert!(svg.contains("rgb(76,154,42)") || svg.contains("rgb(76, 154, 42)"), "user colour missing");
-        assert!(svg.contains("rgb(214,69,43)") || svg.contains("rgb(214, 69, 43)"), "scheduler colour missing");
+        assert!(
+            svg.contains("rgb(76,154,42)") || svg.contains("rgb(76, 154, 42)"),
+            "user colour missing"
+        );
+        assert!(
+            svg.contains("rgb(214,69,43)") || svg.contains("rgb(214, 69, 43)"),
+            "scheduler colour missing"
+        );
     }
 }

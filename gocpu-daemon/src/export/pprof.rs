@@ -4,11 +4,7 @@ use std::{collections::HashMap, io::Write as _, sync::Arc};
 
 use prost::Message;
 
-use crate::{
-    classify::CpuClass,
-    model::profile::Stack,
-    symbolize::SymFrame,
-};
+use crate::{classify::CpuClass, model::profile::Stack, symbolize::SymFrame};
 
 /// `Profile`.
 #[derive(Clone, PartialEq, Message)]
@@ -239,7 +235,12 @@ pub type Samples = Vec<(Arc<Stack>, u32, CpuClass, u64)>;
 
 /// Builds a gzipped pprof profile of `samples` taken every `period_ns` over `duration_ns`,
 /// for executable `exe`.
-pub fn encode(samples: &Samples, period_ns: i64, duration_ns: i64, exe: &str) -> std::io::Result<Vec<u8>> {
+pub fn encode(
+    samples: &Samples,
+    period_ns: i64,
+    duration_ns: i64,
+    exe: &str,
+) -> std::io::Result<Vec<u8>> {
     let mut b = Builder::default();
     let samples_t = ValueType {
         r#type: b.string("samples"),
@@ -332,7 +333,9 @@ mod tests {
         let samples = vec![(Arc::clone(&stack), 7, CpuClass::User, 5)];
         let gz = encode(&samples, 10_101_010, 5_000_000_000, "/bin/x").unwrap();
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut raw)
+            .unwrap();
         let p = Profile::decode(&raw[..]).unwrap();
         assert_eq!(p.sample.len(), 1);
         assert_eq!(p.sample[0].value, vec![5, 50_505_050]);

@@ -23,6 +23,7 @@ use crate::{
         DaemonStats, Model,
         analysis::ProcessAnalysis,
         process::{GoProcess, Tracking},
+        runtime_state::RuntimeState,
         window::Window,
     },
     probes::{ProbeError, calibrate, manager::ProbeManager},
@@ -155,10 +156,18 @@ impl Ingest {
                     .root()
                     .join(insp.key.pid.to_string())
                     .join("root");
+                let bias = crate::runtime::load_bias(&facts.binary, insp.file.ino, &maps)
+                    .map_err(|e| e.to_string());
+                let runtime = RuntimeState::new(
+                    facts.runtime.clone(),
+                    bias,
+                    s.config.ingest.window_seconds as f64,
+                );
                 let sym =
                     ProcessSymbolizer::new(root, Arc::clone(&facts.binary), insp.file.ino, maps);
                 Some(ProcessAnalysis::new(
                     sym,
+                    runtime,
                     Duration::from_secs(s.config.ingest.profile_seconds),
                     window_len,
                 ))
@@ -296,5 +305,51 @@ impl Ingest {
         aggregates::apply(&mut model, s.discovery.procfs(), now, data, |id| {
             agg.off_stack(id)
         });
+        drop(model);
+        drop(m);
+        self.read_runtime();
+    }
+
+    /// Reads every tracked process's runtime state from its memory (without holding any lock
+    /// while reading), then records it.
+    pub fn read_runtime(&self) {
+        use crate::runtime::{ProcessVm, read_census, read_ms, read_sched};
+        let s = &self.shared;
+        let targets: Vec<(ProcKey, Arc<crate::runtime::RuntimeLayout>, u64)> = s
+            .model()
+            .iter()
+            .filter_map(|p| {
+                let rt = &p.analysis.as_ref()?.runtime;
+                Some((
+                    p.key,
+                    Arc::clone(rt.layout.as_ref().ok()?),
+                    *rt.bias.as_ref().ok()?,
+                ))
+            })
+            .collect();
+        for (key, layout, bias) in targets {
+            let Some(mem) = ProcessVm::new(key.pid) else {
+                continue;
+            };
+            let census = read_census(&mem, &layout, bias).map_err(|e| e.to_string());
+            let sched = read_sched(&mem, &layout, bias).map_err(|e| e.to_string());
+            let ms = read_ms(&mem, &layout, bias).map_err(|e| e.to_string());
+            let at = Instant::now();
+            // The pid may have been reused while we read: record only for the same process.
+            if !s.discovery.is_alive(key) {
+                continue;
+            }
+            let mut model = s.model_mut();
+            let Some(a) = model.get_mut(key).and_then(|p| p.analysis.as_mut()) else {
+                continue;
+            };
+            if let Ok(ms) = &ms {
+                // The runtime's own list of Ms: the definitive Go threads.
+                for m in ms.iter().filter(|m| m.tid != 0) {
+                    a.profile.mark_go_thread(m.tid);
+                }
+            }
+            a.runtime.record(at, census, sched, ms);
+        }
     }
 }

@@ -9,12 +9,12 @@ use super::{Labels, counter, counter_f, family};
 use crate::{
     classify::CpuClass,
     ingest::Shared,
-    model::report::runtime_rates,
     model::{
         blocking::OffReason,
         detectors::{Flag, judge},
         process::Tracking,
     },
+    model::{report::runtime_rates, runtime_state::Value},
 };
 
 /// Counts of listed and tracked processes, for the daemon gauges.
@@ -58,6 +58,10 @@ struct Families {
     flags: Vec<(Labels, ConstGauge<i64>)>,
     ratios: Vec<(Labels, ConstGauge<f64>)>,
     call_rate: Vec<(Labels, ConstGauge<f64>)>,
+    goroutines: Vec<(Labels, ConstGauge<i64>)>,
+    waiting: Vec<(Labels, ConstGauge<i64>)>,
+    growth: Vec<(Labels, ConstGauge<f64>)>,
+    sched: Vec<(&'static str, &'static str, Labels, i64)>,
 }
 
 /// Encodes every per-process family; returns the counts.
@@ -140,10 +144,60 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 f.offcpu
                     .push((l("reason", r.as_str()), counter_f(ns as f64 / 1e9)));
             }
+            let view = a.runtime.view();
+            if let Value::Known(g) = &view.goroutines {
+                let pid_l = || vec![("pid", pid.clone())];
+                f.goroutines
+                    .push((pid_l(), ConstGauge::new(g.total as i64)));
+                for (reason, n) in &g.by_wait_reason {
+                    f.waiting
+                        .push((l("reason", reason), ConstGauge::new(*n as i64)));
+                }
+                if let Some(r) = g.growth_per_second {
+                    f.growth.push((pid_l(), ConstGauge::new(r)));
+                }
+            }
+            let sv = &view.scheduler;
+            for (name, help, v) in [
+                (
+                    "gocpu_process_sched_gomaxprocs",
+                    "GOMAXPROCS, read from the runtime's memory.",
+                    &sv.gomaxprocs,
+                ),
+                (
+                    "gocpu_process_sched_idle_procs",
+                    "Idle Ps (schedtrace idleprocs).",
+                    &sv.idle_procs,
+                ),
+                (
+                    "gocpu_process_sched_spinning_threads",
+                    "Ms spinning for work (schedtrace spinningthreads).",
+                    &sv.spinning_threads,
+                ),
+                (
+                    "gocpu_process_sched_idle_threads",
+                    "Ms parked waiting for work (schedtrace idlethreads).",
+                    &sv.idle_threads,
+                ),
+                (
+                    "gocpu_process_sched_threads",
+                    "Live Ms (schedtrace threads).",
+                    &sv.threads,
+                ),
+                (
+                    "gocpu_process_sched_runqueue",
+                    "Goroutines in the global run queue (schedtrace runqueue).",
+                    &sv.runqueue,
+                ),
+            ] {
+                if let Some(v) = v.known() {
+                    f.sched.push((name, help, vec![("pid", pid.clone())], v));
+                }
+            }
             let Some(report) = p.latest_report() else {
                 continue;
             };
-            let verdict = judge(&s.config.detectors, &report, None);
+            let verdict = judge(&s.config.detectors, &report, p.goroutine_growth());
             if let Some(score) = verdict.pseudo_idle_score {
                 f.score
                     .push((vec![("pid", pid.clone())], ConstGauge::new(score)));
@@ -244,6 +298,44 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
         None,
         f.call_rate,
     )?;
+    family(
+        enc,
+        "gocpu_process_goroutines",
+        "Goroutines as runtime.NumGoroutine counts them, read from the runtime's memory.",
+        None,
+        f.goroutines,
+    )?;
+    family(
+        enc,
+        "gocpu_process_goroutines_waiting",
+        "Waiting goroutines by wait reason (\"chan receive\", \"sync.Mutex.Lock\", ...).",
+        None,
+        f.waiting,
+    )?;
+    family(
+        enc,
+        "gocpu_process_goroutine_growth_rate",
+        "Goroutine count growth over the window, per second (least squares): the leak signal.",
+        None,
+        f.growth,
+    )?;
+    let names: std::collections::BTreeSet<&'static str> =
+        f.sched.iter().map(|(n, ..)| *n).collect();
+    for name in names {
+        let help = f
+            .sched
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, h, ..)| *h)
+            .unwrap_or("");
+        let members = f
+            .sched
+            .iter()
+            .filter(|(n, ..)| *n == name)
+            .map(|(_, _, labels, v)| (labels.clone(), ConstGauge::new(*v)))
+            .collect();
+        family(enc, name, help, None, members)?;
+    }
     family(
         enc,
         "gocpu_process_ratio",

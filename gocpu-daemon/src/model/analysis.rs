@@ -9,6 +9,7 @@ use crate::{
     model::{
         blocking::Blocking,
         profile::{ClassAttribution, Profile, Stack},
+        runtime_state::RuntimeState,
     },
     symbolize::{ProcessSymbolizer, SymFrame},
 };
@@ -30,11 +31,19 @@ pub struct ProcessAnalysis {
     pub threads: HashMap<u32, ThreadStats>,
     /// Cumulative on-CPU time per class.
     pub classes: ClassAttribution,
+    /// The Go runtime's own state, read from its memory.
+    pub runtime: RuntimeState,
 }
 
 impl ProcessAnalysis {
-    /// Analysis with `symbolizer`, keeping samples for `retain` and windows of `window`.
-    pub fn new(symbolizer: ProcessSymbolizer, retain: Duration, window: Duration) -> Self {
+    /// Analysis with `symbolizer` and `runtime`, keeping samples for `retain` and windows of
+    /// `window`.
+    pub fn new(
+        symbolizer: ProcessSymbolizer,
+        runtime: RuntimeState,
+        retain: Duration,
+        window: Duration,
+    ) -> Self {
         Self {
             symbolizer,
             stacks: HashMap::new(),
@@ -43,6 +52,7 @@ impl ProcessAnalysis {
             blocking: Blocking::new(window),
             threads: HashMap::new(),
             classes: ClassAttribution::default(),
+            runtime,
         }
     }
 

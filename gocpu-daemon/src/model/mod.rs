@@ -7,6 +7,7 @@ pub mod hotspots;
 pub mod process;
 pub mod profile;
 pub mod report;
+pub mod runtime_state;
 pub mod threads;
 pub mod window;
 
@@ -59,6 +60,11 @@ impl Model {
     /// Keys of every process.
     pub fn keys(&self) -> Vec<ProcKey> {
         self.procs.values().map(|p| p.key).collect()
+    }
+
+    /// The process `key` (that incarnation of its pid), mutably.
+    pub fn get_mut(&mut self, key: ProcKey) -> Option<&mut GoProcess> {
+        self.procs.get_mut(&key.pid).filter(|p| p.key == key)
     }
 
     /// Records a counter sample for `key` taken at `at`.

@@ -52,6 +52,12 @@ pub struct GoProcess {
 }
 
 impl GoProcess {
+    /// Goroutine counts at the window's start and now, when the runtime's memory is readable.
+    pub fn goroutine_growth(&self) -> Option<crate::model::detectors::GoroutineGrowth> {
+        let (before, now) = self.analysis.as_ref()?.runtime.goroutine_growth()?;
+        Some(crate::model::detectors::GoroutineGrowth { before, now })
+    }
+
     /// The report over the window ending at the latest poll (`None` before the first poll).
     pub fn latest_report(&self) -> Option<crate::model::report::Report> {
         let (at, stats) = self.window.latest()?;

@@ -47,16 +47,44 @@ pub struct ThreadEvidence {
     pub saw_sysmon: bool,
     /// Whether the samples show the scheduler looking for work (findRunnable and below).
     pub saw_find_runnable: bool,
+    /// What the runtime's own M list says about this thread, when readable.
+    pub m: Option<MState>,
+}
+
+/// The runtime's view of a thread, from its M list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MState {
+    /// Not in the runtime's M list (read successfully): a thread started by C code.
+    NotAnM,
+    /// An M.
+    M {
+        /// Spinning for work.
+        spinning: bool,
+        /// Inside a cgo call.
+        incgo: bool,
+        /// Parked with neither a P nor a goroutine.
+        idle: bool,
+    },
 }
 
 fn innermost_go(stack: &Stack) -> Option<&str> {
     stack.frames.iter().find_map(SymFrame::go_function)
 }
 
-/// Infers the role of a thread from `e`.
+/// Infers the role of a thread from `e`: the runtime's own M list first, then samples and the
+/// place it blocks.
 pub fn role(e: &ThreadEvidence) -> ThreadRole {
     if e.saw_sysmon {
         return ThreadRole::Sysmon;
+    }
+    match e.m {
+        Some(MState::NotAnM) => return ThreadRole::Native,
+        Some(MState::M { incgo: true, .. }) => return ThreadRole::Cgo,
+        Some(MState::M { spinning: true, .. }) => return ThreadRole::SpinningM,
+        Some(MState::M { idle: true, .. }) if e.classes.iter().sum::<u64>() == 0 => {
+            return ThreadRole::IdleM;
+        }
+        _ => {}
     }
     let total: u64 = e.classes.iter().sum();
     if total == 0 {
@@ -149,6 +177,20 @@ mod tests {
         };
         assert_eq!(role(&blocked), ThreadRole::Syscall);
         assert_eq!(role(&ThreadEvidence::default()), ThreadRole::Unknown);
+        let not_m = ThreadEvidence {
+            m: Some(MState::NotAnM),
+            ..with(CpuClass::User, 10)
+        };
+        assert_eq!(role(&not_m), ThreadRole::Native);
+        let in_cgo = ThreadEvidence {
+            m: Some(MState::M {
+                spinning: false,
+                incgo: true,
+                idle: false,
+            }),
+            ..ThreadEvidence::default()
+        };
+        assert_eq!(role(&in_cgo), ThreadRole::Cgo);
         let c_blocked = ThreadEvidence {
             blocked_at: Some(Arc::new(Stack {
                 frames: vec![SymFrame::Native {

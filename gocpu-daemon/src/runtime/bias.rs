@@ -1,15 +1,18 @@
 //! The load bias of a process's executable: run-time address minus link-time address.
 //!
 //! Zero for a fixed-address executable (ET_EXEC); for a PIE, where the kernel placed the
-//! segments. Every mapping of the executable file must agree on it: a mapping whose file offset
-//! starts a PT_LOAD segment's page gives `start - page(vaddr)`.
-use gocpu_gobin::GoBinary;
+//! segments: a mapping of the executable's file at file offset `o` inside a PT_LOAD segment
+//! says `bias = start - (page(vaddr) + o - page(offset))`.
+use gocpu_gobin::{GoBinary, Segment};
 use thiserror::Error;
 
 use crate::discovery::maps::{Mapping, parse_maps};
 
 /// Page mask of the x86-64 base page size (segments are mapped from page boundaries).
 const PAGE_MASK: u64 = 0xfff;
+
+/// Most mappings of the executable considered (a few per segment in practice).
+const MAX_MAPPINGS: usize = 256;
 
 /// Why the load bias is unknown.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -20,7 +23,7 @@ pub enum BiasError {
         /// The executable's inode.
         inode: u64,
     },
-    /// Two mappings of the executable imply different biases.
+    /// The mappings of the executable support two biases equally.
     #[error("mappings of the executable disagree on the load bias ({a:#x} vs {b:#x})")]
     Inconsistent {
         /// One bias.
@@ -38,25 +41,55 @@ pub enum BiasError {
     },
 }
 
+/// The link-time address of mapping `m`'s first byte if it maps part of segment `s`'s file
+/// range (segments are mapped from the page holding their first byte).
+fn linked(s: &Segment, m: &Mapping) -> Option<u64> {
+    let first_page = s.offset & !PAGE_MASK;
+    let file_end = s.offset.checked_add(s.filesz)?.max(first_page + 1);
+    (m.offset >= first_page && m.offset < file_end)
+        .then(|| (s.vaddr & !PAGE_MASK).checked_add(m.offset - first_page))
+        .flatten()
+}
+
 /// The load bias of `bin`, mapped in a process from the file with inode `exe_inode`.
+///
+/// Every (mapping, segment) pair that could correspond proposes a bias; the one that explains
+/// the most mappings of the file wins. Pages shared by two segments (common with external
+/// linkers) propose a wrong bias too, which explains fewer mappings; a tie is an error.
 pub fn load_bias(bin: &GoBinary, exe_inode: u64, maps: &[Mapping]) -> Result<u64, BiasError> {
-    let mut bias: Option<u64> = None;
-    for m in maps
+    let exe: Vec<&Mapping> = maps
         .iter()
         .filter(|m| m.inode == exe_inode && exe_inode != 0)
-    {
-        for seg in bin.load_segments() {
-            if seg.offset & !PAGE_MASK != m.offset {
-                continue;
-            }
-            let b = m.start.wrapping_sub(seg.vaddr & !PAGE_MASK);
-            match bias {
-                Some(a) if a != b => return Err(BiasError::Inconsistent { a, b }),
-                _ => bias = Some(b),
-            }
-        }
+        .take(MAX_MAPPINGS)
+        .collect();
+    let segments: Vec<&Segment> = bin.load_segments().collect();
+    let mut candidates: Vec<u64> = exe
+        .iter()
+        .flat_map(|m| {
+            segments
+                .iter()
+                .filter_map(|s| linked(s, m).map(|l| m.start.wrapping_sub(l)))
+        })
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let explained = |b: u64| {
+        exe.iter()
+            .filter(|m| {
+                segments
+                    .iter()
+                    .any(|s| linked(s, m) == Some(m.start.wrapping_sub(b)))
+            })
+            .count()
+    };
+    let mut scored: Vec<(usize, u64)> = candidates.iter().map(|&b| (explained(b), b)).collect();
+    scored.sort_unstable_by_key(|x| std::cmp::Reverse(x.0));
+    match scored.as_slice() {
+        [] => Err(BiasError::NotMapped { inode: exe_inode }),
+        [(_, b)] => Ok(*b),
+        [(n, a), (m, b), ..] if n == m => Err(BiasError::Inconsistent { a: *a, b: *b }),
+        [(_, b), ..] => Ok(*b),
     }
-    bias.ok_or(BiasError::NotMapped { inode: exe_inode })
 }
 
 /// [`load_bias`] of process `pid` from `/proc/<pid>/maps` and the inode of `/proc/<pid>/exe`.

@@ -8,7 +8,7 @@
 //! unreadable, never guessed.
 use std::collections::{BTreeMap, HashMap};
 
-use gocpu_gobin::offsets::names::RuntimeNames;
+use gocpu_gobin::offsets::{StructOffsets, names::RuntimeNames};
 
 use super::{
     error::{ReadError, Unavailable},
@@ -21,7 +21,14 @@ use super::{
 pub const MAX_ALLGLEN: u64 = 10_000_000;
 
 /// Gs read per batch (pointers, then their spans).
-const CHUNK: usize = 8192;
+const CHUNK: usize = 4096;
+
+/// Largest gap between two gs still read as one range: gs sit next to each other in heap
+/// spans, and one large copy is much cheaper than many small ones (page pinning per iovec).
+const MAX_GAP: u64 = 1024;
+
+/// Largest coalesced range.
+const MAX_RANGE: u64 = 256 << 10;
 
 /// Distinct (status, wait reason, start PC) groups kept; further start PCs are counted under 0.
 const MAX_GROUPS: usize = 65_536;
@@ -118,51 +125,38 @@ pub fn read_census(
             value: 0,
         },
     )?;
-    let mut groups: HashMap<Group, u64> = HashMap::new();
-    let (mut read, mut unreadable, mut max_goid) = (0u64, 0u64, 0u64);
+    let mut tally = Tally {
+        span,
+        offsets: *o,
+        bias,
+        groups: HashMap::new(),
+        read: 0,
+        unreadable: 0,
+        max_goid: 0,
+    };
     let mut ptr_bytes = vec![0u8; CHUNK * 8];
-    let mut recs = vec![0u8; CHUNK * span.size()];
-    let mut ok = vec![false; CHUNK];
-    let mut addrs: Vec<u64> = Vec::with_capacity(CHUNK);
+    let mut reader = Coalescer::default();
     let mut done = 0u64;
     while done < allglen {
         let n = (allglen - done).min(CHUNK as u64) as usize;
         let chunk = ptr_bytes.get_mut(..n * 8).unwrap_or_default();
         mem.read(array + done * 8, chunk)
             .map_err(ReadError::memory("the allgs array"))?;
-        addrs.clear();
-        addrs.extend(chunk.chunks_exact(8).map(|w| {
+        let addrs = chunk.chunks_exact(8).map(|w| {
             let g = w.try_into().map(u64::from_le_bytes).unwrap_or(0);
-            // A misaligned pointer is not a g: make it fail the read below.
-            if g % 8 == 0 {
-                span.addr(g).unwrap_or(0)
-            } else {
-                0
-            }
-        }));
-        mem.read_records(&addrs, span.size(), &mut recs, &mut ok)
-            .map_err(ReadError::memory("a g"))?;
-        for (rec, &good) in recs.chunks_exact(span.size()).zip(&ok).take(n) {
-            if !good {
-                unreadable += 1;
-                continue;
-            }
-            read += 1;
-            let field = |f| span.get(rec, f).unwrap_or(0);
-            max_goid = max_goid.max(field(o.g_goid));
-            let start = field(o.g_startpc).wrapping_sub(bias);
-            let mut key = Group {
-                status: field(o.g_atomicstatus) as u32,
-                reason: field(o.g_waitreason) as u8,
-                start,
-            };
-            if groups.len() >= MAX_GROUPS && !groups.contains_key(&key) {
-                key.start = 0;
-            }
-            *groups.entry(key).or_default() += 1;
-        }
+            // A misaligned pointer is not a g.
+            (g % 8 == 0).then(|| span.addr(g)).flatten()
+        });
+        reader.read(mem, addrs, span.size(), |rec| tally.add(rec))?;
         done += n as u64;
     }
+    let Tally {
+        groups,
+        read,
+        unreadable,
+        max_goid,
+        ..
+    } = tally;
     if read == 0 {
         return Err(ReadError::Implausible {
             what: "every g pointer",
@@ -231,4 +225,112 @@ fn name_groups(
         *c.by_start.entry(g.start).or_default() += n;
     }
     c
+}
+
+/// Counts gs into groups.
+struct Tally {
+    span: Span,
+    offsets: StructOffsets,
+    bias: u64,
+    groups: HashMap<Group, u64>,
+    read: u64,
+    unreadable: u64,
+    max_goid: u64,
+}
+
+impl Tally {
+    fn add(&mut self, rec: Option<&[u8]>) {
+        let Some(rec) = rec else {
+            self.unreadable += 1;
+            return;
+        };
+        self.read += 1;
+        let (span, o) = (self.span, &self.offsets);
+        let field = |f| span.get(rec, f).unwrap_or(0);
+        self.max_goid = self.max_goid.max(field(o.g_goid));
+        let mut key = Group {
+            status: field(o.g_atomicstatus) as u32,
+            reason: field(o.g_waitreason) as u8,
+            start: field(o.g_startpc).wrapping_sub(self.bias),
+        };
+        if self.groups.len() >= MAX_GROUPS && !self.groups.contains_key(&key) {
+            key.start = 0;
+        }
+        *self.groups.entry(key).or_default() += 1;
+    }
+}
+
+/// Reads many same-sized records, merging records close in memory into one range each.
+#[derive(Default)]
+struct Coalescer {
+    order: Vec<(u64, usize)>,
+    ranges: Vec<(u64, usize)>,
+    members: Vec<(usize, usize)>,
+    buf: Vec<u8>,
+    ok: Vec<bool>,
+    single: Vec<u8>,
+}
+
+impl Coalescer {
+    /// Calls `each` once per address, in address order, with the record or None when it
+    /// could not be read (`None` addresses count as unreadable).
+    fn read(
+        &mut self,
+        mem: &dyn ProcessMemory,
+        addrs: impl Iterator<Item = Option<u64>>,
+        len: usize,
+        mut each: impl FnMut(Option<&[u8]>),
+    ) -> Result<(), ReadError> {
+        self.order.clear();
+        for (i, a) in addrs.enumerate() {
+            match a {
+                Some(a) => self.order.push((a, i)),
+                None => each(None),
+            }
+        }
+        self.order.sort_unstable();
+        // ranges[k] = (start, len); members[k] = [first, last) indexes into `order`.
+        self.ranges.clear();
+        self.members.clear();
+        for (j, &(a, _)) in self.order.iter().enumerate() {
+            let end = a.saturating_add(len as u64);
+            if let (Some(r), Some(m)) = (self.ranges.last_mut(), self.members.last_mut()) {
+                let r_end = r.0 + r.1 as u64;
+                if a >= r.0 && a <= r_end.saturating_add(MAX_GAP) && end - r.0 <= MAX_RANGE {
+                    r.1 = (end.max(r_end) - r.0) as usize;
+                    m.1 = j + 1;
+                    continue;
+                }
+            }
+            self.ranges.push((a, len));
+            self.members.push((j, j + 1));
+        }
+        let total: usize = self.ranges.iter().map(|r| r.1).sum();
+        self.buf.resize(total, 0);
+        self.ok.clear();
+        self.ok.resize(self.ranges.len(), false);
+        mem.read_vectored(&self.ranges, &mut self.buf, &mut self.ok)
+            .map_err(ReadError::memory("a g"))?;
+        self.single.resize(len, 0);
+        let mut at = 0usize;
+        for ((&(start, rlen), &(first, last)), &ok) in
+            self.ranges.iter().zip(&self.members).zip(&self.ok)
+        {
+            for &(a, _) in self.order.get(first..last).unwrap_or_default() {
+                let off = at + (a - start) as usize;
+                if ok {
+                    each(self.buf.get(off..off + len));
+                } else {
+                    // Something in the range (a gap) is unmapped: read this record alone.
+                    match mem.read(a, &mut self.single) {
+                        Ok(()) => each(Some(&self.single)),
+                        Err(e) if e.is_fatal() => return Err(ReadError::memory("a g")(e)),
+                        Err(_) => each(None),
+                    }
+                }
+            }
+            at += rlen;
+        }
+        Ok(())
+    }
 }

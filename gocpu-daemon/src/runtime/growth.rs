@@ -92,7 +92,7 @@ mod tests {
     fn steady_leak_versus_drained_burst() {
         let mut w = GrowthWindow::new(10.0);
         assert!(w.growth().is_none());
-        for i in 0..=40 {
+        for i in 0u32..=40 {
             w.push(f64::from(i) * 0.5, 100 + 50 * u64::from(i));
         }
         let g = w.growth().unwrap();

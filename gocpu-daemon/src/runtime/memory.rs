@@ -16,6 +16,9 @@ const USER_END: u64 = 1 << 56;
 /// `IOV_MAX` on Linux: iovecs per `process_vm_readv` call.
 const IOV_MAX: usize = 1024;
 
+/// Most bytes copied by one `process_vm_readv` call (keeps each syscall short).
+const MAX_CALL: usize = 16 << 20;
+
 /// Why a read of the target's memory failed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum MemError {
@@ -81,17 +84,21 @@ pub trait ProcessMemory {
     /// Fills `buf` from `addr`, entirely or not at all.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError>;
 
-    /// Reads one record of `len` bytes from each of `addrs` into consecutive `len`-byte slots
-    /// of `out`; `ok[i]` tells whether record `i` was read. Errors only when the whole process
-    /// is unreadable ([`MemError::is_fatal`]).
-    fn read_records(
+    /// Reads each `(addr, len)` of `reqs` into consecutive slots of `out` (request `i` right
+    /// after request `i - 1`); `ok[i]` tells whether request `i` was read. Errors only when
+    /// the whole process is unreadable ([`MemError::is_fatal`]) or `out` is too short.
+    fn read_vectored(
         &self,
-        addrs: &[u64],
-        len: usize,
+        reqs: &[(u64, usize)],
         out: &mut [u8],
         ok: &mut [bool],
     ) -> Result<(), MemError> {
-        for ((&addr, slot), ok) in addrs.iter().zip(out.chunks_exact_mut(len)).zip(ok) {
+        let mut rest = out;
+        for (&(addr, len), ok) in reqs.iter().zip(ok) {
+            let (slot, tail) = std::mem::take(&mut rest)
+                .split_at_mut_checked(len)
+                .ok_or(MemError::TooLarge { len })?;
+            rest = tail;
             *ok = match self.read(addr, slot) {
                 Ok(()) => true,
                 Err(e) if e.is_fatal() => return Err(e),
@@ -187,55 +194,78 @@ impl ProcessMemory for ProcessVm {
         }
     }
 
-    fn read_records(
+    fn read_vectored(
         &self,
-        addrs: &[u64],
-        len: usize,
+        reqs: &[(u64, usize)],
         out: &mut [u8],
         ok: &mut [bool],
     ) -> Result<(), MemError> {
-        if len == 0 || len > MAX_READ {
-            return Err(MemError::TooLarge { len });
+        let total = reqs.iter().try_fold(0usize, |a, &(_, l)| a.checked_add(l));
+        let Some(total) = total.filter(|&t| t <= out.len()) else {
+            return Err(MemError::TooLarge { len: out.len() });
+        };
+        let count = reqs.len().min(ok.len());
+        // Byte offset of each request inside `out`.
+        let mut offsets = Vec::with_capacity(count);
+        let mut at = 0usize;
+        for (&(_, len), ok) in reqs.iter().zip(ok.iter_mut()).take(count) {
+            offsets.push(at);
+            at += len;
+            *ok = len == 0;
         }
-        let count = addrs.len().min(ok.len()).min(out.len() / len);
-        ok.iter_mut().for_each(|o| *o = false);
+        debug_assert!(at <= total);
+        let base = out.as_mut_ptr();
         let mut next = 0usize;
         while next < count {
-            // Implausible addresses are skipped here: one would fail the whole call.
+            // One call: up to IOV_MAX plausible requests of at most MAX_READ bytes each, up to
+            // MAX_CALL bytes. An implausible request would fail the whole call: it is left out.
             let mut batch: Vec<usize> = Vec::with_capacity(IOV_MAX);
-            let mut i = next;
-            while i < count && batch.len() < IOV_MAX {
-                if addrs.get(i).is_some_and(|&a| plausible_range(a, len)) {
-                    batch.push(i);
+            let mut bytes = 0usize;
+            while next < count && batch.len() < IOV_MAX {
+                let (addr, len) = reqs.get(next).copied().unwrap_or((0, 0));
+                if len > 0 && len <= MAX_READ && plausible_range(addr, len) {
+                    if bytes + len > MAX_CALL && !batch.is_empty() {
+                        break;
+                    }
+                    batch.push(next);
+                    bytes += len;
                 }
-                i += 1;
+                next += 1;
             }
-            next = i;
             let mut start = 0usize;
             while start < batch.len() {
                 let todo = batch.get(start..).unwrap_or_default();
                 let mut local = Vec::with_capacity(todo.len());
                 let mut remote = Vec::with_capacity(todo.len());
-                let base = out.as_mut_ptr();
                 for &r in todo {
-                    // SAFETY: r < count <= out.len() / len, so [r*len, (r+1)*len) is inside `out`.
-                    let slot = unsafe { base.add(r * len) };
+                    let (addr, len) = reqs.get(r).copied().unwrap_or((0, 0));
+                    let off = offsets.get(r).copied().unwrap_or(0);
+                    // SAFETY: off + len <= total <= out.len() (checked above), so the slot
+                    // lies inside `out`, which is exclusively borrowed for this call.
+                    let slot = unsafe { base.add(off) };
                     local.push(iovec(slot.cast(), len));
-                    remote.push(iovec(addrs.get(r).copied().unwrap_or(0) as *mut _, len));
+                    remote.push(iovec(addr as *mut libc::c_void, len));
                 }
-                let done = match self.readv(&local, &remote) {
-                    Ok(n) => n / len,
+                let mut n = match self.readv(&local, &remote) {
+                    Ok(n) => n,
                     Err(MemError::Os {
                         errno: libc::EFAULT,
                     }) => 0,
                     Err(e) => return Err(e),
                 };
-                for &r in todo.iter().take(done) {
+                // The kernel copies whole iovecs in order and stops at the first failing one.
+                let mut done = 0usize;
+                for &r in todo {
+                    let len = reqs.get(r).map_or(0, |q| q.1);
+                    if n < len {
+                        break;
+                    }
+                    n -= len;
                     if let Some(o) = ok.get_mut(r) {
                         *o = true;
                     }
+                    done += 1;
                 }
-                // The record after the last whole one failed: skip it and go on.
                 start += done + 1;
             }
         }
@@ -262,25 +292,26 @@ mod tests {
         ));
         // Records: readable, unmapped page, readable, kernel address, readable.
         let addrs = [base, 0x1000, base + 8, 0xffff_8000_0000_0000, base + 504];
+        let reqs: Vec<(u64, usize)> = addrs.iter().map(|&a| (a, 8)).collect();
         let mut out = vec![0u8; 8 * addrs.len()];
         let mut ok = vec![false; addrs.len()];
-        me.read_records(&addrs, 8, &mut out, &mut ok).unwrap();
+        me.read_vectored(&reqs, &mut out, &mut ok).unwrap();
         assert_eq!(ok, [true, false, true, false, true]);
         let word = |i: usize| u64::from_le_bytes(out[i * 8..i * 8 + 8].try_into().unwrap());
         assert_eq!((word(0), word(2), word(4)), (1, 4, 64 * 3 - 2));
     }
 
     #[test]
-    fn many_records_cross_iov_max_batches() {
+    fn many_requests_cross_iov_max_batches() {
         let me = ProcessVm::new(std::process::id()).unwrap();
         let data: Vec<u32> = (0..5000).collect();
         let base = data.as_ptr() as u64;
-        let addrs: Vec<u64> = (0..5000u64)
-            .map(|i| if i % 997 == 0 { 0x10 } else { base + i * 4 })
+        let reqs: Vec<(u64, usize)> = (0..5000u64)
+            .map(|i| (if i % 997 == 0 { 0x10 } else { base + i * 4 }, 4))
             .collect();
-        let mut out = vec![0u8; 4 * addrs.len()];
-        let mut ok = vec![false; addrs.len()];
-        me.read_records(&addrs, 4, &mut out, &mut ok).unwrap();
+        let mut out = vec![0u8; 4 * reqs.len()];
+        let mut ok = vec![false; reqs.len()];
+        me.read_vectored(&reqs, &mut out, &mut ok).unwrap();
         for (i, o) in ok.iter().enumerate() {
             assert_eq!(*o, i % 997 != 0, "{i}");
             if *o {
@@ -288,6 +319,31 @@ mod tests {
                 assert_eq!(v as usize, i);
             }
         }
+    }
+
+    #[test]
+    fn requests_of_different_lengths_land_back_to_back() {
+        let me = ProcessVm::new(std::process::id()).unwrap();
+        let data: Vec<u8> = (0..=255).collect();
+        let base = data.as_ptr() as u64;
+        let reqs = [
+            (base + 10, 3),
+            (0x10, 5),
+            (base, 0),
+            (base + 200, 6),
+            (base + 250, 7),
+        ];
+        let mut out = vec![0xaau8; 21];
+        let mut ok = vec![false; reqs.len()];
+        me.read_vectored(&reqs, &mut out, &mut ok).unwrap();
+        // The last request runs past `data` into whatever follows: readable or not, it must
+        // not disturb the others.
+        assert_eq!(&ok[..4], [true, false, true, true]);
+        assert_eq!(&out[..3], [10, 11, 12]);
+        assert_eq!(&out[3..8], [0xaa; 5]);
+        assert_eq!(&out[8..14], [200, 201, 202, 203, 204, 205]);
+        let mut short = vec![0u8; 20];
+        assert!(me.read_vectored(&reqs, &mut short, &mut ok).is_err());
     }
 
     #[test]

@@ -210,9 +210,10 @@ fn read_local_runqs(
             span.addr(p).unwrap_or(0)
         })
         .collect();
+    let reqs: Vec<(u64, usize)> = addrs.iter().map(|&a| (a, span.size())).collect();
     let mut recs = vec![0u8; addrs.len() * span.size()];
     let mut ok = vec![false; addrs.len()];
-    mem.read_records(&addrs, span.size(), &mut recs, &mut ok)
+    mem.read_vectored(&reqs, &mut recs, &mut ok)
         .map_err(ReadError::memory("a p"))?;
     let mut out = Vec::with_capacity(addrs.len());
     for (i, (rec, &good)) in recs.chunks_exact(span.size()).zip(&ok).enumerate() {

