@@ -68,6 +68,29 @@ fn hash_dir(dir: &Path, h: &mut DefaultHasher) {
     }
 }
 
+/// Hashes what a program shares with its module when the module root (the nearest directory with
+/// a go.mod, walking up) is not the program's own directory: the root's go.mod and its
+/// `internal/` packages. Programs that are their own module keep their cache keys.
+fn hash_shared(src_dir: &Path, h: &mut DefaultHasher) {
+    let Some(root) = src_dir.ancestors().find(|d| d.join("go.mod").is_file()) else {
+        return;
+    };
+    if root == src_dir {
+        return;
+    }
+    fs::read(root.join("go.mod")).unwrap_or_default().hash(h);
+    let internal = root.join("internal");
+    if internal.is_dir() {
+        hash_dir(&internal, h);
+    }
+}
+
+/// Hashes everything a build of the program in `src_dir` reads from the tree.
+fn hash_sources(src_dir: &Path, h: &mut DefaultHasher) {
+    hash_dir(src_dir, h);
+    hash_shared(src_dir, h);
+}
+
 /// Whether the program in `dir` has C sources or imports "C".
 pub fn uses_cgo(dir: &Path) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -91,7 +114,7 @@ pub fn build(tc: &GoToolchain, src_dir: &Path, variant: Variant) -> PathBuf {
 /// As [`build`], with extra `go build` arguments (e.g. `-gcflags=-l`).
 pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&str]) -> PathBuf {
     let mut h = DefaultHasher::new();
-    hash_dir(src_dir, &mut h);
+    hash_sources(src_dir, &mut h);
     tc.version.hash(&mut h);
     variant.hash(&mut h);
     extra.hash(&mut h);
@@ -144,4 +167,90 @@ pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&
     );
     fs::rename(&tmp, &out).unwrap();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source_key(dir: &Path) -> u64 {
+        let mut h = DefaultHasher::new();
+        hash_sources(dir, &mut h);
+        h.finish()
+    }
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    /// A module with a program in `prog/` and shared code in `internal/shared/`, under a fresh
+    /// temporary directory.
+    fn module(name: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("gocpu-testkit-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        write(&root.join("go.mod"), "module example.com/m\n\ngo 1.19\n");
+        write(
+            &root.join("internal/shared/shared.go"),
+            "package shared\n\nconst N = 1\n",
+        );
+        write(
+            &root.join("prog/main.go"),
+            "package main\n\nfunc main() {}\n",
+        );
+        root
+    }
+
+    #[test]
+    fn shared_package_and_module_file_are_part_of_a_programs_key() {
+        let root = module("shared");
+        let prog = root.join("prog");
+        let k0 = source_key(&prog);
+        write(
+            &root.join("internal/shared/shared.go"),
+            "package shared\n\nconst N = 2\n",
+        );
+        let k1 = source_key(&prog);
+        assert_ne!(k0, k1, "an edit of internal/ must invalidate the build");
+        write(&root.join("internal/shared/more.go"), "package shared\n");
+        let k2 = source_key(&prog);
+        assert_ne!(k1, k2, "a new file in internal/ must invalidate the build");
+        write(&root.join("go.mod"), "module example.com/m\n\ngo 1.21\n");
+        assert_ne!(
+            k2,
+            source_key(&prog),
+            "an edit of go.mod must invalidate the build"
+        );
+        // What is neither internal/ nor go.mod (another program) does not.
+        let k3 = source_key(&prog);
+        write(&root.join("other/main.go"), "package main\n");
+        assert_eq!(k3, source_key(&prog));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_program_that_is_its_own_module_hashes_only_its_directory() {
+        let root = module("own");
+        let prog = root.join("prog");
+        write(&prog.join("go.mod"), "module example.com/prog\n\ngo 1.19\n");
+        let k0 = source_key(&prog);
+        write(
+            &root.join("internal/shared/shared.go"),
+            "package shared\n\nconst N = 3\n",
+        );
+        assert_eq!(
+            k0,
+            source_key(&prog),
+            "the outer module is not this program's"
+        );
+        let mut h = DefaultHasher::new();
+        hash_dir(&prog, &mut h);
+        assert_eq!(
+            k0,
+            h.finish(),
+            "cache keys of standalone modules must not change"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -14,29 +14,16 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
-	"fmt"
-	"os"
-	"os/signal"
 	"runtime"
-	"runtime/metrics"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"gocpu.dev/workloads/internal/truth"
 )
 
 type report struct {
-	Workload         string             `json:"workload"`
-	GoVersion        string             `json:"go_version"`
-	Seconds          float64            `json:"seconds"`
-	GOMAXPROCS       int                `json:"gomaxprocs"`
-	Goroutines       int                `json:"goroutines"`
-	CgoCalls         int64              `json:"cgo_calls"`
-	CPUClasses       map[string]float64 `json:"cpu_classes"`
-	CPUUserSeconds   float64            `json:"cpu_user_seconds"`
-	CPUSystemSeconds float64            `json:"cpu_system_seconds"`
+	truth.Common
 	// The -rate and -max flags as used.
 	Rate int `json:"rate"`
 	Max  int `json:"max"`
@@ -58,13 +45,9 @@ func leakedWorker(wg *sync.WaitGroup, never <-chan struct{}) {
 func main() {
 	rate := flag.Int("rate", 100, "goroutines leaked per second (1-100000)")
 	maxLeak := flag.Int("max", 100000, "stop leaking after this many goroutines (1-10000000)")
-	duration := flag.Duration("duration", 0, "how long to run; 0 runs until SIGTERM or SIGINT")
-	flag.Parse()
-	if *rate < 1 || *rate > 100000 || *maxLeak < 1 || *maxLeak > 10000000 {
-		fmt.Fprintln(os.Stderr, "goroutineleak: -rate 1..100000, -max 1..10000000")
-		os.Exit(2)
-	}
-	sig, timeout := stopSignal(*duration)
+	end := truth.Start("goroutineleak: -rate 1..100000, -max 1..10000000", func() bool {
+		return *rate < 1 || *rate > 100000 || *maxLeak < 1 || *maxLeak > 10000000
+	})
 
 	never := make(chan struct{})
 	var wg sync.WaitGroup
@@ -77,9 +60,9 @@ func main() {
 loop:
 	for {
 		select {
-		case <-sig:
+		case <-end.Signal:
 			break loop
-		case <-timeout:
+		case <-end.Timeout:
 			break loop
 		case <-tick.C:
 			target := int(time.Since(start).Seconds() * float64(*rate))
@@ -98,69 +81,11 @@ loop:
 	wg.Wait()
 
 	r := report{
-		Workload:         "goroutineleak",
-		GoVersion:        runtime.Version(),
-		Seconds:          seconds,
-		GOMAXPROCS:       runtime.GOMAXPROCS(0),
-		Goroutines:       g,
-		CgoCalls:         runtime.NumCgoCall(),
-		CPUClasses:       cpuClasses(),
+		Common:           truth.Collect("goroutineleak", seconds, g),
 		Rate:             *rate,
 		Max:              *maxLeak,
 		LeakedGoroutines: leaked,
 		LeakedPerSecond:  float64(leaked) / seconds,
 	}
-	r.CPUUserSeconds, r.CPUSystemSeconds = cpuTimes()
-	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
-		os.Exit(1)
-	}
-}
-
-// stopSignal installs the SIGTERM/SIGINT handler, before any work starts so that an early
-// signal still ends in a report, and returns the channels whose first event ends the run
-// (timeout is nil, never ready, when d is 0). The caller selects on them itself: a helper
-// goroutine would make the reported goroutine count racy.
-func stopSignal(d time.Duration) (<-chan os.Signal, <-chan time.Time) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	var timeout <-chan time.Time
-	if d > 0 {
-		timeout = time.After(d)
-	}
-	return sig, timeout
-}
-
-// cpuClasses reads runtime/metrics /cpu/classes/* (Go >= 1.20; an empty map before, where
-// metrics.Read on an empty slice would panic). The runtime only brings these estimates up to
-// date at the end of a GC cycle, so this forces one first: the values then cover the whole run
-// (the forced cycle itself adds a few milliseconds of GC CPU).
-func cpuClasses() map[string]float64 {
-	out := map[string]float64{}
-	var samples []metrics.Sample
-	for _, d := range metrics.All() {
-		if strings.HasPrefix(d.Name, "/cpu/classes/") {
-			samples = append(samples, metrics.Sample{Name: d.Name})
-		}
-	}
-	if len(samples) == 0 {
-		return out
-	}
-	runtime.GC()
-	metrics.Read(samples)
-	for _, s := range samples {
-		if s.Value.Kind() == metrics.KindFloat64 {
-			out[s.Name] = s.Value.Float64()
-		}
-	}
-	return out
-}
-
-// cpuTimes is the process's user and system CPU seconds so far (getrusage, all threads,
-// including threads the Go runtime does not know about).
-func cpuTimes() (user, system float64) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
-	}
-	return time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds()
+	truth.Print(r)
 }

@@ -16,30 +16,17 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"runtime"
 	"runtime/metrics"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"gocpu.dev/workloads/internal/truth"
 )
 
 type report struct {
-	Workload         string             `json:"workload"`
-	GoVersion        string             `json:"go_version"`
-	Seconds          float64            `json:"seconds"`
-	GOMAXPROCS       int                `json:"gomaxprocs"`
-	Goroutines       int                `json:"goroutines"`
-	CgoCalls         int64              `json:"cgo_calls"`
-	CPUClasses       map[string]float64 `json:"cpu_classes"`
-	CPUUserSeconds   float64            `json:"cpu_user_seconds"`
-	CPUSystemSeconds float64            `json:"cpu_system_seconds"`
+	truth.Common
 	// The -goroutines flag as used.
 	Contenders int `json:"contenders"`
 	// The -cs-work and -work flags as used.
@@ -90,13 +77,9 @@ func main() {
 	goroutines := flag.Int("goroutines", 32, "goroutines contending on one sync.Mutex (2-100000)")
 	work := flag.Int("work", 0, "xorshift rounds between critical sections (0-1000000)")
 	csWork := flag.Int("cs-work", 300, "xorshift rounds inside the critical section, ~0.3-0.5 µs at the default (0-1000000)")
-	duration := flag.Duration("duration", 0, "how long to run; 0 runs until SIGTERM or SIGINT")
-	flag.Parse()
-	if *goroutines < 2 || *goroutines > 100000 || *work < 0 || *work > 1000000 || *csWork < 0 || *csWork > 1000000 {
-		fmt.Fprintln(os.Stderr, "lockcontention: -goroutines must be 2..100000, -work and -cs-work 0..1000000")
-		os.Exit(2)
-	}
-	sig, timeout := stopSignal(*duration)
+	end := truth.Start("lockcontention: -goroutines must be 2..100000, -work and -cs-work 0..1000000", func() bool {
+		return *goroutines < 2 || *goroutines > 100000 || *work < 0 || *work > 1000000 || *csWork < 0 || *csWork > 1000000
+	})
 
 	var s shared
 	var stop atomic.Bool
@@ -114,23 +97,13 @@ func main() {
 		}(uint64(i)*0x9e3779b97f4a7c15 + 1)
 	}
 
-	select {
-	case <-sig:
-	case <-timeout:
-	}
-	g := runtime.NumGoroutine() // before stop: the workers are all still there
+	g := end.Wait()
 	stop.Store(true)
 	seconds := time.Since(start).Seconds()
 	wg.Wait()
 
 	r := report{
-		Workload:         "lockcontention",
-		GoVersion:        runtime.Version(),
-		Seconds:          seconds,
-		GOMAXPROCS:       runtime.GOMAXPROCS(0),
-		Goroutines:       g,
-		CgoCalls:         runtime.NumCgoCall(),
-		CPUClasses:       cpuClasses(),
+		Common:           truth.Collect("lockcontention", seconds, g),
 		Contenders:       *goroutines,
 		CSWork:           *csWork,
 		Work:             *work,
@@ -138,10 +111,7 @@ func main() {
 		OpsPerSecond:     float64(s.ops) / seconds,
 		MutexWaitSeconds: floatMetric("/sync/mutex/wait/total:seconds"),
 	}
-	r.CPUUserSeconds, r.CPUSystemSeconds = cpuTimes()
-	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
-		os.Exit(1)
-	}
+	truth.Print(r)
 }
 
 // floatMetric reads one float64 runtime/metrics value; nil if this Go version lacks it.
@@ -153,53 +123,4 @@ func floatMetric(name string) *float64 {
 	}
 	v := s[0].Value.Float64()
 	return &v
-}
-
-// stopSignal installs the SIGTERM/SIGINT handler, before any work starts so that an early
-// signal still ends in a report, and returns the channels whose first event ends the run
-// (timeout is nil, never ready, when d is 0). The caller selects on them itself: a helper
-// goroutine would make the reported goroutine count racy.
-func stopSignal(d time.Duration) (<-chan os.Signal, <-chan time.Time) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	var timeout <-chan time.Time
-	if d > 0 {
-		timeout = time.After(d)
-	}
-	return sig, timeout
-}
-
-// cpuClasses reads runtime/metrics /cpu/classes/* (Go >= 1.20; an empty map before, where
-// metrics.Read on an empty slice would panic). The runtime only brings these estimates up to
-// date at the end of a GC cycle, so this forces one first: the values then cover the whole run
-// (the forced cycle itself adds a few milliseconds of GC CPU).
-func cpuClasses() map[string]float64 {
-	out := map[string]float64{}
-	var samples []metrics.Sample
-	for _, d := range metrics.All() {
-		if strings.HasPrefix(d.Name, "/cpu/classes/") {
-			samples = append(samples, metrics.Sample{Name: d.Name})
-		}
-	}
-	if len(samples) == 0 {
-		return out
-	}
-	runtime.GC()
-	metrics.Read(samples)
-	for _, s := range samples {
-		if s.Value.Kind() == metrics.KindFloat64 {
-			out[s.Name] = s.Value.Float64()
-		}
-	}
-	return out
-}
-
-// cpuTimes is the process's user and system CPU seconds so far (getrusage, all threads,
-// including threads the Go runtime does not know about).
-func cpuTimes() (user, system float64) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
-	}
-	return time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds()
 }

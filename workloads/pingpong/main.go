@@ -6,58 +6,27 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
-	"os"
-	"os/signal"
-	"runtime"
-	"runtime/metrics"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"gocpu.dev/workloads/internal/truth"
 )
 
 type report struct {
-	Workload   string             `json:"workload"`
-	GoVersion  string             `json:"go_version"`
-	Seconds    float64            `json:"seconds"`
-	RoundTrips uint64             `json:"round_trips"`
-	Sleeps     uint64             `json:"sleeps"`
-	GOMAXPROCS int                `json:"gomaxprocs"`
-	Goroutines int                `json:"goroutines"`
-	CgoCalls   int64              `json:"cgo_calls"`
-	CPUClasses map[string]float64 `json:"cpu_classes"`
-}
-
-// cpuClasses reads runtime/metrics /cpu/classes/* (Go >= 1.20; empty before).
-func cpuClasses() map[string]float64 {
-	out := map[string]float64{}
-	var samples []metrics.Sample
-	for _, d := range metrics.All() {
-		if strings.HasPrefix(d.Name, "/cpu/classes/") {
-			samples = append(samples, metrics.Sample{Name: d.Name})
-		}
-	}
-	if len(samples) == 0 {
-		return out
-	}
-	metrics.Read(samples)
-	for _, s := range samples {
-		if s.Value.Kind() == metrics.KindFloat64 {
-			out[s.Name] = s.Value.Float64()
-		}
-	}
-	return out
+	truth.Common
+	// Tokens bounced back, over all pairs.
+	RoundTrips uint64 `json:"round_trips"`
+	// Completed sleeps, over all sleepers.
+	Sleeps uint64 `json:"sleeps"`
 }
 
 func main() {
 	pairs := flag.Int("pairs", 2, "goroutine pairs bouncing a token")
 	sleepers := flag.Int("sleepers", 2, "goroutines sleeping in a loop")
 	sleep := flag.Duration("sleep", time.Millisecond, "how long each sleeper sleeps per iteration")
-	duration := flag.Duration("duration", 0, "how long to run; 0 runs until SIGTERM or SIGINT")
-	flag.Parse()
+	end := truth.Start("", nil)
 
 	start := time.Now()
 	stop := make(chan struct{})
@@ -114,32 +83,14 @@ func main() {
 		}()
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	var timeout <-chan time.Time
-	if *duration > 0 {
-		timeout = time.After(*duration)
-	}
-	select {
-	case <-sig:
-	case <-timeout:
-	}
-	goroutines := runtime.NumGoroutine()
+	goroutines := end.Wait()
 	close(stop)
 	wg.Wait()
 
 	r := report{
-		Workload:   "pingpong",
-		GoVersion:  runtime.Version(),
-		Seconds:    time.Since(start).Seconds(),
+		Common:     truth.Collect("pingpong", time.Since(start).Seconds(), goroutines),
 		RoundTrips: atomic.LoadUint64(&roundTrips),
 		Sleeps:     atomic.LoadUint64(&sleeps),
-		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Goroutines: goroutines,
-		CgoCalls:   runtime.NumCgoCall(),
-		CPUClasses: cpuClasses(),
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
-		os.Exit(1)
-	}
+	truth.Print(r)
 }

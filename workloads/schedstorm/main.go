@@ -30,30 +30,17 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
-	"fmt"
-	"os"
-	"os/signal"
 	"runtime"
-	"runtime/metrics"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"gocpu.dev/workloads/internal/truth"
 )
 
 type report struct {
-	Workload         string             `json:"workload"`
-	GoVersion        string             `json:"go_version"`
-	Seconds          float64            `json:"seconds"`
-	GOMAXPROCS       int                `json:"gomaxprocs"`
-	Goroutines       int                `json:"goroutines"`
-	CgoCalls         int64              `json:"cgo_calls"`
-	CPUClasses       map[string]float64 `json:"cpu_classes"`
-	CPUUserSeconds   float64            `json:"cpu_user_seconds"`
-	CPUSystemSeconds float64            `json:"cpu_system_seconds"`
+	truth.Common
 	// "pingpong" or "timers".
 	Mode string `json:"mode"`
 	// pingpong: goroutine pairs; timers: 0.
@@ -81,19 +68,15 @@ func main() {
 	interval := flag.Duration("interval", 10*time.Microsecond, "timers mode: sleep per iteration")
 	useSelect := flag.Bool("select", true, "pingpong mode: every send/receive also selects on one shared quit channel, as code selecting on ctx.Done() does (runtime lock contention on that channel); false uses plain sends/receives")
 	procs := flag.Int("gomaxprocs", 0, "GOMAXPROCS; 0 keeps the runtime's default but at least 2")
-	duration := flag.Duration("duration", 0, "how long to run; 0 runs until SIGTERM or SIGINT")
-	flag.Parse()
-	if (*mode != "pingpong" && *mode != "timers") || *pairs < 1 || *pairs > 100000 ||
-		*timers < 1 || *timers > 100000 || *interval <= 0 || *procs < 0 {
-		fmt.Fprintln(os.Stderr, "schedstorm: -mode pingpong|timers, -pairs and -timers 1..100000, -interval > 0, -gomaxprocs >= 0")
-		os.Exit(2)
-	}
+	end := truth.Start("schedstorm: -mode pingpong|timers, -pairs and -timers 1..100000, -interval > 0, -gomaxprocs >= 0", func() bool {
+		return (*mode != "pingpong" && *mode != "timers") || *pairs < 1 || *pairs > 100000 ||
+			*timers < 1 || *timers > 100000 || *interval <= 0 || *procs < 0
+	})
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
 	} else if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
-	sig, timeout := stopSignal(*duration)
 
 	var stop atomic.Bool
 	quit := make(chan struct{})
@@ -121,18 +104,14 @@ func main() {
 		}
 	}
 
-	u0, s0 := cpuTimes()
+	u0, s0 := truth.CPUTimes()
 	t0 := time.Now()
 	close(gate)
-	select {
-	case <-sig:
-	case <-timeout:
-	}
-	g := runtime.NumGoroutine() // before stop: the workers are all still there
+	g := end.Wait()
 	stop.Store(true)
 	close(quit)
 	seconds := time.Since(t0).Seconds()
-	u1, s1 := cpuTimes()
+	u1, s1 := truth.CPUTimes()
 	wg.Wait()
 
 	var ops uint64
@@ -141,13 +120,7 @@ func main() {
 	}
 	window := (u1 - u0) + (s1 - s0)
 	r := report{
-		Workload:         "schedstorm",
-		GoVersion:        runtime.Version(),
-		Seconds:          seconds,
-		GOMAXPROCS:       runtime.GOMAXPROCS(0),
-		Goroutines:       g,
-		CgoCalls:         runtime.NumCgoCall(),
-		CPUClasses:       cpuClasses(),
+		Common:           truth.Collect("schedstorm", seconds, g),
 		Mode:             *mode,
 		Ops:              ops,
 		OpsPerSecond:     float64(ops) / seconds,
@@ -163,10 +136,7 @@ func main() {
 	if window > 0 {
 		r.OpsPerCPUSecond = float64(ops) / window
 	}
-	r.CPUUserSeconds, r.CPUSystemSeconds = cpuTimes()
-	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
-		os.Exit(1)
-	}
+	truth.Print(r)
 }
 
 // selectPonger answers each token on ping with token+1 on pong until quit is closed.
@@ -237,53 +207,4 @@ func sleeper(wg *sync.WaitGroup, interval time.Duration, stop *atomic.Bool, gate
 		n++
 	}
 	*slot = n
-}
-
-// stopSignal installs the SIGTERM/SIGINT handler, before any work starts so that an early
-// signal still ends in a report, and returns the channels whose first event ends the run
-// (timeout is nil, never ready, when d is 0). The caller selects on them itself: a helper
-// goroutine would make the reported goroutine count racy.
-func stopSignal(d time.Duration) (<-chan os.Signal, <-chan time.Time) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	var timeout <-chan time.Time
-	if d > 0 {
-		timeout = time.After(d)
-	}
-	return sig, timeout
-}
-
-// cpuClasses reads runtime/metrics /cpu/classes/* (Go >= 1.20; an empty map before, where
-// metrics.Read on an empty slice would panic). The runtime only brings these estimates up to
-// date at the end of a GC cycle, so this forces one first: the values then cover the whole run
-// (the forced cycle itself adds a few milliseconds of GC CPU).
-func cpuClasses() map[string]float64 {
-	out := map[string]float64{}
-	var samples []metrics.Sample
-	for _, d := range metrics.All() {
-		if strings.HasPrefix(d.Name, "/cpu/classes/") {
-			samples = append(samples, metrics.Sample{Name: d.Name})
-		}
-	}
-	if len(samples) == 0 {
-		return out
-	}
-	runtime.GC()
-	metrics.Read(samples)
-	for _, s := range samples {
-		if s.Value.Kind() == metrics.KindFloat64 {
-			out[s.Name] = s.Value.Float64()
-		}
-	}
-	return out
-}
-
-// cpuTimes is the process's user and system CPU seconds so far (getrusage, all threads,
-// including threads the Go runtime does not know about).
-func cpuTimes() (user, system float64) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, 0
-	}
-	return time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds()
 }

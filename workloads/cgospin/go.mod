@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/cgospin
-
-go 1.19

@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/compute
-
-go 1.19

@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/gcpressure
-
-go 1.19

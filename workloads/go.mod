@@ -1,0 +1,3 @@
+module gocpu.dev/workloads
+
+go 1.19

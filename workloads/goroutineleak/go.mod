@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/goroutineleak
-
-go 1.19

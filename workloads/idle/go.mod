@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/idle
-
-go 1.19

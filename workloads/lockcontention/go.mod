@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/lockcontention
-
-go 1.19

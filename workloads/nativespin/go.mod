@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/nativespin
-
-go 1.19

@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/pingpong
-
-go 1.19

@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/schedstorm
-
-go 1.19

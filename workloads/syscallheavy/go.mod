@@ -1,3 +1,0 @@
-module gocpu.dev/workloads/syscallheavy
-
-go 1.19
