@@ -46,8 +46,13 @@ pub async fn every(
             _ = shutdown.changed() => return,
         }
         let ing = ingest.clone();
+        let started = std::time::Instant::now();
         if let Err(e) = tokio::task::spawn_blocking(move || f(&ing)).await {
             tracing::error!(error = %e, "periodic task panicked");
+        }
+        let took = started.elapsed();
+        if took > period {
+            tracing::warn!(?took, ?period, "periodic task overran its period (machine overloaded?)");
         }
     }
 }
