@@ -52,7 +52,7 @@ pub async fn every(
         }
         let took = started.elapsed();
         if took > period {
-            tracing::warn!(?took, ?period, "periodic task overran its period (machine overloaded?)");
+            tracing::debug!(?took, ?period, "periodic task overran its period (machine overloaded?)");
         }
     }
 }
