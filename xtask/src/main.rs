@@ -51,7 +51,8 @@ enum Task {
     DeployCheck,
     /// Regenerate derived deploy files (the PrometheusRule from deploy/prometheus/rules.yaml).
     DeployRender,
-    /// Measure the daemon's overhead on the ping-pong workload (interleaved A/B runs).
+    /// Measure the daemon's overhead on the scheduler-storm workload: off / default / ungoverned /
+    /// bpftrace, interleaved.
     Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets of gocpu-gobin (long-running; see README).
     Fuzz {
