@@ -77,8 +77,9 @@ fn check_grafana() -> Result<()> {
         ensure!(names.contains(&want), "dashboard has no ${want} variable");
     }
     ensure!(
-        vars.iter()
-            .any(|x| x["name"] == "datasource" && x["type"] == "datasource" && x["query"] == "prometheus"),
+        vars.iter().any(|x| x["name"] == "datasource"
+            && x["type"] == "datasource"
+            && x["query"] == "prometheus"),
         "$datasource must be a Prometheus datasource variable"
     );
     let mut panels = Vec::new();
@@ -87,19 +88,33 @@ fn check_grafana() -> Result<()> {
     let mut ids = std::collections::BTreeSet::new();
     for p in &panels {
         let title = p["title"].as_str().unwrap_or("?");
-        ensure!(ids.insert(p["id"].as_u64().context("panel without id")?), "duplicate panel id in {title}");
+        ensure!(
+            ids.insert(p["id"].as_u64().context("panel without id")?),
+            "duplicate panel id in {title}"
+        );
         if p["type"] == "row" || p["type"] == "text" {
             continue;
         }
-        ensure!(p["datasource"]["uid"] == "${datasource}", "panel {title} does not use $datasource");
-        let targets = p["targets"].as_array().with_context(|| format!("panel {title} has no targets"))?;
+        ensure!(
+            p["datasource"]["uid"] == "${datasource}",
+            "panel {title} does not use $datasource"
+        );
+        let targets = p["targets"]
+            .as_array()
+            .with_context(|| format!("panel {title} has no targets"))?;
         ensure!(!targets.is_empty(), "panel {title} has no queries");
         for t in targets {
-            ensure!(t["expr"].as_str().is_some_and(|e| !e.trim().is_empty()), "panel {title}: empty query");
+            ensure!(
+                t["expr"].as_str().is_some_and(|e| !e.trim().is_empty()),
+                "panel {title}: empty query"
+            );
         }
     }
     for endpoint in ["/hotspots", "/flamegraph.svg"] {
-        ensure!(text.contains(endpoint), "dashboard links nowhere to {endpoint}");
+        ensure!(
+            text.contains(endpoint),
+            "dashboard links nowhere to {endpoint}"
+        );
     }
     Ok(())
 }
@@ -117,17 +132,30 @@ fn check_dockerfile() -> Result<()> {
     let root = workspace_root();
     let text = std::fs::read_to_string(root.join("Dockerfile")).context("Dockerfile")?;
     for (what, needle) in [
-        ("the pinned toolchain", format!("ARG RUST_TOOLCHAIN={PINNED_TOOLCHAIN}")),
+        (
+            "the pinned toolchain",
+            format!("ARG RUST_TOOLCHAIN={PINNED_TOOLCHAIN}"),
+        ),
         ("LLVM", format!("llvm-{LLVM_MAJOR}-dev")),
-        ("bpf-linker", format!("bpf-linker --version {BPF_LINKER_VERSION}")),
-        ("a locked build", "cargo build --release --locked".to_string()),
+        (
+            "bpf-linker",
+            format!("bpf-linker --version {BPF_LINKER_VERSION}"),
+        ),
+        (
+            "a locked build",
+            "cargo build --release --locked".to_string(),
+        ),
     ] {
-        ensure!(text.contains(&needle), "Dockerfile: {what}: expected `{needle}`");
+        ensure!(
+            text.contains(&needle),
+            "Dockerfile: {what}: expected `{needle}`"
+        );
     }
     let stages = text.lines().filter(|l| l.starts_with("FROM ")).count();
     ensure!(stages >= 2, "Dockerfile must be multi-stage");
     ensure!(
-        text.lines().any(|l| l.starts_with("ENTRYPOINT") && l.contains("gocpu")),
+        text.lines()
+            .any(|l| l.starts_with("ENTRYPOINT") && l.contains("gocpu")),
         "Dockerfile: the entrypoint must be gocpu"
     );
     let ignore = std::fs::read_to_string(root.join(".dockerignore")).context(".dockerignore")?;

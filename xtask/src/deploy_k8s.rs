@@ -21,7 +21,13 @@ use crate::{
 /// Kubernetes releases the manifests are validated against.
 const KUBERNETES_VERSIONS: [&str; 2] = ["1.25.0", "1.37.0"];
 /// The capabilities of the default (non-privileged) DaemonSet: exactly these.
-const CAPABILITIES: [&str; 5] = ["BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "CHECKPOINT_RESTORE"];
+const CAPABILITIES: [&str; 5] = [
+    "BPF",
+    "PERFMON",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+    "CHECKPOINT_RESTORE",
+];
 /// hostPath volumes the DaemonSet may mount (read-only), and nothing else from the host.
 const HOST_PATHS: [&str; 2] = ["/sys/kernel/tracing", "/var/log/containers"];
 
@@ -49,7 +55,8 @@ pub fn check(tools: &KubeTools) -> Result<()> {
         .collect();
     overlays.sort();
     ensure!(
-        overlays.iter().any(|(n, _)| n == "default") && overlays.iter().any(|(n, _)| n == "privileged"),
+        overlays.iter().any(|(n, _)| n == "default")
+            && overlays.iter().any(|(n, _)| n == "privileged"),
         "deploy/kubernetes/overlays needs at least default and privileged"
     );
     dirs.extend(overlays);
@@ -64,8 +71,11 @@ pub fn check(tools: &KubeTools) -> Result<()> {
                 .arg(&file))
             .with_context(|| format!("{name}: schema validation against Kubernetes {v}"))?;
         }
-        run(Command::new(&tools.python).arg("-c").arg(OPERATOR_CHECK_PY).arg(&file))
-            .with_context(|| format!("{name}: prometheus-operator objects"))?;
+        run(Command::new(&tools.python)
+            .arg("-c")
+            .arg(OPERATOR_CHECK_PY)
+            .arg(&file))
+        .with_context(|| format!("{name}: prometheus-operator objects"))?;
         let docs = docs(&yaml).with_context(|| format!("rendered {name}"))?;
         let flavour = match name.as_str() {
             "privileged" => Flavour::Privileged,
@@ -116,7 +126,9 @@ fn kind<'a>(docs: &'a [Value], k: &str) -> Result<&'a Value> {
 fn selects(selector: &Value, labels: &Value) -> bool {
     let want = selector.get("matchLabels").unwrap_or(selector);
     want.as_mapping().is_some_and(|m| {
-        !m.is_empty() && m.iter().all(|(k, v)| labels.get(k.as_str().unwrap_or("")) == Some(v))
+        !m.is_empty()
+            && m.iter()
+                .all(|(k, v)| labels.get(k.as_str().unwrap_or("")) == Some(v))
     })
 }
 
@@ -127,16 +139,27 @@ fn quantity(q: &Value) -> Option<f64> {
         Value::Number(n) => n.to_string(),
         _ => return None,
     };
-    let (num, mul) = [("Ki", 1024f64), ("Mi", 1024f64.powi(2)), ("Gi", 1024f64.powi(3)), ("m", 1e-3)]
-        .iter()
-        .find_map(|(suffix, mul)| s.strip_suffix(suffix).map(|n| (n.to_string(), *mul)))
-        .unwrap_or((s.clone(), 1.0));
+    let (num, mul) = [
+        ("Ki", 1024f64),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("m", 1e-3),
+    ]
+    .iter()
+    .find_map(|(suffix, mul)| s.strip_suffix(suffix).map(|n| (n.to_string(), *mul)))
+    .unwrap_or((s.clone(), 1.0));
     num.parse::<f64>().ok().map(|n| n * mul)
 }
 
 fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()> {
     let kinds: BTreeSet<&str> = docs.iter().filter_map(|d| str_at(d, &["kind"])).collect();
-    let mut want = vec!["Namespace", "ServiceAccount", "ConfigMap", "DaemonSet", "Service"];
+    let mut want = vec![
+        "Namespace",
+        "ServiceAccount",
+        "ConfigMap",
+        "DaemonSet",
+        "Service",
+    ];
     if operator {
         want.extend(["PodMonitor", "PrometheusRule"]);
     }
@@ -154,19 +177,35 @@ fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()
     }
     let ds = kind(docs, "DaemonSet")?;
     let pod = get(ds, &["spec", "template", "spec"]).context("DaemonSet without pod spec")?;
-    let pod_labels = get(ds, &["spec", "template", "metadata", "labels"]).context("no pod labels")?;
+    let pod_labels =
+        get(ds, &["spec", "template", "metadata", "labels"]).context("no pod labels")?;
     ensure!(
-        selects(get(ds, &["spec", "selector"]).context("no selector")?, pod_labels),
+        selects(
+            get(ds, &["spec", "selector"]).context("no selector")?,
+            pod_labels
+        ),
         "DaemonSet selector does not select its own pods"
     );
-    ensure!(pod.get("hostPID").and_then(Value::as_bool) == Some(true), "hostPID must be true (discovery scans the node's /proc)");
-    ensure!(pod.get("hostNetwork").and_then(Value::as_bool) != Some(true), "hostNetwork is not needed");
     ensure!(
-        pod.get("automountServiceAccountToken").and_then(Value::as_bool) == Some(false),
+        pod.get("hostPID").and_then(Value::as_bool) == Some(true),
+        "hostPID must be true (discovery scans the node's /proc)"
+    );
+    ensure!(
+        pod.get("hostNetwork").and_then(Value::as_bool) != Some(true),
+        "hostNetwork is not needed"
+    );
+    ensure!(
+        pod.get("automountServiceAccountToken")
+            .and_then(Value::as_bool)
+            == Some(false),
         "no API token is needed: automountServiceAccountToken must be false"
     );
     ensure!(
-        seq(pod, &["tolerations"]).iter().any(|t| str_at(t, &["operator"]) == Some("Exists") && t.get("key").is_none() && t.get("effect").is_none()),
+        seq(pod, &["tolerations"])
+            .iter()
+            .any(|t| str_at(t, &["operator"]) == Some("Exists")
+                && t.get("key").is_none()
+                && t.get("effect").is_none()),
         "the DaemonSet must tolerate every taint (operator: Exists, no key, no effect)"
     );
     let containers = seq(pod, &["containers"]);
@@ -175,39 +214,74 @@ fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()
     };
 
     let sc = c.get("securityContext").context("no securityContext")?;
-    ensure!(get(sc, &["readOnlyRootFilesystem"]).and_then(Value::as_bool) == Some(true), "readOnlyRootFilesystem must be true");
+    ensure!(
+        get(sc, &["readOnlyRootFilesystem"]).and_then(Value::as_bool) == Some(true),
+        "readOnlyRootFilesystem must be true"
+    );
     let privileged = get(sc, &["privileged"]).and_then(Value::as_bool) == Some(true);
-    let mut caps: Vec<&str> = seq(sc, &["capabilities", "add"]).iter().filter_map(Value::as_str).collect();
+    let mut caps: Vec<&str> = seq(sc, &["capabilities", "add"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     caps.sort_unstable();
     let mut expected: Vec<&str> = CAPABILITIES.to_vec();
     match flavour {
-        Flavour::Privileged => ensure!(privileged, "the privileged overlay must set privileged: true"),
+        Flavour::Privileged => ensure!(
+            privileged,
+            "the privileged overlay must set privileged: true"
+        ),
         Flavour::Capabilities | Flavour::CapabilitiesAndResource => {
             ensure!(!privileged, "only the privileged overlay may be privileged");
             if flavour == Flavour::CapabilitiesAndResource {
                 expected.push("SYS_RESOURCE");
             }
             expected.sort_unstable();
-            ensure!(caps == expected, "capabilities.add must be exactly {expected:?}, is {caps:?}");
-            let drop: Vec<&str> = seq(sc, &["capabilities", "drop"]).iter().filter_map(Value::as_str).collect();
-            ensure!(drop == ["ALL"], "capabilities.drop must be [ALL], is {drop:?}");
-            ensure!(get(sc, &["allowPrivilegeEscalation"]).and_then(Value::as_bool) == Some(false), "allowPrivilegeEscalation must be false");
+            ensure!(
+                caps == expected,
+                "capabilities.add must be exactly {expected:?}, is {caps:?}"
+            );
+            let drop: Vec<&str> = seq(sc, &["capabilities", "drop"])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            ensure!(
+                drop == ["ALL"],
+                "capabilities.drop must be [ALL], is {drop:?}"
+            );
+            ensure!(
+                get(sc, &["allowPrivilegeEscalation"]).and_then(Value::as_bool) == Some(false),
+                "allowPrivilegeEscalation must be false"
+            );
         }
     }
 
     let node_name = seq(c, &["env"]).iter().any(|e| {
-        str_at(e, &["name"]) == Some("NODE_NAME") && str_at(e, &["valueFrom", "fieldRef", "fieldPath"]) == Some("spec.nodeName")
+        str_at(e, &["name"]) == Some("NODE_NAME")
+            && str_at(e, &["valueFrom", "fieldRef", "fieldPath"]) == Some("spec.nodeName")
     });
-    ensure!(node_name, "NODE_NAME must come from the downward API (fieldRef spec.nodeName)");
+    ensure!(
+        node_name,
+        "NODE_NAME must come from the downward API (fieldRef spec.nodeName)"
+    );
 
     for (probe, endpoint) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
         let p = str_at(c, &[probe, "httpGet", "path"]);
-        ensure!(p == Some(endpoint), "{probe} must GET {endpoint}, has {p:?}");
+        ensure!(
+            p == Some(endpoint),
+            "{probe} must GET {endpoint}, has {p:?}"
+        );
     }
     for r in ["cpu", "memory"] {
-        let req = get(c, &["resources", "requests", r]).and_then(quantity).with_context(|| format!("no {r} request"))?;
-        let lim = get(c, &["resources", "limits", r]).and_then(quantity).with_context(|| format!("no {r} limit"))?;
-        ensure!(req > 0.0 && req <= lim, "{r}: request {req} must be positive and at most the limit {lim}");
+        let req = get(c, &["resources", "requests", r])
+            .and_then(quantity)
+            .with_context(|| format!("no {r} request"))?;
+        let lim = get(c, &["resources", "limits", r])
+            .and_then(quantity)
+            .with_context(|| format!("no {r} limit"))?;
+        ensure!(
+            req > 0.0 && req <= lim,
+            "{r}: request {req} must be positive and at most the limit {lim}"
+        );
     }
 
     // Mounts: the config, and only the host paths the daemon reads, all read-only.
@@ -215,58 +289,127 @@ fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()
     let mut host_paths = BTreeSet::new();
     for m in seq(c, &["volumeMounts"]) {
         let name = str_at(m, &["name"]).unwrap_or("?");
-        ensure!(m.get("readOnly").and_then(Value::as_bool) == Some(true), "mount {name} must be readOnly");
-        let v = volumes.iter().find(|v| str_at(v, &["name"]) == Some(name)).with_context(|| format!("mount {name} has no volume"))?;
+        ensure!(
+            m.get("readOnly").and_then(Value::as_bool) == Some(true),
+            "mount {name} must be readOnly"
+        );
+        let v = volumes
+            .iter()
+            .find(|v| str_at(v, &["name"]) == Some(name))
+            .with_context(|| format!("mount {name} has no volume"))?;
         if let Some(path) = str_at(v, &["hostPath", "path"]) {
-            ensure!(str_at(m, &["mountPath"]) == Some(path), "hostPath {path} must be mounted at the same path");
+            ensure!(
+                str_at(m, &["mountPath"]) == Some(path),
+                "hostPath {path} must be mounted at the same path"
+            );
             host_paths.insert(path);
         } else {
-            ensure!(v.get("configMap").is_some(), "volume {name}: only configMap and hostPath volumes are expected");
+            ensure!(
+                v.get("configMap").is_some(),
+                "volume {name}: only configMap and hostPath volumes are expected"
+            );
         }
     }
-    ensure!(volumes.len() == seq(c, &["volumeMounts"]).len(), "a volume is declared but not mounted");
+    ensure!(
+        volumes.len() == seq(c, &["volumeMounts"]).len(),
+        "a volume is declared but not mounted"
+    );
     let allowed: BTreeSet<&str> = HOST_PATHS.into_iter().collect();
-    ensure!(host_paths == allowed, "host paths must be exactly {allowed:?}, are {host_paths:?}");
+    ensure!(
+        host_paths == allowed,
+        "host paths must be exactly {allowed:?}, are {host_paths:?}"
+    );
 
     // The configuration: mounted where --config points, listening on the container port.
     let port = seq(c, &["ports"]).first().context("no container port")?;
     let (port_name, port_num) = (
         str_at(port, &["name"]).context("port without name")?,
-        get(port, &["containerPort"]).and_then(Value::as_u64).context("no containerPort")?,
+        get(port, &["containerPort"])
+            .and_then(Value::as_u64)
+            .context("no containerPort")?,
     );
     let args: Vec<&str> = seq(c, &["args"]).iter().filter_map(Value::as_str).collect();
-    let config_path = args.windows(2).find(|w| w[0] == "--config").map(|w| w[1]).context("no --config argument")?;
+    let config_path = args
+        .windows(2)
+        .find(|w| w[0] == "--config")
+        .map(|w| w[1])
+        .context("no --config argument")?;
     let config_path = Path::new(config_path);
-    let cm_volume = volumes.iter().find_map(|v| str_at(v, &["configMap", "name"])).context("no configMap volume")?;
+    let cm_volume = volumes
+        .iter()
+        .find_map(|v| str_at(v, &["configMap", "name"]))
+        .context("no configMap volume")?;
     let cm = docs
         .iter()
-        .find(|d| str_at(d, &["kind"]) == Some("ConfigMap") && str_at(d, &["metadata", "name"]) == Some(cm_volume))
-        .with_context(|| format!("the DaemonSet mounts ConfigMap {cm_volume}, which is not rendered"))?;
-    let key = config_path.file_name().and_then(|f| f.to_str()).context("bad --config path")?;
+        .find(|d| {
+            str_at(d, &["kind"]) == Some("ConfigMap")
+                && str_at(d, &["metadata", "name"]) == Some(cm_volume)
+        })
+        .with_context(|| {
+            format!("the DaemonSet mounts ConfigMap {cm_volume}, which is not rendered")
+        })?;
+    let key = config_path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .context("bad --config path")?;
     let mount = seq(c, &["volumeMounts"])
         .iter()
-        .find(|m| volumes.iter().any(|v| str_at(v, &["name"]) == str_at(m, &["name"]) && v.get("configMap").is_some()))
+        .find(|m| {
+            volumes.iter().any(|v| {
+                str_at(v, &["name"]) == str_at(m, &["name"]) && v.get("configMap").is_some()
+            })
+        })
         .and_then(|m| str_at(m, &["mountPath"]))
         .context("configMap not mounted")?;
-    ensure!(config_path.parent() == Some(Path::new(mount)), "--config {} is not in the config mount {mount}", config_path.display());
-    let config: Value = serde_norway::from_str(str_at(cm, &["data", key]).with_context(|| format!("ConfigMap has no {key}"))?)?;
+    ensure!(
+        config_path.parent() == Some(Path::new(mount)),
+        "--config {} is not in the config mount {mount}",
+        config_path.display()
+    );
+    let config: Value = serde_norway::from_str(
+        str_at(cm, &["data", key]).with_context(|| format!("ConfigMap has no {key}"))?,
+    )?;
     let listen = str_at(&config, &["listen"]).context("the config sets no listen address")?;
-    ensure!(listen.ends_with(&format!(":{port_num}")), "listen {listen} does not match containerPort {port_num}");
+    ensure!(
+        listen.ends_with(&format!(":{port_num}")),
+        "listen {listen} does not match containerPort {port_num}"
+    );
 
     // Service and PodMonitor find the pods and the port.
     let svc = kind(docs, "Service")?;
-    ensure!(selects(get(svc, &["spec", "selector"]).context("Service without selector")?, pod_labels), "Service does not select the pods");
     ensure!(
-        seq(svc, &["spec", "ports"]).iter().any(|p| str_at(p, &["targetPort"]) == Some(port_name)),
+        selects(
+            get(svc, &["spec", "selector"]).context("Service without selector")?,
+            pod_labels
+        ),
+        "Service does not select the pods"
+    );
+    ensure!(
+        seq(svc, &["spec", "ports"])
+            .iter()
+            .any(|p| str_at(p, &["targetPort"]) == Some(port_name)),
         "Service targets no port named {port_name}"
     );
     if operator {
         let pm = kind(docs, "PodMonitor")?;
-        ensure!(selects(get(pm, &["spec", "selector"]).context("PodMonitor without selector")?, pod_labels), "PodMonitor does not select the pods");
-        let ep = seq(pm, &["spec", "podMetricsEndpoints"]).first().context("PodMonitor without endpoints")?;
-        ensure!(str_at(ep, &["port"]) == Some(port_name), "PodMonitor scrapes another port");
         ensure!(
-            seq(ep, &["relabelings"]).iter().any(|r| str_at(r, &["targetLabel"]) == Some("node")),
+            selects(
+                get(pm, &["spec", "selector"]).context("PodMonitor without selector")?,
+                pod_labels
+            ),
+            "PodMonitor does not select the pods"
+        );
+        let ep = seq(pm, &["spec", "podMetricsEndpoints"])
+            .first()
+            .context("PodMonitor without endpoints")?;
+        ensure!(
+            str_at(ep, &["port"]) == Some(port_name),
+            "PodMonitor scrapes another port"
+        );
+        ensure!(
+            seq(ep, &["relabelings"])
+                .iter()
+                .any(|r| str_at(r, &["targetLabel"]) == Some("node")),
             "PodMonitor must label series with the node (the dashboard's node variable)"
         );
         check_prometheus_rule(kind(docs, "PrometheusRule")?)?;
@@ -279,7 +422,10 @@ fn check_prometheus_rule(rule: &Value) -> Result<()> {
     let path = workspace_root().join("deploy/prometheus/rules.yaml");
     let rules: Value = serde_norway::from_str(&std::fs::read_to_string(&path)?)?;
     if get(rule, &["spec", "groups"]) != rules.get("groups") {
-        bail!("the PrometheusRule's groups differ from {}: run `cargo xtask deploy-render`", path.display());
+        bail!(
+            "the PrometheusRule's groups differ from {}: run `cargo xtask deploy-render`",
+            path.display()
+        );
     }
     Ok(())
 }

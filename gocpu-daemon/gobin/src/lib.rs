@@ -50,7 +50,7 @@ pub use binary::{BinaryIdentity, Frame, FrameRef, Function, GoBinary, TextStart}
 pub use buildid::BuildIds;
 pub use buildinfo::{BuildInfo, Encoding};
 pub use bytes::Endian;
-pub use cache::{BinaryCache, FileKey};
+pub use cache::{BinaryCache, FileCache, FileKey};
 pub use elf::{Elf, Section, Segment};
 pub use error::{GobinError, Unavailable};
 pub use glue::{OffsetsUnavailable, ProbeSitesError};

@@ -2,11 +2,7 @@
 //!
 //! Analysis reads the file through `/proc/<pid>/exe` with `gocpu-gobin` (pure, bounded, no mmap)
 //! and resolves the runtime functions the uprobes attach to, down to file offsets.
-use std::{
-    collections::HashMap,
-    fs::File,
-    sync::{Arc, Mutex},
-};
+use std::{fs::File, sync::Arc};
 
 use gocpu_gobin::{
     GoBinary,
@@ -14,7 +10,7 @@ use gocpu_gobin::{
     sites::UprobeHandling,
 };
 
-use crate::{discovery::procfs::FileId, runtime::RuntimeLayout};
+use crate::runtime::RuntimeLayout;
 
 /// A Go runtime function gocpu attaches a uprobe to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -225,126 +221,10 @@ fn locate(binary: &GoBinary, hook: RuntimeHook) -> Result<ProbeSite, String> {
     })
 }
 
-/// Analysed binaries by file identity, bounded; evicts the least recently used.
-#[derive(Debug)]
-pub struct BinaryCache {
-    capacity: usize,
-    inner: Mutex<CacheInner>,
-}
-
-#[derive(Debug, Default)]
-struct CacheInner {
-    tick: u64,
-    entries: HashMap<FileId, (Arc<BinaryFacts>, u64)>,
-}
-
-impl BinaryCache {
-    /// A cache of at most `capacity` binaries.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            inner: Mutex::new(CacheInner::default()),
-        }
-    }
-
-    /// The cached facts for `id`, or the result of `analyse` (stored).
-    pub fn get_or_analyse(
-        &self,
-        id: FileId,
-        analyse: impl FnOnce() -> BinaryFacts,
-    ) -> Arc<BinaryFacts> {
-        if let Some(hit) = self.lookup(id) {
-            return hit;
-        }
-        // Analyse outside the lock: it does I/O and may take milliseconds.
-        let facts = Arc::new(analyse());
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        let full = inner.entries.len() >= self.capacity && !inner.entries.contains_key(&id);
-        let oldest = full
-            .then(|| {
-                inner
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, (_, t))| *t)
-                    .map(|(k, _)| *k)
-            })
-            .flatten();
-        if let Some(oldest) = oldest {
-            inner.entries.remove(&oldest);
-        }
-        inner.entries.insert(id, (Arc::clone(&facts), tick));
-        facts
-    }
-
-    fn lookup(&self, id: FileId) -> Option<Arc<BinaryFacts>> {
-        let mut inner = self.lock();
-        inner.tick += 1;
-        let tick = inner.tick;
-        let (facts, used) = inner.entries.get_mut(&id)?;
-        *used = tick;
-        Some(Arc::clone(facts))
-    }
-
-    /// Number of cached binaries.
-    pub fn len(&self) -> usize {
-        self.lock().entries.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
-        // A panic while holding this lock cannot leave the map inconsistent: recover the guard.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn id(ino: u64) -> FileId {
-        FileId {
-            dev: 1,
-            ino,
-            size: 10,
-            mtime_ns: 0,
-        }
-    }
-
-    fn not_go(n: &str) -> BinaryFacts {
-        BinaryFacts::NotGo { reason: n.into() }
-    }
-
-    #[test]
-    fn cache_analyses_once_and_evicts_least_recently_used() {
-        let cache = BinaryCache::new(2);
-        let mut calls = 0;
-        cache.get_or_analyse(id(1), || {
-            calls += 1;
-            not_go("a")
-        });
-        cache.get_or_analyse(id(1), || {
-            calls += 1;
-            not_go("a")
-        });
-        assert_eq!(calls, 1);
-        cache.get_or_analyse(id(2), || not_go("b"));
-        cache.get_or_analyse(id(1), || not_go("a")); // touch 1: 2 is now the oldest
-        cache.get_or_analyse(id(3), || not_go("c"));
-        assert_eq!(cache.len(), 2);
-        let mut reanalysed = false;
-        cache.get_or_analyse(id(2), || {
-            reanalysed = true;
-            not_go("b")
-        });
-        assert!(reanalysed, "entry 2 should have been evicted");
-    }
 
     #[test]
     fn analysing_a_non_elf_file_says_not_go() {

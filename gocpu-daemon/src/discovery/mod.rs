@@ -2,7 +2,7 @@
 //!
 //! Fed by the initial procfs scan, by exec events from the kernel and by periodic rescans; hands
 //! each Go process to the probe manager. Pure decisions on top of [`procfs::ProcFs`] and
-//! [`binaries::BinaryCache`]; no BPF here.
+//! a [`FileCache`] of [`binaries::BinaryFacts`]; no BPF here.
 pub mod binaries;
 pub mod cgroup;
 pub mod maps;
@@ -10,9 +10,14 @@ pub mod procfs;
 
 use std::{path::PathBuf, sync::Arc};
 
+use gocpu_gobin::FileCache;
+/// A file's identity (device, inode, size, mtime, ctime): what binaries are cached and
+/// attached by — never their build IDs, which a hostile file can copy.
+pub use gocpu_gobin::FileKey;
+
 use self::{
-    binaries::{BinaryCache, BinaryFacts},
-    procfs::{FileId, ProcError, ProcFs, ProcStat},
+    binaries::BinaryFacts,
+    procfs::{ProcError, ProcFs, ProcStat},
 };
 
 /// A process's identity: pid plus start time, because pids are reused.
@@ -34,7 +39,7 @@ pub struct Inspection {
     /// Where `/proc/<pid>/exe` points.
     pub exe: PathBuf,
     /// Identity of the binary file.
-    pub file: FileId,
+    pub file: FileKey,
     /// What the binary is.
     pub binary: Arc<BinaryFacts>,
     /// The binary, open: probes attach through `/proc/self/fd/N`, which stays valid even if the
@@ -46,7 +51,7 @@ pub struct Inspection {
 #[derive(Debug)]
 pub struct Discovery {
     procfs: ProcFs,
-    cache: BinaryCache,
+    cache: FileCache<Arc<BinaryFacts>>,
 }
 
 impl Discovery {
@@ -54,7 +59,7 @@ impl Discovery {
     pub fn new(procfs: ProcFs, cache_entries: usize) -> Self {
         Self {
             procfs,
-            cache: BinaryCache::new(cache_entries),
+            cache: FileCache::new(cache_entries),
         }
     }
 
@@ -64,7 +69,7 @@ impl Discovery {
     }
 
     /// The binary cache.
-    pub fn cache(&self) -> &BinaryCache {
+    pub fn cache(&self) -> &FileCache<Arc<BinaryFacts>> {
         &self.cache
     }
 
@@ -77,15 +82,20 @@ impl Discovery {
         }
         let file = self.procfs.open_exe(pid)?;
         let exe = self.procfs.exe_link(pid)?;
-        let id = FileId::of(&file).map_err(|source| ProcError::Io {
-            path: self.procfs.exe_path(pid),
-            source,
-        })?;
+        let id = file
+            .metadata()
+            .map(|m| FileKey::of(&m))
+            .map_err(|source| ProcError::Io {
+                path: self.procfs.exe_path(pid),
+                source,
+            })?;
         let handle = file.try_clone().map_err(|source| ProcError::Io {
             path: self.procfs.exe_path(pid),
             source,
         })?;
-        let binary = self.cache.get_or_analyse(id, || BinaryFacts::analyse(file));
+        let binary = self
+            .cache
+            .get_or_insert_with(id, || Arc::new(BinaryFacts::analyse(file)));
         // The process may have exec'd or died and its pid been reused while we read: the identity
         // must be the same before and after.
         let after = self.procfs.stat(pid)?;

@@ -5,7 +5,6 @@
 //! works for containers (another mount namespace) and for deleted files alike.
 use std::{
     fs::File,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
 
@@ -104,35 +103,6 @@ pub fn parse_stat(text: &str) -> Result<ProcStat, &'static str> {
         stime: num(12)?,
         starttime: num(19)?,
     })
-}
-
-/// Identity of a file: what binaries are cached and attached by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId {
-    /// Device number.
-    pub dev: u64,
-    /// Inode number.
-    pub ino: u64,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i64,
-}
-
-impl FileId {
-    /// The identity of an opened file.
-    pub fn of(file: &File) -> std::io::Result<FileId> {
-        let m = file.metadata()?;
-        Ok(FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-        })
-    }
 }
 
 /// A procfs tree.

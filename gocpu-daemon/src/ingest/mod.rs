@@ -15,9 +15,7 @@ use std::{
 use crate::{
     config::Config,
     discovery::{
-        Discovery, Inspection, ProcKey,
-        binaries::BinaryFacts,
-        procfs::{FileId, ProcError},
+        Discovery, FileKey, Inspection, ProcKey, binaries::BinaryFacts, procfs::ProcError,
     },
     model::{
         DaemonStats, Model,
@@ -242,7 +240,7 @@ impl Ingest {
     /// Runs the uprobe governors with each binary's current CPU use.
     pub fn govern(&self) {
         let s = &self.shared;
-        let mut cores: HashMap<FileId, f64> = HashMap::new();
+        let mut cores: HashMap<FileKey, f64> = HashMap::new();
         for p in s.model().iter() {
             let d = p.window.latest_delta();
             if d.seconds > 0.0 {

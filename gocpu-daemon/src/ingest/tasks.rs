@@ -52,7 +52,11 @@ pub async fn every(
         }
         let took = started.elapsed();
         if took > period {
-            tracing::debug!(?took, ?period, "periodic task overran its period (machine overloaded?)");
+            tracing::debug!(
+                ?took,
+                ?period,
+                "periodic task overran its period (machine overloaded?)"
+            );
         }
     }
 }

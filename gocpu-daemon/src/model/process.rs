@@ -8,7 +8,7 @@ use std::{
 use gocpu_common::ProcStats;
 
 use crate::{
-    discovery::{ProcKey, binaries::BinaryFacts, procfs::FileId},
+    discovery::{FileKey, ProcKey, binaries::BinaryFacts},
     model::{analysis::ProcessAnalysis, window::Window},
     probes::uprobes::{HookState, HookStatus},
 };
@@ -35,7 +35,7 @@ pub struct GoProcess {
     /// Binary path as the process sees it.
     pub exe: PathBuf,
     /// Binary file identity.
-    pub file: FileId,
+    pub file: FileKey,
     /// Binary analysis.
     pub binary: Arc<BinaryFacts>,
     /// Kernel accounting state.

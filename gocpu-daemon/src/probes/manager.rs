@@ -15,9 +15,8 @@ use gocpu_common::{DropReason, ProcStats};
 use crate::{
     config::ProbesConfig,
     discovery::{
-        ProcKey,
+        FileKey, ProcKey,
         binaries::{GoFacts, RuntimeHook},
-        procfs::FileId,
     },
     probes::{
         ProbeError,
@@ -50,7 +49,7 @@ pub struct ProbeManager {
     aggregates: AggregateMaps,
     hit_cost: Option<HitCost>,
     uprobes: UprobeSet,
-    tracked: HashMap<u32, (ProcKey, FileId)>,
+    tracked: HashMap<u32, (ProcKey, FileKey)>,
     max_processes: u32,
     nr_cpus: usize,
 }
@@ -85,7 +84,7 @@ impl ProbeManager {
     pub fn track(
         &mut self,
         key: ProcKey,
-        file: FileId,
+        file: FileKey,
         handle: &Arc<File>,
         facts: &GoFacts,
         cfg: &ProbesConfig,
@@ -121,7 +120,7 @@ impl ProbeManager {
     }
 
     /// Runs the uprobe governors: `cores` gives the CPU use of each binary's processes.
-    pub fn govern(&mut self, budget: &BudgetConfig, cores: &dyn Fn(FileId) -> f64) {
+    pub fn govern(&mut self, budget: &BudgetConfig, cores: &dyn Fn(FileKey) -> f64) {
         let stats: HashMap<ProcKey, ProcStats> = self
             .tracked
             .values()
@@ -157,7 +156,7 @@ impl ProbeManager {
     }
 
     /// The hooks of `file` as process `key` sees them.
-    pub fn hook_status(&self, file: FileId, key: ProcKey) -> Vec<HookStatus> {
+    pub fn hook_status(&self, file: FileKey, key: ProcKey) -> Vec<HookStatus> {
         self.uprobes.status(file, key, Instant::now())
     }
 
@@ -167,7 +166,7 @@ impl ProbeManager {
     }
 
     /// Stops accounting `key` (no-op when it is not the tracked incarnation of its pid).
-    pub fn untrack(&mut self, key: ProcKey, file: FileId) {
+    pub fn untrack(&mut self, key: ProcKey, file: FileKey) {
         match self.tracked.get(&key.pid) {
             Some((k, _)) if *k == key => {}
             _ => return,

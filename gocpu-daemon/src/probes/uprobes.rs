@@ -21,9 +21,8 @@ use serde::Serialize;
 use crate::{
     config::ProbesConfig,
     discovery::{
-        ProcKey,
+        FileKey, ProcKey,
         binaries::{GoFacts, ProbeSite, RuntimeHook},
-        procfs::FileId,
     },
     probes::{
         budget::{Action, Governor},
@@ -112,7 +111,7 @@ pub trait HitSource {
 /// Every binary's uprobe attachments.
 #[derive(Debug, Default)]
 pub struct UprobeSet {
-    binaries: HashMap<FileId, BinaryProbes>,
+    binaries: HashMap<FileKey, BinaryProbes>,
 }
 
 /// Wait after a failed attach before the governor tries again.
@@ -124,7 +123,7 @@ impl UprobeSet {
     pub fn acquire(
         &mut self,
         user: ProcKey,
-        file: FileId,
+        file: FileKey,
         handle: &Arc<File>,
         facts: &GoFacts,
         cfg: &ProbesConfig,
@@ -154,7 +153,7 @@ impl UprobeSet {
     }
 
     /// `user` no longer runs `file`; its probes linger until [`UprobeSet::sweep`].
-    pub fn release(&mut self, user: ProcKey, file: FileId, now: Instant) {
+    pub fn release(&mut self, user: ProcKey, file: FileKey, now: Instant) {
         if let Some(b) = self.binaries.get_mut(&file) {
             b.users.remove(&user);
             for h in &mut b.hooks {
@@ -169,7 +168,7 @@ impl UprobeSet {
 
     /// Detaches binaries idle for longer than `linger`.
     pub fn sweep(&mut self, kernel: &mut KernelProbes, now: Instant, linger: Duration) {
-        let expired: Vec<FileId> = self
+        let expired: Vec<FileKey> = self
             .binaries
             .iter()
             .filter(|(_, b)| {
@@ -194,7 +193,7 @@ impl UprobeSet {
         now: Instant,
         budget: &crate::probes::budget::BudgetConfig,
         hits: &dyn HitSource,
-        cores: &dyn Fn(FileId) -> f64,
+        cores: &dyn Fn(FileKey) -> f64,
         cost: &HitCost,
     ) {
         for (file, b) in &mut self.binaries {
@@ -261,7 +260,7 @@ impl UprobeSet {
     }
 
     /// The state of every hook of `file`, with `user`'s measured rates.
-    pub fn status(&self, file: FileId, user: ProcKey, now: Instant) -> Vec<HookStatus> {
+    pub fn status(&self, file: FileKey, user: ProcKey, now: Instant) -> Vec<HookStatus> {
         let Some(b) = self.binaries.get(&file) else {
             return Vec::new();
         };
