@@ -39,6 +39,9 @@ pub enum DaemonError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    /// A capability or kernel feature the daemon needs is missing (the report says how to grant it).
+    #[error("cannot start: {0}")]
+    Preflight(crate::preflight::Report),
 }
 
 /// How often the uprobe governors run: well below the shortest sensible attach period.
@@ -64,6 +67,7 @@ pub async fn run(
     let local = listener.local_addr().map_err(DaemonError::Serve)?;
 
     raise_nofile_limit();
+    preflight(&config)?;
     let procfs = ProcFs::new(&config.discovery.proc_root);
     let clock = Clock::read(&procfs)?;
     let mut kernel = KernelProbes::load(&config)?;
@@ -80,6 +84,10 @@ pub async fn run(
         stats: DaemonStats::default(),
         loss: Arc::clone(&loss),
         clock,
+        pods: Mutex::new(crate::discovery::cgroup::PodNames::new(
+            crate::discovery::cgroup::CONTAINER_LOG_DIR,
+            Duration::from_secs(5),
+        )),
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -196,6 +204,31 @@ async fn forward_ebpf_logs(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Checks capabilities and kernel features and says exactly what is missing and how to grant
+/// it; fails start-up only when the kernel side cannot work at all.
+fn preflight(config: &Config) -> Result<(), DaemonError> {
+    use crate::preflight::{Environment, Inputs, Severity, check};
+    let report = check(&Inputs::gather(
+        &config.discovery.proc_root,
+        std::path::Path::new("/sys"),
+        Environment::detect(),
+    ));
+    for f in &report.findings {
+        match f.severity {
+            Severity::Fatal => tracing::error!(problem = %f.problem, fix = %f.fix, "preflight"),
+            Severity::Degraded => tracing::warn!(problem = %f.problem, fix = %f.fix, "preflight"),
+            Severity::Info => tracing::info!(problem = %f.problem, fix = %f.fix, "preflight"),
+        }
+    }
+    if let Ok(node) = std::env::var("NODE_NAME") {
+        tracing::info!(%node, "running on node");
+    }
+    if report.is_fatal() {
+        return Err(DaemonError::Preflight(report));
+    }
+    Ok(())
 }
 
 /// Cached Go binaries keep their file open (pread, never mmap); lift the soft descriptor limit to

@@ -105,11 +105,16 @@ fn scenario_env(
     // workload stops: what a whole-run comparison with the program's own accounting needs.
     let metrics = d.get("/metrics").body;
     for (r, v) in runs.iter().zip(docs.iter_mut()) {
-        let prefix = format!("gocpu_process_cpu_class_seconds_total{{pid=\"{}\",class=\"", r.process.pid());
+        let prefix = format!(
+            "gocpu_process_cpu_class_seconds_total{{pid=\"{}\",class=\"",
+            r.process.pid()
+        );
         let mut classes = serde_json::Map::new();
         for line in metrics.lines().filter(|l| l.starts_with(&prefix)) {
             let rest = &line[prefix.len()..];
-            if let (Some((class, _)), Some((_, value))) = (rest.split_once('"'), line.rsplit_once(' ')) {
+            if let (Some((class, _)), Some((_, value))) =
+                (rest.split_once('"'), line.rsplit_once(' '))
+            {
                 classes.insert(class.to_string(), value.parse::<f64>().unwrap().into());
             }
         }
@@ -226,7 +231,10 @@ fn row4_lock_contention_shows_lock_waits_not_idle() {
             let reasons = &v["goroutines"]["by_wait_reason"];
             let lock = reasons["sync.Mutex.Lock"].as_u64().unwrap_or(0)
                 + reasons["semacquire"].as_u64().unwrap_or(0);
-            assert!(lock >= 5, "{ctx}: goroutines waiting on the lock: {reasons}");
+            assert!(
+                lock >= 5,
+                "{ctx}: goroutines waiting on the lock: {reasons}"
+            );
             assert!(parked > 0.0, "{ctx}: no futex park time: {}", v["offcpu"]);
         },
         no_truth,
@@ -288,21 +296,31 @@ fn row7_goroutine_leak_is_flagged_by_wait_reason() {
         |ctx, v| {
             let g = &v["goroutines"];
             assert!(g["total"].as_u64().unwrap_or(0) > 300, "{ctx}: {g}");
-            assert!(g["growth_per_second"].as_f64().unwrap_or(0.0) > 50.0, "{ctx}: {g}");
+            assert!(
+                g["growth_per_second"].as_f64().unwrap_or(0.0) > 50.0,
+                "{ctx}: {g}"
+            );
             let reasons = g["by_wait_reason"].as_object().unwrap();
             let (top, _) = reasons
                 .iter()
                 .max_by_key(|(_, n)| n.as_u64().unwrap_or(0))
                 .unwrap();
             assert_eq!(top, "chan receive", "{ctx}: {g}");
-            assert!(flags(v).contains(&"goroutine_leak".into()), "{ctx}: {:?}", flags(v));
+            assert!(
+                flags(v).contains(&"goroutine_leak".into()),
+                "{ctx}: {:?}",
+                flags(v)
+            );
             assert!(!flags(v).contains(&"pseudo_idle".into()), "{ctx}");
         },
         |label, v, gt| {
             // Read a moment before the program stopped: within the leak rate of its own count.
             let ours = v["goroutines"]["total"].as_u64().unwrap() as f64;
             let theirs = gt["goroutines"].as_f64().unwrap();
-            assert!(ours <= theirs && theirs - ours <= 300.0, "{label}: {ours} vs {theirs}");
+            assert!(
+                ours <= theirs && theirs - ours <= 300.0,
+                "{label}: {ours} vs {theirs}"
+            );
         },
     );
 }

@@ -43,7 +43,8 @@ const CONTROL_WATCH: Duration = Duration::from_secs(15);
 
 struct Prometheus {
     addr: SocketAddr,
-    child: KillOnDrop,
+    /// Killed and reaped on drop.
+    _child: KillOnDrop,
     dir: tempfile::TempDir,
 }
 
@@ -101,7 +102,11 @@ impl Prometheus {
                 .spawn()
                 .expect("prometheus (Debian package `prometheus`; `cargo xtask setup`)"),
         );
-        let p = Prometheus { addr, child, dir };
+        let p = Prometheus {
+            addr,
+            _child: child,
+            dir,
+        };
         wait("Prometheus ready", Duration::from_secs(30), || {
             http::get(p.addr, "/-/ready")
                 .ok()
@@ -190,7 +195,12 @@ fn panel_query(title: &str, pid: u32) -> String {
         for p in ps.as_array().into_iter().flatten() {
             if p["title"] == title {
                 let expr = p["targets"][0]["expr"].as_str().unwrap();
-                return substitute(&expr.replace("$pid", &pid.to_string()));
+                // What Grafana makes of $__rate_interval with a 1 s scrape interval (4 × 1 s,
+                // at least step + scrape interval): a few seconds, like the compressed rules.
+                let expr = expr
+                    .replace("$pid", &pid.to_string())
+                    .replace("$__rate_interval", "10s");
+                return substitute(&expr);
             }
             stack.push(&p["panels"]);
         }
@@ -307,12 +317,17 @@ fn pseudo_idle_alert_fires_in_prometheus_for_cgo_spin_and_not_for_compute() {
     let cpid = work.pid().to_string();
     d.wait_listed(work.pid());
     let gate = format!(
-        r#"gocpu_process_flag{{pid="{cpid}",flag="pseudo_idle"}} == 0 and on (instance, pid) rate(gocpu_process_cpu_seconds_total{{pid="{cpid}"}}[5m]) > 0.5"#
+        r#"gocpu_process_flag{{pid="{cpid}",flag="pseudo_idle"}} == 0 and on (instance, pid) rate(gocpu_process_cpu_seconds_total{{pid="{cpid}"}}[15s]) > 0.5"#
     );
     wait("compute judged and over the CPU gate", BOUND, || {
         prom.query(&gate).ok().filter(|r| !r.is_empty())
     });
+    // Watched for longer than FOR: never pending, never firing. The gate is checked along:
+    // had the verdict been pseudo_idle at any of those moments, the alert would have gone
+    // pending, so the watch is not vacuous even when a loaded machine starves the control now
+    // and then.
     let watch = Instant::now();
+    let mut gate_open = 0;
     while watch.elapsed() < CONTROL_WATCH {
         for name in [
             "GoProcessPseudoIdle",
@@ -334,13 +349,15 @@ fn pseudo_idle_alert_fires_in_prometheus_for_cgo_spin_and_not_for_compute() {
                 ))
             );
         }
+        gate_open += usize::from(!prom.query(&gate).unwrap().is_empty());
         std::thread::sleep(Duration::from_millis(500));
     }
-    // Still over the gate at the end: the watch was not vacuous.
     assert!(
-        !prom.query(&gate).unwrap().is_empty(),
+        gate_open >= 5,
         "{}",
-        ctx("compute dropped below the CPU gate during the watch")
+        ctx(&format!(
+            "compute was over the CPU gate in only {gate_open} checks"
+        ))
     );
     work.signal(15);
     let _ = work.wait_output(Duration::from_secs(10));

@@ -24,7 +24,11 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
 }
 
 /// GETs `path` with extra request headers.
-pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+pub fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -36,7 +40,10 @@ pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(bad)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(bad)?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let body = &raw[split + 4..];
     let mut lines = head.lines();
@@ -57,7 +64,11 @@ pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::
             }
         }
     }
-    let bytes = if chunked { dechunk(body).ok_or_else(bad)? } else { body.to_vec() };
+    let bytes = if chunked {
+        dechunk(body).ok_or_else(bad)?
+    } else {
+        body.to_vec()
+    };
     Ok(Response {
         status,
         content_type,

@@ -42,6 +42,8 @@ pub struct Inspection {
     pub file: FileKey,
     /// What the binary is.
     pub binary: Arc<BinaryFacts>,
+    /// Container and pod identity from `/proc/<pid>/cgroup` (empty for host processes).
+    pub container: cgroup::CgroupIdentity,
     /// The binary, open: probes attach through `/proc/self/fd/N`, which stays valid even if the
     /// process exits (and its `/proc/<pid>/exe` vanishes) before the attach.
     pub handle: Arc<std::fs::File>,
@@ -112,6 +114,7 @@ impl Discovery {
             file: id,
             binary,
             handle: Arc::new(handle),
+            container: cgroup::read_identity(self.procfs.root(), pid).unwrap_or_default(),
         }))
     }
 

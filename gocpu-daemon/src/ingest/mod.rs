@@ -45,12 +45,19 @@ pub struct Shared {
     pub loss: Arc<crate::probes::events::EventLoss>,
     /// Boot time and tick rate, for start times.
     pub clock: crate::discovery::procfs::Clock,
+    /// Pod names by container ID, from the kubelet's container log links.
+    pub pods: Mutex<crate::discovery::cgroup::PodNames>,
 }
 
 impl Shared {
     /// Locks the probe manager (a poisoned lock is recovered: its state stays consistent).
     pub fn manager(&self) -> std::sync::MutexGuard<'_, ProbeManager> {
         self.manager.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks the pod-name index.
+    pub fn pods(&self) -> std::sync::MutexGuard<'_, crate::discovery::cgroup::PodNames> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads the model.
@@ -172,11 +179,18 @@ impl Ingest {
             }
             _ => None,
         };
+        let pod = insp
+            .container
+            .container_id
+            .as_ref()
+            .and_then(|id| s.pods().resolve(id, Instant::now()));
         s.model_mut().upsert(GoProcess {
             key: insp.key,
             comm: insp.stat.comm,
             exe: insp.exe,
             file: insp.file,
+            container: insp.container,
+            pod,
             binary: insp.binary,
             tracking,
             since: SystemTime::now(),
@@ -235,6 +249,21 @@ impl Ingest {
         }
         s.manager()
             .sweep(Duration::from_secs(s.config.discovery.linger_seconds));
+        // Container log links can appear after the process started: resolve pods still unknown.
+        let unresolved: Vec<(ProcKey, crate::discovery::cgroup::ContainerId)> = s
+            .model()
+            .iter()
+            .filter(|p| p.pod.is_none())
+            .filter_map(|p| Some((p.key, p.container.container_id.clone()?)))
+            .collect();
+        for (key, id) in unresolved {
+            let Some(pod) = s.pods().resolve(&id, Instant::now()) else {
+                continue;
+            };
+            if let Some(p) = s.model_mut().get_mut(key) {
+                p.pod = Some(pod);
+            }
+        }
     }
 
     /// Runs the uprobe governors with each binary's current CPU use.

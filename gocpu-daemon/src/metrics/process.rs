@@ -64,6 +64,17 @@ struct Families {
     sched: Vec<(&'static str, &'static str, Labels, i64)>,
 }
 
+/// The labels identifying a process on every per-process series.
+fn process_labels(p: &crate::model::process::GoProcess) -> Labels {
+    let mut labels = vec![("pid", p.key.pid.to_string())];
+    if let Some(pod) = &p.pod {
+        labels.push(("namespace", pod.namespace.clone()));
+        labels.push(("pod", pod.pod.clone()));
+        labels.push(("container", pod.container.clone()));
+    }
+    labels
+}
+
 /// Encodes every per-process family; returns the counts.
 pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, std::fmt::Error> {
     let mut f = Families::default();
@@ -79,22 +90,34 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 .go()
                 .and_then(|g| g.go_version.clone())
                 .unwrap_or_default();
-            f.info.push(vec![
-                ("pid", pid.clone()),
+            // Every per-process series: the pid, plus the pod's place when the process runs in a
+            // Kubernetes container (host processes' series keep just the pid).
+            let base = process_labels(p);
+            let mut info = base.clone();
+            info.extend([
                 ("comm", p.comm.clone()),
                 ("exe", p.exe.display().to_string()),
                 ("go_version", go_version),
                 ("attach_state", p.attach_state(&hooks).as_str().to_string()),
             ]);
+            if let Some(c) = &p.container.container_id {
+                info.push(("container_id", c.to_string()));
+            }
+            if let Some(u) = &p.container.pod_uid {
+                info.push(("pod_uid", u.to_string()));
+            }
+            f.info.push(info);
             if p.tracking != Tracking::Tracked {
                 continue;
             }
-            let l = |k: &'static str, v: &str| vec![("pid", pid.clone()), (k, v.to_string())];
+            let l = |k: &'static str, v: &str| {
+                let mut labels = base.clone();
+                labels.push((k, v.to_string()));
+                labels
+            };
             let st = p.latest();
-            f.cpu.push((
-                vec![("pid", pid.clone())],
-                counter_f(st.oncpu_ns as f64 / 1e9),
-            ));
+            f.cpu
+                .push((base.clone(), counter_f(st.oncpu_ns as f64 / 1e9)));
             for (function, v) in [
                 ("runtime.futex", st.futex_calls),
                 ("runtime.usleep", st.usleep_calls),
@@ -118,8 +141,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
             ] {
                 f.switches.push((l("kind", kind), counter(v)));
             }
-            f.wakeups
-                .push((vec![("pid", pid.clone())], counter(st.wakeups)));
+            f.wakeups.push((base.clone(), counter(st.wakeups)));
             if let Some((at, stats)) = p.window.latest() {
                 let rates = runtime_rates(p, *at, stats, &hooks);
                 for (function, r) in rates.calls {
@@ -146,7 +168,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
             }
             let view = a.runtime.view();
             if let Value::Known(g) = &view.goroutines {
-                let pid_l = || vec![("pid", pid.clone())];
+                let pid_l = || base.clone();
                 f.goroutines
                     .push((pid_l(), ConstGauge::new(g.total as i64)));
                 for (reason, n) in &g.by_wait_reason {
@@ -191,7 +213,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 ),
             ] {
                 if let Some(v) = v.known() {
-                    f.sched.push((name, help, vec![("pid", pid.clone())], v));
+                    f.sched.push((name, help, base.clone(), v));
                 }
             }
             let Some(report) = p.latest_report() else {
@@ -199,8 +221,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
             };
             let verdict = judge(&s.config.detectors, &report, p.goroutine_growth());
             if let Some(score) = verdict.pseudo_idle_score {
-                f.score
-                    .push((vec![("pid", pid.clone())], ConstGauge::new(score)));
+                f.score.push((base.clone(), ConstGauge::new(score)));
             }
             for flag in Flag::ALL {
                 let on = i64::from(verdict.flags.contains(&flag));

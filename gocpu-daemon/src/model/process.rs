@@ -8,7 +8,11 @@ use std::{
 use gocpu_common::ProcStats;
 
 use crate::{
-    discovery::{FileKey, ProcKey, binaries::BinaryFacts},
+    discovery::{
+        FileKey, ProcKey,
+        binaries::BinaryFacts,
+        cgroup::{CgroupIdentity, PodRef},
+    },
     model::{analysis::ProcessAnalysis, window::Window},
     probes::uprobes::{HookState, HookStatus},
 };
@@ -36,6 +40,10 @@ pub struct GoProcess {
     pub exe: PathBuf,
     /// Binary file identity.
     pub file: FileKey,
+    /// Container and pod identity from the process's cgroup (empty for host processes).
+    pub container: CgroupIdentity,
+    /// The pod's namespace, name and container name, when resolved.
+    pub pod: Option<PodRef>,
     /// Binary analysis.
     pub binary: Arc<BinaryFacts>,
     /// Kernel accounting state.

@@ -1,0 +1,152 @@
+//! The Kubernetes manifests and the image agree with the daemon itself: the ConfigMap's
+//! configuration loads, the capabilities the DaemonSet grants are what the preflight check
+//! asks for (on this kernel, in a process that really has only those), the host paths it
+//! mounts are the ones the daemon reads, and the binary needs no library the runtime image
+//! lacks. (Schemas, overlays and the rest: `cargo xtask deploy-check`.)
+#![allow(clippy::unwrap_used)]
+
+mod deploy_support;
+
+use std::{path::Path, process::Command};
+
+use deploy_support::repo;
+use gocpu_daemon::{
+    config::Config,
+    discovery::cgroup::CONTAINER_LOG_DIR,
+    preflight::{self, Environment, Inputs, Severity},
+};
+use serde_norway::Value;
+
+fn daemonset() -> Value {
+    serde_norway::from_str(
+        &std::fs::read_to_string(repo("deploy/kubernetes/base/daemonset.yaml")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn container(ds: &Value) -> &Value {
+    &ds["spec"]["template"]["spec"]["containers"][0]
+}
+
+#[test]
+fn configmap_config_loads_and_listens_on_the_container_port() {
+    let config = Config::load(&repo("deploy/kubernetes/base/gocpu.yaml")).unwrap();
+    let ds = daemonset();
+    let port = container(&ds)["ports"][0]["containerPort"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(u64::from(config.listen.port()), port);
+    assert!(
+        config.listen.ip().is_unspecified(),
+        "a pod must listen beyond loopback"
+    );
+}
+
+#[test]
+fn mounted_host_paths_are_the_ones_the_daemon_reads() {
+    let ds = daemonset();
+    let mounts: Vec<&str> = container(&ds)["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert!(mounts.contains(&CONTAINER_LOG_DIR), "{mounts:?}");
+    assert!(mounts.contains(&"/sys/kernel/tracing"), "{mounts:?}");
+}
+
+/// `/proc/self/status` of a process whose capability bounding set (hence, for root, its
+/// effective set) is exactly `caps` (lower-case names without CAP_), as the kernel prints it.
+fn status_with(caps: &[String]) -> String {
+    let mut set = String::from("-all");
+    for c in caps {
+        set.push_str(&format!(",+{c}"));
+    }
+    let out = Command::new("setpriv")
+        .arg(format!("--bounding-set={set}"))
+        .args(["--", "cat", "/proc/self/status"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "setpriv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_daemonsets_capabilities_satisfy_the_preflight_check_on_this_kernel() {
+    gocpu_testkit::require_root("dropping capabilities with setpriv");
+    let ds = daemonset();
+    let caps: Vec<String> = container(&ds)["securityContext"]["capabilities"]["add"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_ascii_lowercase())
+        .collect();
+    let mut inputs = Inputs::gather(
+        Path::new("/proc"),
+        Path::new("/sys"),
+        Environment::Kubernetes,
+    );
+    inputs.status = status_with(&caps);
+    let report = preflight::check(&inputs);
+    assert!(!report.is_fatal(), "{report}");
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| !f.problem.contains("missing CAP")),
+        "{report}"
+    );
+    // Without CAP_BPF the same pod could not start, and the report says how to fix it.
+    let without: Vec<String> = caps.iter().filter(|c| *c != "bpf").cloned().collect();
+    inputs.status = status_with(&without);
+    let report = preflight::check(&inputs);
+    assert!(report.is_fatal(), "{report}");
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Fatal)
+        .unwrap();
+    assert!(
+        f.problem.contains("CAP_BPF") && f.fix.contains("\"BPF\""),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_binary_needs_only_what_the_runtime_image_has() {
+    // gcr.io/distroless/cc-debian12: glibc (libc, libm, libdl, libpthread, librt, the loader)
+    // and libgcc_s.
+    let provided = [
+        "libc.so.6",
+        "libm.so.6",
+        "libdl.so.2",
+        "libpthread.so.0",
+        "librt.so.1",
+        "libgcc_s.so.1",
+        "ld-linux-x86-64.so.2",
+    ];
+    let out = Command::new("readelf")
+        .args(["--dynamic", "--wide", env!("CARGO_BIN_EXE_gocpu")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    assert!(needed.contains(&"libc.so.6"), "{text}");
+    for lib in &needed {
+        assert!(
+            provided.contains(lib),
+            "gocpu needs {lib}, which distroless/cc lacks: {needed:?}"
+        );
+    }
+    let dockerfile = std::fs::read_to_string(repo("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("FROM gcr.io/distroless/cc-debian12"));
+}
