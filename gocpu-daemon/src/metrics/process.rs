@@ -84,7 +84,6 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
         let model = s.model();
         for p in model.iter() {
             let hooks = manager.hook_status(p.file, p.key);
-            let pid = p.key.pid.to_string();
             let go_version = p
                 .binary
                 .go()
