@@ -202,6 +202,8 @@ fn api_contract_errors_are_4xx_json() {
         ),
         (format!("/processes/{pid}/hotspots?bogus=1"), 400, "bogus"),
         ("/processes/abc/hotspots".to_string(), 400, "pid"),
+        ("/processes/".to_string(), 404, "endpoint"),
+        ("/processes//threads".to_string(), 404, "endpoint"),
         ("/processes/-3/threads".to_string(), 400, "pid"),
         ("/processes/4194304/hotspots".to_string(), 404, "4194304"),
         ("/processes/1/threads".to_string(), 404, "1"),

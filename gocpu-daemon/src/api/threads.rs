@@ -47,6 +47,8 @@ pub struct ThreadDoc {
     pub samples: u64,
     /// Class with most samples over the window.
     pub top_class: Option<CpuClass>,
+    /// The thread's CPU split: samples per class over the window (classes with samples only).
+    pub classes: std::collections::BTreeMap<&'static str, u64>,
     /// Innermost Go function where it last blocked.
     pub blocked_in: Option<String>,
     /// Voluntary and involuntary context switches since first seen.
@@ -166,6 +168,11 @@ pub async fn threads_handler(
                         .max_by_key(|c| ev.classes[c.index()])
                         .unwrap_or(CpuClass::User)
                 }),
+                classes: CpuClass::ALL
+                    .iter()
+                    .filter(|c| ev.classes[c.index()] > 0)
+                    .map(|c| (c.as_str(), ev.classes[c.index()]))
+                    .collect(),
                 blocked_in: blocked_at.and_then(|s| {
                     s.frames
                         .iter()
