@@ -470,6 +470,14 @@ mod tests {
         }
     }
 
+    /// The finding whose problem mentions `needle`.
+    fn finding<'a>(r: &'a Report, needle: &str) -> &'a Finding {
+        r.findings
+            .iter()
+            .find(|f| f.problem.contains(needle))
+            .unwrap_or_else(|| panic!("no finding about {needle}: {r}"))
+    }
+
     fn problems(r: &Report, severity: Severity) -> Vec<&str> {
         r.findings
             .iter()
@@ -521,11 +529,7 @@ mod tests {
     #[test]
     fn kubernetes_fix_names_the_securitycontext_field() {
         let r = check(&inputs(DOCKER_DEFAULT, "6.1.0", Environment::Kubernetes));
-        let f = r
-            .findings
-            .iter()
-            .find(|f| f.problem.contains("CAP_BPF"))
-            .unwrap();
+        let f = finding(&r, "CAP_BPF");
         assert!(
             f.fix.contains("\"BPF\"") && f.fix.contains("capabilities.add"),
             "{}",
@@ -541,11 +545,7 @@ mod tests {
             Environment::Kubernetes,
         ));
         assert!(r.is_fatal());
-        let f = r
-            .findings
-            .iter()
-            .find(|f| f.problem.contains("CAP_SYS_ADMIN"))
-            .unwrap();
+        let f = finding(&r, "CAP_SYS_ADMIN");
         assert!(f.fix.contains("overlays/privileged"), "{}", f.fix);
         // CAP_BPF does not exist there: not asked for.
         assert!(
@@ -565,11 +565,7 @@ mod tests {
     fn kernels_before_5_11_need_memlock_or_sys_resource() {
         let mut i = inputs(MANIFEST, "5.10.0-28-amd64", Environment::Kubernetes);
         let r = check(&i);
-        let f = r
-            .findings
-            .iter()
-            .find(|f| f.problem.contains("RLIMIT_MEMLOCK"))
-            .unwrap();
+        let f = finding(&r, "RLIMIT_MEMLOCK");
         assert_eq!(f.severity, Severity::Fatal);
         assert!(f.problem.contains("8192 KiB"), "{}", f.problem);
         assert!(f.fix.contains("kernel-pre-5.11"), "{}", f.fix);
@@ -592,11 +588,7 @@ mod tests {
             "Uid:\t65532\t65532\t65532\t65532\nCapEff:\t0000000000000000\nCapBnd:\t{MANIFEST}\n"
         );
         let r = check(&i);
-        let f = r
-            .findings
-            .iter()
-            .find(|f| f.problem.contains("CAP_BPF"))
-            .unwrap();
+        let f = finding(&r, "CAP_BPF");
         assert!(
             f.fix.contains("runAsUser: 0") && f.fix.contains("65532"),
             "{}",

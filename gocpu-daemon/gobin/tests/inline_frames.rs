@@ -120,27 +120,4 @@ fn check_toolchain(series: &str) {
     );
 }
 
-#[test]
-fn go1_19() {
-    check_toolchain("1.19");
-}
-
-#[test]
-fn go1_21() {
-    check_toolchain("1.21");
-}
-
-#[test]
-fn go1_23() {
-    check_toolchain("1.23");
-}
-
-#[test]
-fn go1_25() {
-    check_toolchain("1.25");
-}
-
-#[test]
-fn go1_27() {
-    check_toolchain("1.27");
-}
+gocpu_testkit::test_per_series!(check_toolchain);

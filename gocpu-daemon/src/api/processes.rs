@@ -17,7 +17,7 @@ use crate::{
         AppState,
         error::{ApiError, parse_pid},
     },
-    discovery::binaries::{BinaryFacts, OffsetsKnowledge},
+    discovery::binaries::{BinaryFacts, BinaryIdentity, OffsetsKnowledge, PclntabFacts},
     ingest::Shared,
     model::{
         detectors::{Verdict, judge},
@@ -61,37 +61,17 @@ pub struct ProcessList {
 /// What is known about a process's binary.
 #[derive(Debug, Serialize)]
 pub struct BinarySummary {
-    /// Go version.
-    pub go_version: Option<String>,
-    /// No .symtab.
-    pub stripped: bool,
-    /// DWARF present.
-    pub has_dwarf: bool,
-    /// PIE.
-    pub pie: bool,
-    /// GNU build ID.
-    pub gnu_build_id: Option<String>,
-    /// Go build ID.
-    pub go_build_id: Option<String>,
+    /// Version, build IDs and build mode (flattened into this object).
+    #[serde(flatten)]
+    pub identity: BinaryIdentity,
     /// `.gopclntab` format and how it was found.
-    pub pclntab: PclntabSummary,
+    pub pclntab: PclntabFacts,
     /// Where runtime struct offsets come from ("dwarf", "table:<release>"), if known.
     pub offsets_source: Option<String>,
     /// Why struct offsets are unknown, if they are.
     pub offsets_unavailable: Option<String>,
     /// Probe sites of the runtime functions gocpu hooks.
     pub probe_sites: Vec<SiteSummary>,
-}
-
-/// How `.gopclntab` was read.
-#[derive(Debug, Serialize)]
-pub struct PclntabSummary {
-    /// Format (Go12, Go116, Go118, Go120).
-    pub format: String,
-    /// Found through its section header or by a magic scan.
-    pub found: String,
-    /// Where the text start came from (header, moduledata, symtab, .text).
-    pub text_start: String,
 }
 
 /// One hooked function's probe sites, or why it has none.
@@ -211,7 +191,7 @@ fn summary(
             + p.key.start_ticks as f64 / clock.ticks_per_second as f64,
         exe: p.exe.display().to_string(),
         comm: p.comm.clone(),
-        go_version: p.binary.go().and_then(|g| g.go_version.clone()),
+        go_version: p.binary.go().and_then(|g| g.identity.go_version.clone()),
         attach_state: p.attach_state(hooks),
         reason: p.attach_reason(hooks),
         verdict: report.map(|r| judge(&shared.config.detectors, r, p.goroutine_growth())),
@@ -260,20 +240,11 @@ fn binary_summary(b: &BinaryFacts) -> Option<BinarySummary> {
         })
         .collect();
     Some(BinarySummary {
-        pclntab: PclntabSummary {
-            format: g.pclntab_format.clone(),
-            found: g.pclntab_found.clone(),
-            text_start: g.text_start.clone(),
-        },
+        identity: g.identity.clone(),
+        pclntab: g.pclntab.clone(),
         offsets_source,
         offsets_unavailable,
         probe_sites,
-        go_version: g.go_version.clone(),
-        stripped: g.stripped,
-        has_dwarf: g.has_dwarf,
-        pie: g.pie,
-        gnu_build_id: g.gnu_build_id.clone(),
-        go_build_id: g.go_build_id.clone(),
     })
 }
 

@@ -10,6 +10,8 @@ use gocpu_gobin::{
     sites::UprobeHandling,
 };
 
+use serde::Serialize;
+
 use crate::runtime::RuntimeLayout;
 
 /// A Go runtime function gocpu attaches a uprobe to.
@@ -85,9 +87,9 @@ pub enum OffsetsKnowledge {
     Unavailable(String),
 }
 
-/// What is known about a Go binary.
-#[derive(Debug)]
-pub struct GoFacts {
+/// Which Go binary this is (reported as is by the API).
+#[derive(Clone, Debug, Serialize)]
+pub struct BinaryIdentity {
     /// Go version from build info, e.g. "go1.25.5".
     pub go_version: Option<String>,
     /// No `.symtab`.
@@ -100,14 +102,28 @@ pub struct GoFacts {
     pub gnu_build_id: Option<String>,
     /// Go build ID.
     pub go_build_id: Option<String>,
+}
+
+/// How `.gopclntab` was read (reported as is by the API).
+#[derive(Clone, Debug, Serialize)]
+pub struct PclntabFacts {
+    /// Format (Go12, Go116, Go118, Go120).
+    pub format: String,
+    /// Found through its section header or by a magic scan.
+    pub found: String,
+    /// Where the text start came from (header, moduledata, symtab, .text).
+    pub text_start: String,
+}
+
+/// What is known about a Go binary.
+#[derive(Debug)]
+pub struct GoFacts {
+    /// Version, build IDs and build mode.
+    pub identity: BinaryIdentity,
     /// Per hook: the site, or why it cannot be probed in this binary.
     pub sites: Vec<(RuntimeHook, Result<ProbeSite, String>)>,
-    /// `.gopclntab` format (Go12, Go116, Go118, Go120).
-    pub pclntab_format: String,
-    /// Whether `.gopclntab` was found through its section or by scanning.
-    pub pclntab_found: String,
-    /// Where the text start came from.
-    pub text_start: String,
+    /// How `.gopclntab` was read.
+    pub pclntab: PclntabFacts,
     /// Runtime struct offsets.
     pub offsets: OffsetsKnowledge,
     /// Where the runtime's state lives in memory (offsets, variables, names), or why unknown.
@@ -159,16 +175,20 @@ impl BinaryFacts {
             .map(|&hook| (hook, locate(&binary, hook)))
             .collect();
         BinaryFacts::Go(Box::new(GoFacts {
-            go_version: binary.go_version().map(str::to_string),
-            stripped: binary.stripped(),
-            has_dwarf: binary.has_dwarf(),
-            pie: binary.is_pie(),
-            gnu_build_id: binary.gnu_build_id(),
-            go_build_id: binary.go_build_id().map(str::to_string),
+            identity: BinaryIdentity {
+                go_version: binary.go_version().map(str::to_string),
+                stripped: binary.stripped(),
+                has_dwarf: binary.has_dwarf(),
+                pie: binary.is_pie(),
+                gnu_build_id: binary.gnu_build_id(),
+                go_build_id: binary.go_build_id().map(str::to_string),
+            },
             sites,
-            pclntab_format: format!("{:?}", binary.pclntab_format()),
-            pclntab_found: format!("{:?}", binary.pclntab_found()),
-            text_start: format!("{:?}", binary.text_start_source()),
+            pclntab: PclntabFacts {
+                format: format!("{:?}", binary.pclntab_format()),
+                found: format!("{:?}", binary.pclntab_found()),
+                text_start: format!("{:?}", binary.text_start_source()),
+            },
             offsets: match binary.struct_offsets() {
                 Ok((offsets, source)) => OffsetsKnowledge::Known {
                     offsets: Box::new(offsets),

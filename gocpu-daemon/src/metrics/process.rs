@@ -87,7 +87,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
             let go_version = p
                 .binary
                 .go()
-                .and_then(|g| g.go_version.clone())
+                .and_then(|g| g.identity.go_version.clone())
                 .unwrap_or_default();
             // Every per-process series: the pid, plus the pod's place when the process runs in a
             // Kubernetes container (host processes' series keep just the pid).

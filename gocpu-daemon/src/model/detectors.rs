@@ -271,12 +271,7 @@ mod tests {
                 kernel_share: 0.0,
                 classes,
             }),
-            ratios: None,
-            offcpu: None,
-            futex: None,
-            wakeups_per_second: None,
-            usleep_per_second: None,
-            osyield_per_second: None,
+            ..Report::default()
         }
     }
 

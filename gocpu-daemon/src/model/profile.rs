@@ -21,6 +21,25 @@ pub struct Stack {
     pub class: Option<CpuClass>,
 }
 
+#[cfg(test)]
+impl Stack {
+    /// A stack of Go frames named `names` (innermost first), for tests.
+    pub fn go_for_test(names: &[&str], class: Option<CpuClass>) -> Arc<Stack> {
+        Arc::new(Stack {
+            frames: names
+                .iter()
+                .map(|n| SymFrame::Go {
+                    function: Arc::from(*n),
+                    file: Arc::from("x.go"),
+                    line: 1,
+                    inlined: false,
+                })
+                .collect(),
+            class,
+        })
+    }
+}
+
 /// Samples of one poll.
 #[derive(Debug, Default)]
 struct Slot {
@@ -258,18 +277,7 @@ mod tests {
     use super::*;
 
     fn stack(names: &[&str], class: Option<CpuClass>) -> Arc<Stack> {
-        Arc::new(Stack {
-            frames: names
-                .iter()
-                .map(|n| SymFrame::Go {
-                    function: Arc::from(*n),
-                    file: Arc::from("x.go"),
-                    line: 1,
-                    inlined: false,
-                })
-                .collect(),
-            class,
-        })
+        Stack::go_for_test(names, class)
     }
 
     fn native() -> Arc<Stack> {

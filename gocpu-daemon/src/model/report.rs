@@ -95,7 +95,7 @@ pub struct FutexTraffic {
 }
 
 /// Everything computed for one process.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
     /// CPU split (null before the first samples).
     pub cpu: Option<CpuSplit>,
@@ -124,15 +124,7 @@ const TOP_CALLERS: usize = 10;
 pub fn report(p: &GoProcess, now: Instant, now_stats: &ProcStats) -> Report {
     let d = p.window.delta(now, now_stats);
     let Some(a) = p.analysis.as_ref() else {
-        return Report {
-            cpu: None,
-            ratios: None,
-            offcpu: None,
-            futex: None,
-            wakeups_per_second: None,
-            usleep_per_second: None,
-            osyield_per_second: None,
-        };
+        return Report::default();
     };
     let secs = d.seconds;
     let since = d.since.unwrap_or(now);

@@ -86,51 +86,51 @@ impl RuntimeState {
         Some(c.named.as_ref().ok()?.user)
     }
 
+    /// `f` of the last `reading`, or why there is none: no layout, not read yet (and why), or
+    /// the read failed.
+    fn value_of<T, U>(
+        &self,
+        reading: &Option<Result<T, String>>,
+        f: impl FnOnce(&T) -> Value<U>,
+    ) -> Value<U> {
+        let unavailable = |unavailable| Value::Unavailable { unavailable };
+        if let Err(reason) = &self.layout {
+            return unavailable(reason.clone());
+        }
+        match reading {
+            None => unavailable(
+                self.bias
+                    .as_ref()
+                    .err()
+                    .cloned()
+                    .unwrap_or_else(|| "not read yet".into()),
+            ),
+            Some(Err(e)) => unavailable(e.clone()),
+            Some(Ok(r)) => f(r),
+        }
+    }
+
     /// The API view.
     pub fn view(&self) -> RuntimeView {
-        let why = |r: &Result<Arc<RuntimeLayout>, String>| r.as_ref().err().cloned();
-        let unavailable = |reason: Option<String>| reason.unwrap_or_else(|| "not read yet".into());
-        let goroutines = match (&self.census, why(&self.layout)) {
-            (_, Some(reason)) => Value::Unavailable {
-                unavailable: reason,
+        let goroutines = self.value_of(&self.census, |c| match &c.named {
+            Ok(n) => Value::Known(GoroutinesView {
+                total: n.user,
+                live: n.live,
+                system: n.system,
+                by_status: n.by_status.clone(),
+                by_wait_reason: n.by_wait_reason.clone(),
+                growth_per_second: self.growth.growth().map(|g| g.per_second),
+                unreadable: c.unreadable,
+            }),
+            Err(e) => Value::Unavailable {
+                unavailable: e.to_string(),
             },
-            (None, _) => Value::Unavailable {
-                unavailable: unavailable(self.bias.as_ref().err().cloned()),
-            },
-            (Some(Err(e)), _) => Value::Unavailable {
-                unavailable: e.clone(),
-            },
-            (Some(Ok(c)), _) => match &c.named {
-                Ok(n) => Value::Known(GoroutinesView {
-                    total: n.user,
-                    live: n.live,
-                    system: n.system,
-                    by_status: n.by_status.clone(),
-                    by_wait_reason: n.by_wait_reason.clone(),
-                    growth_per_second: self.growth.growth().map(|g| g.per_second),
-                    unreadable: c.unreadable,
-                }),
-                Err(e) => Value::Unavailable {
-                    unavailable: e.to_string(),
-                },
-            },
-        };
+        });
         let gauge = |f: &dyn Fn(&SchedGauges) -> Result<i64, String>| -> Value<i64> {
-            match (&self.sched, why(&self.layout)) {
-                (_, Some(reason)) => Value::Unavailable {
-                    unavailable: reason,
-                },
-                (None, _) => Value::Unavailable {
-                    unavailable: unavailable(self.bias.as_ref().err().cloned()),
-                },
-                (Some(Err(e)), _) => Value::Unavailable {
-                    unavailable: e.clone(),
-                },
-                (Some(Ok(s)), _) => match f(s) {
-                    Ok(v) => Value::Known(v),
-                    Err(e) => Value::Unavailable { unavailable: e },
-                },
-            }
+            self.value_of(&self.sched, |s| match f(s) {
+                Ok(v) => Value::Known(v),
+                Err(e) => Value::Unavailable { unavailable: e },
+            })
         };
         let s = |r: &Result<i64, crate::runtime::ReadError>| r.clone().map_err(|e| e.to_string());
         RuntimeView {

@@ -125,18 +125,7 @@ mod tests {
     use super::*;
 
     fn stack(names: &[&str]) -> Arc<Stack> {
-        Arc::new(Stack {
-            frames: names
-                .iter()
-                .map(|n| SymFrame::Go {
-                    function: Arc::from(*n),
-                    file: Arc::from("x.go"),
-                    line: 1,
-                    inlined: false,
-                })
-                .collect(),
-            class: None,
-        })
+        Stack::go_for_test(names, None)
     }
 
     fn with(class: CpuClass, n: u64) -> ThreadEvidence {

@@ -25,6 +25,68 @@ pub(super) fn clip(s: &str) -> String {
     s.get(..end).unwrap_or_default().to_string()
 }
 
+/// A generated table row, one per Go release, as the bracket rule sees it.
+pub(super) trait ReleaseRow {
+    /// (major, minor, patch) of the release the row was generated from.
+    fn release(&self) -> (u32, u32, u32);
+    /// The toolchain's version string ("go1.25.5").
+    fn generated_from(&self) -> &'static str;
+}
+
+/// The row serving `go_version` from `rows` (sorted by release): its own release's row, or the
+/// row below it when the rows below and above it in its series are `same` (the row above is
+/// then returned too, as the bracket's evidence). `differ` says how they differ otherwise.
+pub(super) fn bracket<'a, T: ReleaseRow>(
+    rows: &'a [T],
+    go_version: &str,
+    same: impl Fn(&T, &T) -> bool,
+    differ: &'static str,
+) -> Result<(&'a T, Option<&'a T>), Unsupported> {
+    let r = parse_release(go_version)?;
+    let want = (r.major, r.minor, r.patch);
+    let series: Vec<&'a T> = rows
+        .iter()
+        .filter(|row| (row.release().0, row.release().1) == (r.major, r.minor))
+        .collect();
+    if series.is_empty() {
+        let mut covered: Vec<String> = rows
+            .iter()
+            .map(|row| format!("{}.{}", row.release().0, row.release().1))
+            .collect();
+        covered.dedup();
+        return Err(Unsupported::UnknownSeries {
+            version: clip(go_version),
+            major: r.major,
+            minor: r.minor,
+            covered: covered.join(", "),
+        });
+    }
+    if let Some(row) = series.iter().find(|row| row.release() == want) {
+        return Ok((row, None));
+    }
+    let below = series.iter().rev().find(|row| row.release() < want);
+    let above = series.iter().find(|row| row.release() > want);
+    let unverified = |why| Unsupported::UnverifiedPatch {
+        version: clip(go_version),
+        why,
+        known: series
+            .iter()
+            .map(|row| row.generated_from())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    match (below, above) {
+        (Some(lo), Some(hi)) if same(lo, hi) => Ok((lo, Some(hi))),
+        (Some(_), Some(_)) => Err(unverified(differ)),
+        (None, _) => Err(unverified(
+            "older than every generated release of its series",
+        )),
+        (_, None) => Err(unverified(
+            "newer than every generated release of its series",
+        )),
+    }
+}
+
 fn number(s: &str) -> Option<u32> {
     // Go never writes leading zeros or signs; reject them rather than normalise.
     if s.is_empty() || s.len() > 6 || !s.bytes().all(|b| b.is_ascii_digit()) {

@@ -15,7 +15,10 @@
 pub mod source;
 mod table;
 
-use super::{Unsupported, parse_release, version::clip};
+use super::{
+    Unsupported,
+    version::{ReleaseRow, bracket},
+};
 
 /// One goroutine status value (without the `_Gscan` bit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,50 +84,21 @@ pub fn lookup(
     rows: &'static [RuntimeNames],
     go_version: &str,
 ) -> Result<&'static RuntimeNames, Unsupported> {
-    let r = parse_release(go_version)?;
-    let want = (r.major, r.minor, r.patch);
-    let series: Vec<&'static RuntimeNames> = rows
-        .iter()
-        .filter(|row| (row.release.0, row.release.1) == (r.major, r.minor))
-        .collect();
-    if series.is_empty() {
-        let mut covered: Vec<String> = rows
-            .iter()
-            .map(|row| format!("{}.{}", row.release.0, row.release.1))
-            .collect();
-        covered.dedup();
-        return Err(Unsupported::UnknownSeries {
-            version: clip(go_version),
-            major: r.major,
-            minor: r.minor,
-            covered: covered.join(", "),
-        });
+    bracket(
+        rows,
+        go_version,
+        RuntimeNames::same_names,
+        "between generated releases whose runtime names differ",
+    )
+    .map(|(row, _)| row)
+}
+
+impl ReleaseRow for RuntimeNames {
+    fn release(&self) -> (u32, u32, u32) {
+        self.release
     }
-    if let Some(row) = series.iter().find(|row| row.release == want) {
-        return Ok(row);
-    }
-    let below = series.iter().rev().find(|row| row.release < want);
-    let above = series.iter().find(|row| row.release > want);
-    let unverified = |why| Unsupported::UnverifiedPatch {
-        version: clip(go_version),
-        why,
-        known: series
-            .iter()
-            .map(|row| row.generated_from)
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    match (below, above) {
-        (Some(lo), Some(hi)) if lo.same_names(hi) => Ok(lo),
-        (Some(_), Some(_)) => Err(unverified(
-            "between generated releases whose runtime names differ",
-        )),
-        (None, _) => Err(unverified(
-            "older than every generated release of its series",
-        )),
-        (_, None) => Err(unverified(
-            "newer than every generated release of its series",
-        )),
+    fn generated_from(&self) -> &'static str {
+        self.generated_from
     }
 }
 
