@@ -56,6 +56,22 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Detector thresholds.
     pub detectors: crate::model::detectors::DetectorConfig,
+    /// Pod identity sources.
+    pub kubernetes: KubernetesConfig,
+}
+
+/// `kubernetes:` keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Directory of the kubelet's container log links (pod names without the API server).
+    pub container_log_dir: PathBuf,
+    /// Watch this node's pods in the API server.
+    pub api_server: bool,
+    /// This node's name; empty: the `NODE_NAME` environment variable.
+    pub node_name: String,
+    /// Kubeconfig file; empty: `$KUBECONFIG`, `~/.kube/config`, then the pod's service account.
+    pub kubeconfig: PathBuf,
 }
 
 /// `discovery:` keys.
@@ -239,6 +255,16 @@ impl Config {
         {
             return invalid("detectors", "thresholds must be non-negative numbers");
         }
+        let k = &self.kubernetes;
+        if k.container_log_dir.as_os_str().is_empty() {
+            return invalid("kubernetes.container_log_dir", "must not be empty");
+        }
+        if !k.node_name.is_empty() && !crate::discovery::kube::is_node_name(&k.node_name) {
+            return invalid(
+                "kubernetes.node_name",
+                "must be a node name (lowercase DNS subdomain, at most 253 bytes) or empty",
+            );
+        }
         let max = gocpu_common::MAX_TRACKED_PROCS;
         if self.limits.max_processes == 0 || self.limits.max_processes > max {
             return Err(ConfigError::Invalid {
@@ -284,6 +310,12 @@ mod tests {
         assert!(c.listen.ip().is_loopback());
         assert_eq!(c.listen.port(), 9477);
         assert!(c.probes.runtime_mcall);
+        // The API-server lookup needs RBAC and a token: opt-in.
+        assert!(!c.kubernetes.api_server);
+        assert_eq!(
+            c.kubernetes.container_log_dir,
+            std::path::Path::new(crate::discovery::cgroup::CONTAINER_LOG_DIR)
+        );
     }
 
     #[test]
@@ -308,6 +340,14 @@ mod tests {
             ("ingest: {perf_buffer_pages: 3}", "ingest.perf_buffer_pages"),
             ("sampling: {cpu_clock_hz: 0}", "sampling.cpu_clock_hz"),
             ("limits: {max_processes: 100000}", "limits.max_processes"),
+            (
+                "kubernetes: {node_name: 'a,spec.nodeName!=b'}",
+                "kubernetes.node_name",
+            ),
+            (
+                "kubernetes: {container_log_dir: ''}",
+                "kubernetes.container_log_dir",
+            ),
             (
                 "detectors: {pseudo_idle_min_score: 1.5}",
                 "detectors.pseudo_idle_min_score",

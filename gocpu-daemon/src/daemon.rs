@@ -11,6 +11,7 @@ use crate::{
     config::Config,
     discovery::{
         Discovery,
+        cgroup::PodNames,
         procfs::{Clock, ProcError, ProcFs},
     },
     ingest::{Ingest, Shared, tasks},
@@ -36,6 +37,9 @@ pub enum DaemonError {
     /// Procfs is unusable.
     #[error(transparent)]
     Procfs(#[from] ProcError),
+    /// The API-server pod lookup is enabled but misconfigured.
+    #[error(transparent)]
+    Kube(#[from] crate::discovery::kube::KubeError),
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
@@ -68,6 +72,14 @@ pub async fn run(
 
     raise_nofile_limit();
     preflight(&config)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    let mut pods = PodNames::new(&config.kubernetes.container_log_dir, Duration::from_secs(5));
+    if config.kubernetes.api_server {
+        let (api, task) = crate::discovery::kube::spawn(&config.kubernetes, stop_rx.clone())?;
+        pods = pods.with_api(api);
+        tasks.push(task);
+    }
     let procfs = ProcFs::new(&config.discovery.proc_root);
     let clock = Clock::read(&procfs)?;
     let mut kernel = KernelProbes::load(&config)?;
@@ -84,14 +96,9 @@ pub async fn run(
         stats: DaemonStats::default(),
         loss: Arc::clone(&loss),
         clock,
-        pods: Mutex::new(crate::discovery::cgroup::PodNames::new(
-            crate::discovery::cgroup::CONTAINER_LOG_DIR,
-            Duration::from_secs(5),
-        )),
+        pods: Mutex::new(pods),
         config,
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
 
     let rx = events::spawn_readers(
         event_array,

@@ -4,11 +4,15 @@
 //! including through a private cgroup namespace, as a containerised daemon sees other pods.
 #![allow(clippy::unwrap_used)]
 
+mod cgroup_support;
+
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+
+use cgroup_support::{Cgroups, enter, mounts, systemd_container_path};
 
 use gocpu_daemon::discovery::cgroup::{
     CgroupDriver, ContainerId, ContainerLogIndex, PodNames, PodUid, QosClass, Runtime,
@@ -240,58 +244,6 @@ fn pod_names_from_a_kubelet_style_log_directory() {
 
 // ---- the same layouts, built for real and read back through the kernel -------------------
 
-/// A cgroup directory tree created for the test, removed (leaves first) on drop.
-struct Cgroups(Vec<PathBuf>);
-
-impl Cgroups {
-    fn mkdir(&mut self, base: &Path, rel: &str) -> PathBuf {
-        let mut p = base.to_path_buf();
-        for c in rel.split('/') {
-            p.push(c);
-            if !p.exists() {
-                std::fs::create_dir(&p)
-                    .unwrap_or_else(|e| panic!("mkdir {}: {e} (root needed)", p.display()));
-                self.0.push(p.clone());
-            }
-        }
-        p
-    }
-}
-
-impl Drop for Cgroups {
-    fn drop(&mut self) {
-        for p in self.0.iter().rev() {
-            let _ = std::fs::remove_dir(p);
-        }
-    }
-}
-
-/// Mount points of cgroup2 and of one cgroup v1 hierarchy without controllers that matter
-/// (pids or the named systemd one), from mountinfo.
-fn mounts() -> (PathBuf, Option<PathBuf>) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut v2 = None;
-    let mut v1 = None;
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount_point = left.split(' ').nth(4).unwrap_or_default();
-        let mut r = right.split(' ');
-        let fstype = r.next().unwrap_or_default();
-        let options = r.nth(1).unwrap_or_default();
-        if fstype == "cgroup2" && v2.is_none() {
-            v2 = Some(PathBuf::from(mount_point));
-        }
-        if fstype == "cgroup"
-            && (options.contains("name=systemd") || options.split(',').any(|o| o == "pids"))
-        {
-            v1.get_or_insert(PathBuf::from(mount_point));
-        }
-    }
-    (v2.expect("no cgroup2 mount on this machine"), v1)
-}
-
 struct Sleeper(Child);
 
 impl Sleeper {
@@ -316,25 +268,15 @@ impl Drop for Sleeper {
     }
 }
 
-fn enter(cgroup: &Path, pid: u32) {
-    std::fs::write(cgroup.join("cgroup.procs"), pid.to_string())
-        .unwrap_or_else(|e| panic!("move {pid} into {}: {e}", cgroup.display()));
-}
-
 #[test]
 fn real_kernel_cgroup_paths_systemd_v2_cgroupfs_v1_and_a_cgroup_namespace() {
     gocpu_testkit::require_root("creating cgroups");
     let (v2, v1) = mounts();
-    let mut cgroups = Cgroups(Vec::new());
+    let mut cgroups = Cgroups::default();
     let top = format!("gocpu-test-{}", std::process::id());
 
     // systemd driver, cgroup v2, containerd: the kubelet's and containerd's names.
-    let scope = cgroups.mkdir(
-        &v2,
-        &format!(
-            "{top}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_ESCAPED}.slice/cri-containerd-{ID}.scope"
-        ),
-    );
+    let scope = cgroups.mkdir(&v2, &systemd_container_path(&top, UID, ID));
     let target = Sleeper::start();
     enter(&scope, target.pid());
     let id = read_identity(Path::new("/proc"), target.pid()).unwrap();

@@ -2,7 +2,8 @@
 //! configuration loads, the capabilities the DaemonSet grants are what the preflight check
 //! asks for (on this kernel, in a process that really has only those), the host paths it
 //! mounts are the ones the daemon reads, and the binary needs no library the runtime image
-//! lacks. (Schemas, overlays and the rest: `cargo xtask deploy-check`.)
+//! lacks; the API-server component changes nothing but the lookup switch. (Schemas, overlays,
+//! RBAC and the rest: `cargo xtask deploy-check`.)
 #![allow(clippy::unwrap_used)]
 
 mod deploy_support;
@@ -53,6 +54,32 @@ fn mounted_host_paths_are_the_ones_the_daemon_reads() {
         .collect();
     assert!(mounts.contains(&CONTAINER_LOG_DIR), "{mounts:?}");
     assert!(mounts.contains(&"/sys/kernel/tracing"), "{mounts:?}");
+    // The directory the deployed configuration lists is the one mounted.
+    let config = Config::load(&repo("deploy/kubernetes/base/gocpu.yaml")).unwrap();
+    let dir = config.kubernetes.container_log_dir.to_str().unwrap();
+    assert!(mounts.contains(&dir), "{dir} not in {mounts:?}");
+}
+
+#[test]
+fn the_api_server_component_only_switches_the_lookup_on() {
+    let base = Config::load(&repo("deploy/kubernetes/base/gocpu.yaml")).unwrap();
+    let mut with =
+        Config::load(&repo("deploy/kubernetes/components/api-server/gocpu.yaml")).unwrap();
+    assert!(with.kubernetes.api_server);
+    // The node comes from NODE_NAME, which the DaemonSet sets from spec.nodeName.
+    assert!(with.kubernetes.node_name.is_empty());
+    let env = container(&daemonset())["env"]
+        .as_sequence()
+        .unwrap()
+        .clone();
+    assert!(
+        env.iter().any(|e| e["name"] == "NODE_NAME"
+            && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"),
+        "{env:?}"
+    );
+    // The component's file replaces the base's: it must not drift from it.
+    with.kubernetes.api_server = false;
+    assert_eq!(with, base);
 }
 
 /// `/proc/self/status` of a process whose capability bounding set (hence, for root, its

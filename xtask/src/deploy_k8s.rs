@@ -2,7 +2,8 @@
 //! deploy/kubernetes (the base and each overlay) is rendered with kustomize (kubectl's, from
 //! `.tools/kube`), validated against the Kubernetes schemas of the oldest and newest releases
 //! kubernetes-validate bundles (strict: unknown fields are errors) and the prometheus-operator
-//! CRD models, then checked for what the daemon needs on a node and nothing more.
+//! CRD models, then checked for what the daemon needs on a node and nothing more (API access
+//! only where the configuration enables the API-server pod lookup: overlays/api-server).
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -28,6 +29,8 @@ const CAPABILITIES: [&str; 5] = [
     "DAC_READ_SEARCH",
     "CHECKPOINT_RESTORE",
 ];
+/// Kinds without a namespace (all others must be in namespace gocpu).
+const CLUSTER_SCOPED: [&str; 3] = ["Namespace", "ClusterRole", "ClusterRoleBinding"];
 /// hostPath volumes the DaemonSet may mount (read-only), and nothing else from the host.
 const HOST_PATHS: [&str; 2] = ["/sys/kernel/tracing", "/var/log/containers"];
 
@@ -167,7 +170,7 @@ fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()
         ensure!(kinds.contains(k), "no {k}");
     }
     for d in docs {
-        if str_at(d, &["kind"]) != Some("Namespace") {
+        if !CLUSTER_SCOPED.contains(&str_at(d, &["kind"]).unwrap_or("")) {
             ensure!(
                 str_at(d, &["metadata", "namespace"]) == Some("gocpu"),
                 "{} is not in namespace gocpu",
@@ -193,12 +196,6 @@ fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()
     ensure!(
         pod.get("hostNetwork").and_then(Value::as_bool) != Some(true),
         "hostNetwork is not needed"
-    );
-    ensure!(
-        pod.get("automountServiceAccountToken")
-            .and_then(Value::as_bool)
-            == Some(false),
-        "no API token is needed: automountServiceAccountToken must be false"
     );
     ensure!(
         seq(pod, &["tolerations"])
@@ -369,6 +366,7 @@ fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()
     let config: Value = serde_norway::from_str(
         str_at(cm, &["data", key]).with_context(|| format!("ConfigMap has no {key}"))?,
     )?;
+    check_api_access(docs, pod, &config)?;
     let listen = str_at(&config, &["listen"]).context("the config sets no listen address")?;
     ensure!(
         listen.ends_with(&format!(":{port_num}")),
@@ -414,6 +412,81 @@ fn check_rendered(docs: &[Value], flavour: Flavour, operator: bool) -> Result<()
         );
         check_prometheus_rule(kind(docs, "PrometheusRule")?)?;
     }
+    Ok(())
+}
+
+/// API access exactly when the daemon's configuration asks for the API-server pod lookup
+/// (`kubernetes.api_server`, components/api-server): then a mounted token and read access to
+/// pods bound to the DaemonSet's service account, nothing more; otherwise no token and no RBAC.
+fn check_api_access(docs: &[Value], pod: &Value, config: &Value) -> Result<()> {
+    let lookup = get(config, &["kubernetes", "api_server"]).and_then(Value::as_bool) == Some(true);
+    let automount = pod
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool);
+    let rbac: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            str_at(d, &["apiVersion"]).is_some_and(|v| v.starts_with("rbac.authorization.k8s.io/"))
+        })
+        .collect();
+    if !lookup {
+        ensure!(
+            automount == Some(false),
+            "no API token is needed without kubernetes.api_server: automountServiceAccountToken must be false"
+        );
+        ensure!(
+            rbac.is_empty(),
+            "RBAC objects without kubernetes.api_server: gocpu needs no API access"
+        );
+        return Ok(());
+    }
+    ensure!(
+        automount == Some(true),
+        "kubernetes.api_server needs a token: automountServiceAccountToken must be true"
+    );
+    let role = kind(docs, "ClusterRole")?;
+    let binding = kind(docs, "ClusterRoleBinding")?;
+    ensure!(
+        rbac.len() == 2,
+        "exactly one ClusterRole and its ClusterRoleBinding expected, found {} RBAC objects",
+        rbac.len()
+    );
+    let rules = seq(role, &["rules"]);
+    let [rule] = rules else {
+        bail!("the ClusterRole must have one rule, has {}", rules.len());
+    };
+    let strings = |path: &[&str]| -> Vec<&str> {
+        let mut v: Vec<&str> = seq(rule, path).iter().filter_map(Value::as_str).collect();
+        v.sort_unstable();
+        v
+    };
+    ensure!(
+        strings(&["apiGroups"]) == [""]
+            && strings(&["resources"]) == ["pods"]
+            && strings(&["verbs"]) == ["get", "list", "watch"]
+            && rule.get("resourceNames").is_none()
+            && rule.get("nonResourceURLs").is_none(),
+        "the ClusterRole must grant exactly get/list/watch on pods"
+    );
+    ensure!(
+        str_at(binding, &["roleRef", "kind"]) == Some("ClusterRole")
+            && str_at(binding, &["roleRef", "name"]) == str_at(role, &["metadata", "name"]),
+        "the ClusterRoleBinding does not bind the ClusterRole"
+    );
+    let account = str_at(pod, &["serviceAccountName"]).context("no serviceAccountName")?;
+    let subjects = seq(binding, &["subjects"]);
+    let [subject] = subjects else {
+        bail!(
+            "the ClusterRoleBinding must have one subject, has {}",
+            subjects.len()
+        );
+    };
+    ensure!(
+        str_at(subject, &["kind"]) == Some("ServiceAccount")
+            && str_at(subject, &["name"]) == Some(account)
+            && str_at(subject, &["namespace"]) == Some("gocpu"),
+        "the ClusterRoleBinding must bind the DaemonSet's service account gocpu/{account}"
+    );
     Ok(())
 }
 

@@ -19,14 +19,18 @@
 //! `/var/log/containers/<pod>_<namespace>_<container>-<container id>.log` (the layout log
 //! shippers rely on). Listing that directory — names only, no log is opened — maps a container
 //! ID to its pod, namespace and container name. Pod names, namespaces and container names are
-//! DNS names, which cannot contain `_`, so the split is unambiguous.
+//! DNS names, which cannot contain `_`, so the split is unambiguous. Where the kubelet keeps
+//! no such links, [`super::kube`] asks the API server instead (off by default).
 use std::{
     collections::HashMap,
     fmt,
     io::Read,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
+
+use super::kube::ApiPods;
 
 /// Largest `/proc/<pid>/cgroup` read; real ones are a few hundred bytes.
 pub const MAX_CGROUP_BYTES: u64 = 64 * 1024;
@@ -331,6 +335,25 @@ pub struct PodRef {
     pub container: String,
 }
 
+impl PodRef {
+    /// A reference from names as Kubernetes allows them (lowercase DNS labels and subdomains:
+    /// namespace and container at most 63 bytes, pod at most 253), else `None` — they become
+    /// label values, so whatever names them (a file name, the API server) is not trusted.
+    pub fn new(namespace: &str, pod: &str, container: &str) -> Option<Self> {
+        let ok = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.len() <= max
+                && s.bytes()
+                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
+        };
+        (ok(pod, 253) && ok(namespace, 63) && ok(container, 63)).then(|| Self {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+            container: container.to_string(),
+        })
+    }
+}
+
 /// Parses a container log link name, `<pod>_<namespace>_<container>-<container id>.log`.
 pub fn parse_container_log_name(name: &str) -> Option<(ContainerId, PodRef)> {
     let stem = name.strip_suffix(".log")?;
@@ -342,22 +365,7 @@ pub fn parse_container_log_name(name: &str) -> Option<(ContainerId, PodRef)> {
     else {
         return None;
     };
-    let ok = |s: &str, max: usize| {
-        !s.is_empty()
-            && s.len() <= max
-            && s.bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
-    };
-    (ok(pod, 253) && ok(namespace, 63) && ok(container, 63)).then(|| {
-        (
-            id,
-            PodRef {
-                namespace: namespace.to_string(),
-                pod: pod.to_string(),
-                container: container.to_string(),
-            },
-        )
-    })
+    Some((id, PodRef::new(namespace, pod, container)?))
 }
 
 /// Container ID to pod, from one listing of the container log directory.
@@ -404,9 +412,11 @@ impl ContainerLogIndex {
     }
 }
 
-/// Resolves container IDs to pods through [`ContainerLogIndex`], listing the directory again on
-/// a miss — a new container's link appears when it starts — but at most once per
-/// `min_rescan`, so a host full of non-Kubernetes containers does not list it per process.
+/// Resolves container IDs to pods: through the API server's pods of this node when
+/// [`PodNames::with_api`] gave them (`kubernetes.api_server`), then through
+/// [`ContainerLogIndex`], listing the directory again on a miss — a new container's link
+/// appears when it starts — but at most once per `min_rescan`, so a host full of
+/// non-Kubernetes containers does not list it per process.
 #[derive(Debug)]
 pub struct PodNames {
     dir: PathBuf,
@@ -414,6 +424,8 @@ pub struct PodNames {
     index: ContainerLogIndex,
     scanned_at: Option<Instant>,
     last_error: Option<String>,
+    api: Option<Arc<ApiPods>>,
+    api_generation: u64,
 }
 
 impl PodNames {
@@ -425,12 +437,39 @@ impl PodNames {
             index: ContainerLogIndex::default(),
             scanned_at: None,
             last_error: None,
+            api: None,
+            api_generation: 0,
         }
     }
 
-    /// The pod of container `id` at time `now`; `None` when the directory does not name it (not
-    /// a Kubernetes container, the directory is not mounted, or the link is not there yet).
+    /// The same resolver, asking `api` (the API server's pods of this node) first.
+    pub fn with_api(mut self, api: Arc<ApiPods>) -> Self {
+        self.api = Some(api);
+        self
+    }
+
+    /// The API-server pod index, when enabled.
+    pub fn api(&self) -> Option<&Arc<ApiPods>> {
+        self.api.as_ref()
+    }
+
+    /// Whether the API-server index changed since the last call (pods still unresolved may now
+    /// resolve); always false without it.
+    pub fn api_changed(&mut self) -> bool {
+        let Some(api) = &self.api else {
+            return false;
+        };
+        let g = api.generation();
+        std::mem::replace(&mut self.api_generation, g) != g
+    }
+
+    /// The pod of container `id` at time `now`; `None` when neither the API server's pods nor
+    /// the directory name it (not a Kubernetes container, no source available, or the container
+    /// is too new for either yet).
     pub fn resolve(&mut self, id: &ContainerId, now: Instant) -> Option<PodRef> {
+        if let Some(p) = self.api.as_ref().and_then(|a| a.get(id)) {
+            return Some(p);
+        }
         if let Some(p) = self.index.get(id) {
             return Some(p.clone());
         }

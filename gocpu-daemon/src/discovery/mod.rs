@@ -5,6 +5,7 @@
 //! a [`FileCache`] of [`binaries::BinaryFacts`]; no BPF here.
 pub mod binaries;
 pub mod cgroup;
+pub mod kube;
 pub mod maps;
 pub mod procfs;
 

@@ -249,7 +249,13 @@ impl Ingest {
         }
         s.manager()
             .sweep(Duration::from_secs(s.config.discovery.linger_seconds));
-        // Container log links can appear after the process started: resolve pods still unknown.
+        self.resolve_pods();
+    }
+
+    /// Resolves the pods still unknown: container log links and API-server pods can appear
+    /// after the process started.
+    fn resolve_pods(&self) {
+        let s = &self.shared;
         let unresolved: Vec<(ProcKey, crate::discovery::cgroup::ContainerId)> = s
             .model()
             .iter()
@@ -335,6 +341,11 @@ impl Ingest {
         drop(model);
         drop(m);
         self.read_runtime();
+        // The API server's pod list arrives a moment after start-up (and changes with pods):
+        // resolve without waiting for the next rescan.
+        if s.pods().api_changed() {
+            self.resolve_pods();
+        }
     }
 
     /// Reads every tracked process's runtime state from its memory (without holding any lock

@@ -156,6 +156,10 @@ pub(crate) fn encode(
         let c = counter(v.load(Ordering::Relaxed));
         c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
     }
+    let api = s.pods().api().map(|a| a.status());
+    if let Some(api) = api {
+        encode_kube(enc, &api)?;
+    }
     let build = enc.encode_descriptor(
         "gocpu_build",
         "gocpu build information (value 1).",
@@ -164,4 +168,44 @@ pub(crate) fn encode(
     );
     build?.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
     Ok(())
+}
+
+/// The API-server pod watch (only with `kubernetes.api_server`): whether it works, what it
+/// holds, and why it failed.
+fn encode_kube(
+    enc: &mut DescriptorEncoder,
+    api: &crate::discovery::kube::ApiStatus,
+) -> Result<(), std::fmt::Error> {
+    for (name, help, v) in [
+        (
+            "gocpu_kube_api_up",
+            "1 while the API-server watch of this node's pods works, 0 after a failure until the next successful list.",
+            i64::from(api.up),
+        ),
+        (
+            "gocpu_kube_api_pods",
+            "Pods of this node indexed from the API server.",
+            api.pods as i64,
+        ),
+        (
+            "gocpu_kube_api_containers",
+            "Containers of this node's pods indexed by container ID from the API server.",
+            api.containers as i64,
+        ),
+    ] {
+        let g = ConstGauge::new(v);
+        g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
+    }
+    let errors = api
+        .errors
+        .iter()
+        .map(|(k, n)| (vec![("reason", k.as_str().to_string())], counter(*n)))
+        .collect();
+    family(
+        enc,
+        "gocpu_kube_api_errors",
+        "Failures of the API-server pod watch, by reason (client, denied, list, watch); each is retried with backoff.",
+        None,
+        errors,
+    )
 }
