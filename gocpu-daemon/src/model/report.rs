@@ -251,6 +251,7 @@ pub fn runtime_rates(
     for h in hooks {
         let HookState::Governed {
             attached,
+            attached_since,
             duty,
             calls_per_second,
             ..
@@ -265,7 +266,10 @@ pub fn runtime_rates(
             "runtime.cgocall" => d.stats.cgocall_calls,
             _ => continue,
         };
-        let rate = if attached && duty == Some(1.0) && d.seconds > 0.0 {
+        // Counted exactly only when the uprobe saw the whole window; otherwise the governor's
+        // measurement from its last attached period.
+        let whole_window = matches!((attached_since, d.since), (Some(a), Some(s)) if a <= s);
+        let rate = if attached && whole_window && duty == Some(1.0) && d.seconds > 0.0 {
             Some(CallRate {
                 per_second: counter as f64 / d.seconds,
                 method: RateMethod::Window,

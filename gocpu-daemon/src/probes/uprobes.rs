@@ -39,6 +39,9 @@ pub enum HookState {
     Governed {
         /// Whether the uprobe is attached right now.
         attached: bool,
+        /// Since when, if it is: a window that starts earlier saw every call only after this.
+        #[serde(skip)]
+        attached_since: Option<Instant>,
         /// Virtual address of the probed instruction.
         vaddr: u64,
         /// Its file offset.
@@ -86,6 +89,8 @@ struct HookSlot {
     site: Result<ProbeSite, String>,
     enabled: bool,
     link: Option<UProbeLinkId>,
+    /// When `link` was attached.
+    attached_at: Option<Instant>,
     governor: Governor,
     error: Option<String>,
     /// Per process: its hit counter when the current period started.
@@ -139,6 +144,7 @@ impl UprobeSet {
                     site: site.clone(),
                     enabled: enabled(cfg, *hook),
                     link: None,
+                    attached_at: None,
                     governor: Governor::new(now),
                     error: None,
                     bases: HashMap::new(),
@@ -244,6 +250,7 @@ impl UprobeSet {
                     Action::Attach => match attach(kernel, h.hook, &b.handle, site.file_offset) {
                         Ok(link) => {
                             h.link = Some(link);
+                            h.attached_at = Some(now);
                             h.error = None;
                         }
                         Err(e) => {
@@ -277,6 +284,7 @@ impl UprobeSet {
                         let last = h.governor.last_period();
                         HookState::Governed {
                             attached: h.link.is_some(),
+                            attached_since: h.attached_at.filter(|_| h.link.is_some()),
                             vaddr: site.vaddr,
                             file_offset: site.file_offset,
                             duty: last.map(|p| p.duty),
@@ -358,6 +366,7 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
     let Some(link) = h.link.take() else {
         return;
     };
+    h.attached_at = None;
     let res = kernel
         .uprobe(h.hook.program())
         .map_err(|e| e.to_string())
