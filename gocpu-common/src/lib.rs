@@ -89,8 +89,8 @@ pub mod globals {
     pub const WAKEUP_PID_OFFSET: &str = "WAKEUP_PID_OFFSET";
     /// `u32`: byte offset of `op` in the `sys_enter_futex` record.
     pub const FUTEX_OP_OFFSET: &str = "FUTEX_OP_OFFSET";
-    /// `u32`: a futex call's stack is sampled when `tick & mask == 0` (mask = 2^k - 1).
-    pub const FUTEX_SAMPLE_MASK: &str = "FUTEX_SAMPLE_MASK";
+    /// `u64`: at most one futex call's stack is sampled per CPU in this many nanoseconds.
+    pub const FUTEX_SAMPLE_INTERVAL_NS: &str = "FUTEX_SAMPLE_INTERVAL_NS";
     /// `u32`: non-zero to capture user stacks in CPU samples.
     pub const SAMPLE_STACKS: &str = "SAMPLE_STACKS";
 }
@@ -135,8 +135,11 @@ pub struct ProcStats {
     pub samples_kernel: u64,
     /// Entries into `runtime.cgocall` (Go calling C).
     pub cgocall_calls: u64,
+    /// futex(2) calls covered by stack samples so far: a sampled call's weight is the calls since
+    /// the previous sample of this process on this CPU.
+    pub futex_sampled_syscalls: u64,
 }
-const _: () = assert!(size_of::<ProcStats>() == 136);
+const _: () = assert!(size_of::<ProcStats>() == 144);
 
 /// Number of `u64` counters in [`ProcStats`].
 pub const PROC_STATS_FIELDS: usize = size_of::<ProcStats>() / 8;
@@ -489,7 +492,7 @@ mod tests {
         }
         assert_eq!(one.futex_calls, 1);
         assert_eq!(one.oncpu_ns, 4);
-        assert_eq!(one.cgocall_calls, PROC_STATS_FIELDS as u64);
+        assert_eq!(one.futex_sampled_syscalls, PROC_STATS_FIELDS as u64);
         let mut sum = one;
         sum.accumulate(&one);
         assert!(

@@ -110,8 +110,8 @@ pub struct SamplingConfig {
     pub cpu_clock_hz: u64,
     /// Capture user stacks in CPU samples.
     pub stacks: bool,
-    /// Record the call stack of one futex call in this many (rounded up to a power of two).
-    pub futex_stack_every: u64,
+    /// Record the call stack of at most one futex call per CPU in this many microseconds.
+    pub futex_stack_interval_us: u64,
 }
 
 /// `probes:` keys.
@@ -208,10 +208,10 @@ impl Config {
         if self.sampling.cpu_clock_hz == 0 || self.sampling.cpu_clock_hz > 1000 {
             return invalid("sampling.cpu_clock_hz", "must be between 1 and 1000");
         }
-        if self.sampling.futex_stack_every == 0 || self.sampling.futex_stack_every > 1 << 20 {
+        if !(100..=10_000_000).contains(&self.sampling.futex_stack_interval_us) {
             return invalid(
-                "sampling.futex_stack_every",
-                "must be between 1 and 1048576",
+                "sampling.futex_stack_interval_us",
+                "must be between 100 and 10000000",
             );
         }
         if self.discovery.rescan_interval_seconds == 0 {

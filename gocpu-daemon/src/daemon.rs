@@ -48,7 +48,7 @@ pub enum DaemonError {
     Preflight(crate::preflight::Report),
 }
 
-/// How often the uprobe governors run: well below the shortest sensible attach period.
+/// Longest pause between two uprobe governor runs (they run sooner when one is due).
 const GOVERN_PERIOD: Duration = Duration::from_millis(50);
 
 /// Lifecycle events buffered between the perf readers and ingest.
@@ -143,12 +143,7 @@ pub async fn run(
                 Ingest::rescan,
                 stop.clone(),
             ));
-            let governs = tokio::spawn(tasks::every(
-                GOVERN_PERIOD,
-                ing.clone(),
-                Ingest::govern,
-                stop.clone(),
-            ));
+            let governs = tokio::spawn(tasks::govern(ing.clone(), GOVERN_PERIOD, stop.clone()));
             let polls = tokio::spawn(tasks::every(poll, ing, Ingest::poll, stop));
             let _ = tokio::join!(lifecycle, rescans, governs, polls);
         }));

@@ -51,9 +51,9 @@ pub static FUTEX_CALLERS: PerCpuHashMap<FutexKey, u64> =
 #[map(name = "STACKS_OFF")]
 pub static STACKS_OFF: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
 
-/// Per-CPU futex call counter deciding which calls get their stack sampled.
+/// Per CPU: `[futex calls of tracked processes, earliest time (ns) of the next stack sample]`.
 #[map(name = "FUTEX_TICK")]
-pub static FUTEX_TICK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+pub static FUTEX_TICK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Process lifecycle events (exec, exit): rare, so streamed rather than aggregated.
 #[map(name = "EVENTS")]
@@ -79,9 +79,9 @@ pub static WAKEUP_PID_OFFSET: Global<u32> = Global::new(24);
 #[unsafe(no_mangle)]
 pub static FUTEX_OP_OFFSET: Global<u32> = Global::new(24);
 
-/// A futex call's stack is sampled when the per-CPU tick `& FUTEX_SAMPLE_MASK == 0`.
+/// At most one futex call's stack is sampled per CPU in this many nanoseconds.
 #[unsafe(no_mangle)]
-pub static FUTEX_SAMPLE_MASK: Global<u32> = Global::new(15);
+pub static FUTEX_SAMPLE_INTERVAL_NS: Global<u64> = Global::new(5_000_000);
 
 /// Non-zero: capture user stacks in CPU samples.
 #[unsafe(no_mangle)]

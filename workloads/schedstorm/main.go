@@ -22,9 +22,10 @@
 // high; wake-up amplification; pseudo-idle flagged.
 //
 // It is also the overhead benchmark's workload: ops is counted over one window (all goroutines
-// released together by closing a gate, the window ends when the stop flag is set) and seconds is
-// that window, so ops_per_second is comparable run to run. ops_per_cpu_second divides by the
-// process CPU (getrusage) over the same window.
+// released together by closing a gate; the window opens -warmup later, so that a tracer has found
+// the process and settled, and ends when -duration has elapsed since start) and seconds is that
+// window, so ops_per_second is comparable run to run. ops_per_cpu_second divides by the process
+// CPU (getrusage) over the same window.
 //
 // Prints one JSON line of ground truth at exit (fields: see report).
 package main
@@ -68,9 +69,10 @@ func main() {
 	interval := flag.Duration("interval", 10*time.Microsecond, "timers mode: sleep per iteration")
 	useSelect := flag.Bool("select", true, "pingpong mode: every send/receive also selects on one shared quit channel, as code selecting on ctx.Done() does (runtime lock contention on that channel); false uses plain sends/receives")
 	procs := flag.Int("gomaxprocs", 0, "GOMAXPROCS; 0 keeps the runtime's default but at least 2")
-	end := truth.Start("schedstorm: -mode pingpong|timers, -pairs and -timers 1..100000, -interval > 0, -gomaxprocs >= 0", func() bool {
+	warmup := flag.Duration("warmup", 0, "run this long before the measured window opens (shorter than -duration)")
+	end := truth.Start("schedstorm: -mode pingpong|timers, -pairs and -timers 1..100000, -interval > 0, -gomaxprocs >= 0, -warmup >= 0", func() bool {
 		return (*mode != "pingpong" && *mode != "timers") || *pairs < 1 || *pairs > 100000 ||
-			*timers < 1 || *timers > 100000 || *interval <= 0 || *procs < 0
+			*timers < 1 || *timers > 100000 || *interval <= 0 || *procs < 0 || *warmup < 0
 	})
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
@@ -82,9 +84,9 @@ func main() {
 	quit := make(chan struct{})
 	gate := make(chan struct{})
 	var wg sync.WaitGroup
-	var counts []uint64 // one slot per counting goroutine, written once after stop
+	var counts []counter // one per counting goroutine, read at the window's start and end
 	if *mode == "pingpong" {
-		counts = make([]uint64, *pairs)
+		counts = make([]counter, *pairs)
 		for i := range counts {
 			ping, pong := make(chan uint64), make(chan uint64)
 			wg.Add(2)
@@ -97,27 +99,26 @@ func main() {
 			}
 		}
 	} else {
-		counts = make([]uint64, *timers)
+		counts = make([]counter, *timers)
 		for i := range counts {
 			wg.Add(1)
 			go sleeper(&wg, *interval, &stop, gate, &counts[i])
 		}
 	}
 
+	close(gate)
+	time.Sleep(*warmup)
+	ops0 := total(counts)
 	u0, s0 := truth.CPUTimes()
 	t0 := time.Now()
-	close(gate)
 	g := end.Wait()
-	stop.Store(true)
-	close(quit)
+	ops := total(counts) - ops0
 	seconds := time.Since(t0).Seconds()
 	u1, s1 := truth.CPUTimes()
+	stop.Store(true)
+	close(quit)
 	wg.Wait()
 
-	var ops uint64
-	for _, n := range counts {
-		ops += n
-	}
 	window := (u1 - u0) + (s1 - s0)
 	r := report{
 		Common:           truth.Collect("schedstorm", seconds, g),
@@ -139,6 +140,22 @@ func main() {
 	truth.Print(r)
 }
 
+// counter is one goroutine's completed operations, alone on its cache line so that counting
+// does not make the Ps share one.
+type counter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+// total sums the counters.
+func total(counts []counter) uint64 {
+	var t uint64
+	for i := range counts {
+		t += counts[i].n.Load()
+	}
+	return t
+}
+
 // selectPonger answers each token on ping with token+1 on pong until quit is closed.
 func selectPonger(wg *sync.WaitGroup, ping <-chan uint64, pong chan<- uint64, quit <-chan struct{}) {
 	defer wg.Done()
@@ -157,11 +174,10 @@ func selectPonger(wg *sync.WaitGroup, ping <-chan uint64, pong chan<- uint64, qu
 }
 
 // selectPinger bounces a token off selectPonger from the gate until quit; stores round trips.
-func selectPinger(wg *sync.WaitGroup, ping chan<- uint64, pong <-chan uint64, quit, gate <-chan struct{}, slot *uint64) {
+func selectPinger(wg *sync.WaitGroup, ping chan<- uint64, pong <-chan uint64, quit, gate <-chan struct{}, slot *counter) {
 	defer wg.Done()
 	<-gate
 	var n uint64
-	defer func() { *slot = n }()
 	for {
 		select {
 		case ping <- n:
@@ -170,6 +186,7 @@ func selectPinger(wg *sync.WaitGroup, ping chan<- uint64, pong <-chan uint64, qu
 		}
 		select {
 		case n = <-pong:
+			slot.n.Store(n)
 		case <-quit:
 			return
 		}
@@ -185,26 +202,24 @@ func plainPonger(wg *sync.WaitGroup, ping <-chan uint64, pong chan<- uint64) {
 }
 
 // plainPinger bounces a token off plainPonger from the gate until stop; stores round trips.
-func plainPinger(wg *sync.WaitGroup, ping chan<- uint64, pong <-chan uint64, stop *atomic.Bool, gate <-chan struct{}, slot *uint64) {
+func plainPinger(wg *sync.WaitGroup, ping chan<- uint64, pong <-chan uint64, stop *atomic.Bool, gate <-chan struct{}, slot *counter) {
 	defer wg.Done()
 	<-gate
 	var n uint64
 	for !stop.Load() {
 		ping <- n
 		n = <-pong
+		slot.n.Store(n)
 	}
 	close(ping)
-	*slot = n
 }
 
 // sleeper loops on time.Sleep(interval) from the gate until stop; stores completed sleeps.
-func sleeper(wg *sync.WaitGroup, interval time.Duration, stop *atomic.Bool, gate <-chan struct{}, slot *uint64) {
+func sleeper(wg *sync.WaitGroup, interval time.Duration, stop *atomic.Bool, gate <-chan struct{}, slot *counter) {
 	defer wg.Done()
 	<-gate
-	var n uint64
 	for !stop.Load() {
 		time.Sleep(interval)
-		n++
+		slot.n.Add(1)
 	}
-	*slot = n
 }

@@ -34,9 +34,17 @@ pub struct BenchArgs {
     /// Rounds (each runs every mode once).
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
-    /// Seconds per workload run.
+    /// Seconds of each run's measured window.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Seconds each run goes before its window opens: the daemon finds the process, measures its
+    /// hooks and settles, so the window shows the always-on cost, not the start-up.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
+    /// The workload's mode: pingpong (channel pairs on select) or timers (goroutines on 10 µs
+    /// sleeps), the two reproductions of PATHOLOGIES.md row 3.
+    #[arg(long, default_value = "pingpong")]
+    pub workload: String,
     /// Modes to run (off is always run): default, ungoverned, bpftrace.
     #[arg(
         long,
@@ -199,67 +207,100 @@ fn start_bpftrace(tc: &GoToolchain, bin: &Path) -> Result<KillOnDrop> {
     Ok(KillOnDrop(child))
 }
 
-fn run_workload(bin: &Path, seconds: u64) -> Result<(Run, u32)> {
-    let dur = format!("{seconds}s");
-    let child = KillOnDrop::spawn(Command::new(bin).args(["-mode", "pingpong", "-duration", &dur]));
-    let pid = child.pid();
-    std::thread::sleep(Duration::from_millis(seconds * 1000 - 200));
-    let target_cpu_s = proc_cpu_seconds(pid);
-    let (out, status) = child.wait_output(Duration::from_secs(seconds + 30));
-    ensure!(status.success(), "workload failed: {status}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
-    Ok((
-        Run {
-            ops_per_s: v["ops_per_second"].as_f64().context("ops_per_second")?,
-            ops_per_cpu_s: v["ops_per_cpu_second"].as_f64().unwrap_or(0.0),
-            target_cpu_s,
-            ..Run::default()
-        },
-        pid,
-    ))
+/// How the workload runs: its mode, warm-up and measured window.
+struct Workload<'a> {
+    bin: &'a Path,
+    mode: &'a str,
+    warmup: u64,
+    seconds: u64,
 }
 
-fn measure(
-    mode: Mode,
-    daemon_bin: &Path,
-    tc: &GoToolchain,
-    bin: &Path,
-    seconds: u64,
+/// Runs the workload; `window_start` is called as its measured window opens and returns what
+/// `window_end` gets just before the window closes (the tracer's counters on both sides).
+fn run_workload<T>(
+    w: &Workload,
+    window_start: impl FnOnce() -> Result<T>,
+    window_end: impl FnOnce(T, &mut Run) -> Result<()>,
 ) -> Result<Run> {
+    let dur = format!("{}s", w.warmup + w.seconds);
+    let warmup = format!("{}s", w.warmup);
+    let child = KillOnDrop::spawn(Command::new(w.bin).args([
+        "-mode",
+        w.mode,
+        "-duration",
+        &dur,
+        "-warmup",
+        &warmup,
+    ]));
+    let pid = child.pid();
+    std::thread::sleep(Duration::from_secs(w.warmup));
+    let cpu0 = proc_cpu_seconds(pid);
+    let at_start = window_start()?;
+    std::thread::sleep(Duration::from_millis(w.seconds * 1000 - 200));
+    let mut run = Run {
+        target_cpu_s: proc_cpu_seconds(pid) - cpu0,
+        ..Run::default()
+    };
+    window_end(at_start, &mut run)?;
+    let (out, status) = child.wait_output(Duration::from_secs(w.warmup + w.seconds + 30));
+    ensure!(status.success(), "workload failed: {status}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
+    run.ops_per_s = v["ops_per_second"].as_f64().context("ops_per_second")?;
+    run.ops_per_cpu_s = v["ops_per_cpu_second"].as_f64().unwrap_or(0.0);
+    Ok(run)
+}
+
+fn measure(mode: Mode, daemon_bin: &Path, tc: &GoToolchain, w: &Workload) -> Result<Run> {
     match mode {
-        Mode::Off => Ok(run_workload(bin, seconds)?.0),
+        Mode::Off => run_workload(w, || Ok(()), |(), _| Ok(())),
         Mode::Default | Mode::Ungoverned => {
             let d = Daemon::start(daemon_bin, mode == Mode::Default)?;
             let pid = d.child.pid();
-            let (cpu0, m0) = (proc_cpu_seconds(pid), d.metrics()?);
-            let (mut r, _) = run_workload(bin, seconds)?;
-            let (cpu1, m1) = (proc_cpu_seconds(pid), d.metrics()?);
-            r.tracer_cpu_s = cpu1 - cpu0;
-            r.tracer_rss_kib = rss_kib(pid);
-            r.bpf_run_s = metric_sum(&m1, "gocpu_bpf_program_run_seconds_total{")
-                - metric_sum(&m0, "gocpu_bpf_program_run_seconds_total{");
-            r.uprobe_hits = [
-                "runtime_futex",
-                "runtime_usleep",
-                "runtime_mcall",
-                "runtime_cgocall",
-            ]
-            .iter()
-            .map(|p| {
-                let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
-                metric_sum(&m1, &key) - metric_sum(&m0, &key)
-            })
-            .sum();
+            let r = run_workload(
+                w,
+                || Ok((proc_cpu_seconds(pid), d.metrics()?)),
+                |(cpu0, m0), r| {
+                    let m1 = d.metrics()?;
+                    r.tracer_cpu_s = proc_cpu_seconds(pid) - cpu0;
+                    r.bpf_run_s = metric_sum(&m1, "gocpu_bpf_program_run_seconds_total{")
+                        - metric_sum(&m0, "gocpu_bpf_program_run_seconds_total{");
+                    r.uprobe_hits = [
+                        "runtime_futex",
+                        "runtime_usleep",
+                        "runtime_mcall",
+                        "runtime_cgocall",
+                    ]
+                    .iter()
+                    .map(|p| {
+                        let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
+                        metric_sum(&m1, &key) - metric_sum(&m0, &key)
+                    })
+                    .sum();
+                    Ok(())
+                },
+            )?;
+            let r = Run {
+                tracer_rss_kib: rss_kib(pid),
+                ..r
+            };
             d.stop()?;
             Ok(r)
         }
         Mode::Bpftrace => {
-            let bt = start_bpftrace(tc, bin)?;
+            let bt = start_bpftrace(tc, w.bin)?;
             let pid = bt.pid();
-            let cpu0 = proc_cpu_seconds(pid);
-            let (mut r, _) = run_workload(bin, seconds)?;
-            r.tracer_cpu_s = proc_cpu_seconds(pid) - cpu0;
-            r.tracer_rss_kib = rss_kib(pid);
+            let r = run_workload(
+                w,
+                || Ok(proc_cpu_seconds(pid)),
+                |cpu0, r| {
+                    r.tracer_cpu_s = proc_cpu_seconds(pid) - cpu0;
+                    Ok(())
+                },
+            )?;
+            let r = Run {
+                tracer_rss_kib: rss_kib(pid),
+                ..r
+            };
             bt.signal(2);
             let _ = bt.wait_output(Duration::from_secs(10));
             Ok(r)
@@ -291,6 +332,11 @@ fn quartiles(v: &[f64]) -> (f64, f64) {
 pub fn bench(args: &BenchArgs) -> Result<()> {
     ensure!(args.seconds >= 2, "--seconds must be at least 2");
     ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    let described = match args.workload.as_str() {
+        "pingpong" => "schedstorm -mode pingpong (4 goroutine pairs on select)",
+        "timers" => "schedstorm -mode timers (100 goroutines looping on 10 µs sleeps)",
+        other => bail!("unknown workload {other:?} (pingpong, timers)"),
+    };
     let mut modes = vec![Mode::Off];
     for m in &args.modes {
         modes.push(match m.as_str() {
@@ -320,6 +366,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let daemon_bin = workspace_root().join("target/release/gocpu");
     let tc = go_bin_series("1.25");
     let bin = build(&tc, &workload("schedstorm"), Variant::Default);
+    let w = Workload {
+        bin: &bin,
+        mode: &args.workload,
+        warmup: args.warmup,
+        seconds: args.seconds,
+    };
 
     let t0 = Instant::now();
     let mut runs: BTreeMap<Mode, Vec<Run>> = BTreeMap::new();
@@ -329,7 +381,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         order.rotate_left(round % modes.len());
         let mut this: BTreeMap<Mode, Run> = BTreeMap::new();
         for m in order {
-            let r = measure(m, &daemon_bin, &tc, &bin, args.seconds)
+            let r = measure(m, &daemon_bin, &tc, &w)
                 .with_context(|| format!("round {} mode {}", round + 1, m.name()))?;
             eprintln!(
                 "round {} {:>10}: {:>9.0} ops/s {:>9.0} ops/cpu-s, tracer cpu {:.3} s",
@@ -354,8 +406,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let mut report = String::new();
     writeln!(
         report,
-        "Workload: schedstorm -mode pingpong (4 goroutine pairs on select, GOMAXPROCS 2), Go {}, {} rounds of {} s, modes interleaved in rotating order.\n",
-        tc.version, args.rounds, args.seconds
+        "Workload: {described}, GOMAXPROCS 2, Go {}. {} rounds; each runs every mode once, in rotating order, and measures a {} s window opening {} s after the workload starts (the daemon has found it and measured its hooks by then). Ratios are per round, to that round's `off` run.\n",
+        tc.version, args.rounds, args.seconds, args.warmup
     )?;
     writeln!(
         report,
@@ -418,7 +470,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     println!("{report}");
     eprintln!("bench took {:.0} s", t0.elapsed().as_secs_f64());
     if !args.no_record {
-        crate::tools::record_benchmark("overhead", &report)?;
+        let section = match args.workload.as_str() {
+            "pingpong" => "overhead",
+            _ => "overhead (timers)",
+        };
+        crate::tools::record_benchmark(section, &report)?;
     }
     Ok(())
 }

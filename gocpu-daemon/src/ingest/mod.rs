@@ -272,8 +272,9 @@ impl Ingest {
         }
     }
 
-    /// Runs the uprobe governors with each binary's current CPU use.
-    pub fn govern(&self) {
+    /// Runs the uprobe governors with each binary's current CPU use; returns when they next want
+    /// to run.
+    pub fn govern(&self) -> Option<Instant> {
         let s = &self.shared;
         let mut cores: HashMap<FileKey, f64> = HashMap::new();
         for p in s.model().iter() {
@@ -284,7 +285,7 @@ impl Ingest {
         }
         s.manager().govern(&s.config.probes.budget, &|f| {
             cores.get(&f).copied().unwrap_or(0.0)
-        });
+        })
     }
 
     /// Measures the uprobe hit cost (blocking, about a second; the probe manager is locked only
@@ -321,7 +322,7 @@ impl Ingest {
         let now = Instant::now();
         let reads: Vec<_> = keys
             .iter()
-            .filter_map(|k| m.read(k.pid).map(|st| (*k, st)))
+            .filter_map(|k| m.read_estimated(*k, now).map(|st| (*k, st)))
             .collect();
         let agg = m.aggregates();
         let data = aggregates::PollData {

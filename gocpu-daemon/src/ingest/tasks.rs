@@ -30,6 +30,32 @@ pub async fn lifecycle(
     }
 }
 
+/// Runs the uprobe governors until shutdown: again when the earliest governor is due (a hook far
+/// over budget is cut a tenth into its measurement period, ~10 ms, not at the next fixed tick),
+/// and at least every `max_period` (new binaries' hooks start governed at once).
+pub async fn govern(ingest: Ingest, max_period: Duration, mut shutdown: watch::Receiver<bool>) {
+    // Below this, ticks would cost more than the attached time they save.
+    const MIN_PERIOD: Duration = Duration::from_millis(2);
+    loop {
+        let ing = ingest.clone();
+        let due = match tokio::task::spawn_blocking(move || ing.govern()).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "uprobe governor panicked");
+                None
+            }
+        };
+        let now = std::time::Instant::now();
+        let wait = due
+            .map_or(max_period, |d| d.saturating_duration_since(now))
+            .clamp(MIN_PERIOD, max_period);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Runs `f` on the blocking pool every `period` until shutdown.
 pub async fn every(
     period: Duration,

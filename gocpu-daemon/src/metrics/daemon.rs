@@ -16,7 +16,7 @@ pub(crate) fn encode(
     enc: &mut DescriptorEncoder,
     counts: Counts,
 ) -> Result<(), std::fmt::Error> {
-    let (binaries, links, drops, programs, attached, cost) = {
+    let (binaries, links, drops, programs, attached, cost, syscalls) = {
         let m = s.manager();
         let (b, l) = m.attachment_counts();
         (
@@ -26,8 +26,19 @@ pub(crate) fn encode(
             m.program_stats(),
             m.attached_seconds(),
             m.hit_cost(),
+            m.syscall_attached_seconds(),
         )
     };
+    family(
+        enc,
+        "gocpu_syscall_tracepoint_attached",
+        "Time the governed syscall tracepoints were attached (their duty cycle at work); while duty-cycled, per-process syscall counts are estimates.",
+        Some(&Unit::Seconds),
+        syscalls
+            .into_iter()
+            .map(|(event, secs)| (vec![("tracepoint", event.to_string())], counter_f(secs)))
+            .collect(),
+    )?;
     let mut attached: Vec<_> = attached.into_iter().collect();
     attached.sort_by_key(|(h, _)| *h);
     let attached = attached

@@ -279,7 +279,7 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
     family(
         enc,
         "gocpu_process_syscalls",
-        "System calls of the scheduler's interest (futex by operation, nanosleep, sched_yield).",
+        "System calls of the scheduler's interest (futex by operation, nanosleep, sched_yield); estimated from the attached periods while their tracepoints are duty-cycled.",
         None,
         f.syscalls,
     )?;

@@ -79,16 +79,17 @@ pub struct FutexCallerRate {
     pub function: String,
     /// Wait or wake.
     pub op: FutexOpLabel,
-    /// Calls per second (estimated from sampled stacks).
+    /// Calls per second: its share of the sampled stacks times the futex call rate.
     pub per_second: f64,
 }
 
 /// futex(2) traffic over the window.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FutexTraffic {
-    /// Wait calls per second (exact).
+    /// Wait calls per second (exact while the futex tracepoint stays attached, else estimated
+    /// from its attached periods).
     pub wait_per_second: f64,
-    /// Wake calls per second (exact).
+    /// Wake calls per second (as `wait_per_second`).
     pub wake_per_second: f64,
     /// Top callers, by rate.
     pub callers: Vec<FutexCallerRate>,
@@ -172,13 +173,21 @@ pub fn report(p: &GoProcess, now: Instant, now_stats: &ProcStats) -> Report {
         runnable_seconds: d.stats.runq_wait_ns as f64 / 1e9,
     });
     let callers = a.blocking.futex_callers();
+    // Stacks are sampled only while the futex tracepoint is attached: their shares, applied to
+    // the (estimated) futex call rate, give each caller's rate.
+    let sampled: u64 = callers.stats.values().sum();
+    let futex_per_second = per_second(
+        d.stats.futex_wait_syscalls + d.stats.futex_wake_syscalls + d.stats.futex_other_syscalls,
+        secs,
+    );
     let mut rates: Vec<FutexCallerRate> = callers
         .stats
         .iter()
+        .filter(|_| sampled > 0)
         .map(|((f, op), n)| FutexCallerRate {
             function: f.to_string(),
             op: *op,
-            per_second: per_second(*n, callers.seconds),
+            per_second: *n as f64 / sampled as f64 * futex_per_second,
         })
         .collect();
     rates.sort_by(|a, b| {

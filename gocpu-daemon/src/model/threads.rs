@@ -82,7 +82,13 @@ pub fn role(e: &ThreadEvidence) -> ThreadRole {
         Some(MState::M { incgo: true, .. }) => return ThreadRole::Cgo,
         Some(MState::M { spinning: true, .. }) => return ThreadRole::SpinningM,
         Some(MState::M { idle: true, .. }) if e.classes.iter().sum::<u64>() == 0 => {
-            return ThreadRole::IdleM;
+            // Idle Ms park in futexsleep; sysmon, with no P either, sleeps in usleep (it is
+            // seldom caught on CPU by the sampler).
+            let at = e.blocked_at.as_deref().and_then(innermost_go);
+            return match at {
+                Some("runtime.usleep") => ThreadRole::Sysmon,
+                _ => ThreadRole::IdleM,
+            };
         }
         _ => {}
     }
@@ -180,6 +186,23 @@ mod tests {
             ..ThreadEvidence::default()
         };
         assert_eq!(role(&in_cgo), ThreadRole::Cgo);
+        // An M with neither P nor goroutine, never on CPU: idle in futexsleep, sysmon in usleep.
+        let no_p = Some(MState::M {
+            spinning: false,
+            incgo: false,
+            idle: true,
+        });
+        let parked = ThreadEvidence {
+            m: no_p,
+            ..idle.clone()
+        };
+        assert_eq!(role(&parked), ThreadRole::IdleM);
+        let sysmon_asleep = ThreadEvidence {
+            m: no_p,
+            blocked_at: Some(stack(&["runtime.usleep", "runtime.sysmon"])),
+            ..ThreadEvidence::default()
+        };
+        assert_eq!(role(&sysmon_asleep), ThreadRole::Sysmon);
         let c_blocked = ThreadEvidence {
             blocked_at: Some(Arc::new(Stack {
                 frames: vec![SymFrame::Native {

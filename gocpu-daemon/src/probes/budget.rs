@@ -30,6 +30,8 @@ pub struct BudgetConfig {
     pub emulated_hit_ns: u64,
     /// Cost of a hit at a single-stepped instruction until calibrated, nanoseconds.
     pub single_stepped_hit_ns: u64,
+    /// Cost to the target of one call through a governed syscall tracepoint, nanoseconds.
+    pub syscall_hit_ns: u64,
 }
 
 impl Default for BudgetConfig {
@@ -42,6 +44,7 @@ impl Default for BudgetConfig {
             calibrate: true,
             emulated_hit_ns: 1_500,
             single_stepped_hit_ns: 5_000,
+            syscall_hit_ns: 400,
         }
     }
 }
@@ -117,6 +120,25 @@ impl Governor {
                 self.attached_total + now.saturating_duration_since(since)
             }
             State::Detached { .. } => self.attached_total,
+        }
+    }
+
+    /// When the next [`Governor::tick`] can change anything: the end of the detached time, or
+    /// the runaway check a tenth into the measurement period (unless the last period was within
+    /// budget: a cheap hook is not checked early), or the period's end.
+    pub fn next_check(&self, cfg: &BudgetConfig, now: Instant) -> Instant {
+        match self.state {
+            State::Detached { until } => until,
+            State::Attached { since, .. } => {
+                let sample = Duration::from_millis(cfg.sample_ms.max(1));
+                let early = since + sample / 10;
+                let was_cheap = self.last.is_some_and(|p| p.duty >= 1.0);
+                if now < early && !was_cheap {
+                    early
+                } else {
+                    since + sample
+                }
+            }
         }
     }
 
@@ -240,6 +262,33 @@ mod tests {
         // The average cost over a cycle is the budget.
         let avg = p.overhead_attached * 0.010 / 12.5;
         assert!(avg <= cfg.max_overhead * 1.01, "{avg}");
+    }
+
+    #[test]
+    fn next_check_is_the_runaway_check_then_the_period_end_then_the_reattach() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::new(t0);
+        assert_eq!(g.next_check(&cfg, t0), t0);
+        g.tick(&cfg, t0, 0, 2.0, STEPPED);
+        assert_eq!(g.next_check(&cfg, t0), t0 + ms(10));
+        assert_eq!(g.next_check(&cfg, t0 + ms(10)), t0 + ms(100));
+        // Far over budget at the runaway check: detached until the duty cycle allows.
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
+            Action::Detach
+        );
+        let off = g.next_check(&cfg, t0 + ms(10));
+        assert!(off > t0 + Duration::from_secs(12), "{off:?}");
+        assert_eq!(g.tick(&cfg, off, 5_000, 2.0, STEPPED), Action::Attach);
+        // A hook found cheap is next looked at when its period ends.
+        let mut cheap = Governor::new(t0);
+        cheap.tick(&cfg, t0, 0, 1.0, EMULATED);
+        assert_eq!(
+            cheap.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED),
+            Action::Keep
+        );
+        assert_eq!(cheap.next_check(&cfg, t0 + ms(100)), t0 + ms(200));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Loads the embedded gocpu-ebpf object and attaches the always-on hooks: the scheduler and
 //! process lifecycle tracepoints and the per-CPU clock event. Uprobes are loaded here but attached
-//! per binary by [`crate::probes::uprobes`].
+//! per binary by [`crate::probes::uprobes`], the syscall tracepoints under the budget by
+//! [`crate::probes::syscalls`].
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, PerCpuHashMap, PerfEventArray},
@@ -66,18 +67,19 @@ pub const PROGRAMS: [&str; 12] = [
 ];
 
 /// The always-on tracepoints: (program, category, event).
-const TRACEPOINTS: [(&str, &str, &str); 7] = [
+const TRACEPOINTS: [(&str, &str, &str); 4] = [
     (programs::SCHED_SWITCH, "sched", "sched_switch"),
     (programs::SCHED_WAKEUP, "sched", "sched_wakeup"),
     (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
     (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
-    (programs::SYS_FUTEX, "syscalls", "sys_enter_futex"),
-    (programs::SYS_NANOSLEEP, "syscalls", "sys_enter_nanosleep"),
-    (
-        programs::SYS_SCHED_YIELD,
-        "syscalls",
-        "sys_enter_sched_yield",
-    ),
+];
+
+/// The syscall tracepoints: loaded here, attached under the budget by
+/// [`crate::probes::syscalls`].
+const SYSCALL_PROGRAMS: [&str; 3] = [
+    programs::SYS_FUTEX,
+    programs::SYS_NANOSLEEP,
+    programs::SYS_SCHED_YIELD,
 ];
 
 /// Maps user space reads besides `PROCS`, `DROPS` and `EVENTS`.
@@ -151,8 +153,7 @@ impl KernelProbes {
         let group_dead =
             tracefs::field_offset(&tracefs, "sched", "sched_process_exit", "group_dead")?
                 .unwrap_or(0);
-        let futex_mask = config.sampling.futex_stack_every.next_power_of_two().max(1) - 1;
-        let futex_mask = u32::try_from(futex_mask).unwrap_or(u32::MAX);
+        let futex_interval_ns = config.sampling.futex_stack_interval_us.saturating_mul(1000);
         let sample_stacks = u32::from(config.sampling.stacks);
 
         let mut ebpf = EbpfLoader::new()
@@ -160,7 +161,7 @@ impl KernelProbes {
             .override_global(globals::SWITCH_NEXT_PID_OFFSET, &next_pid, true)
             .override_global(globals::WAKEUP_PID_OFFSET, &wakeup_pid, true)
             .override_global(globals::FUTEX_OP_OFFSET, &futex_op, true)
-            .override_global(globals::FUTEX_SAMPLE_MASK, &futex_mask, true)
+            .override_global(globals::FUTEX_SAMPLE_INTERVAL_NS, &futex_interval_ns, true)
             .override_global(globals::SAMPLE_STACKS, &sample_stacks, true)
             .override_global(globals::EXIT_GROUP_DEAD_OFFSET, &group_dead, true)
             .load(EBPF_OBJECT)?;
@@ -181,6 +182,14 @@ impl KernelProbes {
                 .map_err(program_err(name))?;
             tp.load().map_err(program_err(name))?;
             tp.attach(category, event).map_err(program_err(name))?;
+        }
+        for name in SYSCALL_PROGRAMS {
+            let tp: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| missing_program(name))?
+                .try_into()
+                .map_err(program_err(name))?;
+            tp.load().map_err(program_err(name))?;
         }
 
         let clock: &mut PerfEvent = ebpf
@@ -247,7 +256,16 @@ impl KernelProbes {
         })
     }
 
-    /// The uprobe program for `name`.
+    /// Tracepoint program `name` (loaded, for the governed syscall tracepoints).
+    pub fn tracepoint(&mut self, name: &'static str) -> Result<&mut TracePoint, ProbeError> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or_else(|| missing_program(name))?
+            .try_into()
+            .map_err(program_err(name))
+    }
+
+    /// Uprobe program `name` (loaded, for attaching per binary).
     pub fn uprobe(&mut self, name: &'static str) -> Result<&mut UProbe, ProbeError> {
         self.ebpf
             .program_mut(name)

@@ -23,6 +23,7 @@ use crate::{
         budget::BudgetConfig,
         calibrate::HitCost,
         loader::{AggregateMaps, KernelProbes},
+        syscalls::{SyscallEstimates, SyscallProbes},
         uprobes::{HitSource, HookStatus, UprobeSet},
     },
 };
@@ -49,6 +50,8 @@ pub struct ProbeManager {
     aggregates: AggregateMaps,
     hit_cost: Option<HitCost>,
     uprobes: UprobeSet,
+    syscalls: SyscallProbes,
+    estimates: SyscallEstimates,
     tracked: HashMap<u32, (ProcKey, FileKey)>,
     max_processes: u32,
     nr_cpus: usize,
@@ -68,6 +71,8 @@ impl ProbeManager {
             aggregates,
             hit_cost: None,
             uprobes: UprobeSet::default(),
+            syscalls: SyscallProbes::new(Instant::now()),
+            estimates: SyscallEstimates::default(),
             tracked: HashMap::new(),
             max_processes,
             nr_cpus,
@@ -119,8 +124,13 @@ impl ProbeManager {
         Ok(())
     }
 
-    /// Runs the uprobe governors: `cores` gives the CPU use of each binary's processes.
-    pub fn govern(&mut self, budget: &BudgetConfig, cores: &dyn Fn(FileKey) -> f64) {
+    /// Runs the uprobe and syscall tracepoint governors: `cores` gives the CPU use of each
+    /// binary's processes. Returns when the earliest governor wants its next tick.
+    pub fn govern(
+        &mut self,
+        budget: &BudgetConfig,
+        cores: &dyn Fn(FileKey) -> f64,
+    ) -> Option<Instant> {
         let stats: HashMap<ProcKey, ProcStats> = self
             .tracked
             .values()
@@ -130,14 +140,53 @@ impl ProbeManager {
             emulated: Duration::from_nanos(budget.emulated_hit_ns),
             single_stepped: Duration::from_nanos(budget.single_stepped_hit_ns),
         });
-        self.uprobes.govern(
+        let now = Instant::now();
+        let files: std::collections::HashSet<FileKey> =
+            self.tracked.values().map(|(_, f)| *f).collect();
+        let all_cores: f64 = files.iter().map(|f| cores(*f)).sum();
+        let all: Vec<ProcStats> = stats.values().copied().collect();
+        let syscalls = if self.tracked.is_empty() {
+            None
+        } else {
+            self.syscalls.govern(
+                &mut self.kernel,
+                now,
+                budget,
+                &all,
+                all_cores,
+                Duration::from_nanos(budget.syscall_hit_ns),
+            )
+        };
+        let uprobes = self.uprobes.govern(
             &mut self.kernel,
-            Instant::now(),
+            now,
             budget,
             &StatsHits(stats),
             cores,
             &cost,
         );
+        match (uprobes, syscalls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Counters of `key` as [`ProbeManager::read`] gives them, with the syscall counters
+    /// estimated for the time their tracepoints were detached (see [`crate::probes::syscalls`]).
+    pub fn read_estimated(&mut self, key: ProcKey, now: Instant) -> Option<ProcStats> {
+        let raw = self.read(key.pid)?;
+        let exposure = self.syscalls.exposure(now);
+        Some(self.estimates.estimate(key, now, raw, exposure))
+    }
+
+    /// Total attached seconds of each governed syscall tracepoint (event name).
+    pub fn syscall_attached_seconds(&self) -> Vec<(&'static str, f64)> {
+        let exposure = self.syscalls.exposure(Instant::now());
+        crate::probes::syscalls::SyscallTracepoint::ALL
+            .iter()
+            .zip(exposure)
+            .map(|(tp, d)| (tp.event(), d.as_secs_f64()))
+            .collect()
     }
 
     /// Runs `f` with the loaded kernel side (for calibration probes).
@@ -172,6 +221,10 @@ impl ProbeManager {
             _ => return,
         }
         self.tracked.remove(&key.pid);
+        if let Some(last) = self.read(key.pid) {
+            self.syscalls.forget(&last);
+        }
+        self.estimates.forget(key);
         if let Err(e) = self.kernel.procs.remove(&key.pid) {
             tracing::debug!(pid = key.pid, error = %e, "PROCS entry already gone");
         }

@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod events;
 pub mod loader;
 pub mod manager;
+pub mod syscalls;
 pub mod tracefs;
 pub mod uprobes;
 

@@ -192,7 +192,8 @@ impl UprobeSet {
         }
     }
 
-    /// Runs every hook's governor: attaches, detaches, records rates.
+    /// Runs every hook's governor: attaches, detaches, records rates. Returns when the earliest
+    /// governor wants its next tick (`None`: no hook to govern).
     pub fn govern(
         &mut self,
         kernel: &mut KernelProbes,
@@ -201,7 +202,8 @@ impl UprobeSet {
         hits: &dyn HitSource,
         cores: &dyn Fn(FileKey) -> f64,
         cost: &HitCost,
-    ) {
+    ) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
         for (file, b) in &mut self.binaries {
             if b.users.is_empty() {
                 // Lingering: nothing to measure; keep it detached.
@@ -262,8 +264,11 @@ impl UprobeSet {
                     Action::Detach => detach(kernel, h),
                     Action::Keep => {}
                 }
+                let due = h.governor.next_check(budget, now);
+                next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
+        next
     }
 
     /// The state of every hook of `file`, with `user`'s measured rates.

@@ -1,12 +1,18 @@
-//! `syscalls:sys_enter_futex`: every futex(2) of a tracked process, counted by operation; one call
-//! in `FUTEX_SAMPLE_MASK + 1` also records its user stack (who in the runtime waits and wakes).
+//! `syscalls:sys_enter_futex`: every futex(2) of a tracked process, counted by operation; at most
+//! one call per CPU every `FUTEX_SAMPLE_INTERVAL_NS` also records its user stack (who in the
+//! runtime waits and wakes). A scheduler storm makes hundreds of thousands of futex calls a
+//! second: a stack per fixed number of calls would cost the target more than the budget, a stack
+//! per time interval costs the same whatever the rate.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use gocpu_common::{FutexKey, FutexOp};
 
 use crate::{
-    accounting::{current, stats_mut, update_keyed, user_stack},
-    maps::{FUTEX_CALLERS, FUTEX_OP_OFFSET, FUTEX_SAMPLE_MASK, FUTEX_TICK, STACKS_OFF},
+    accounting::{current, now_ns, stats_mut, update_keyed, user_stack},
+    maps::{FUTEX_CALLERS, FUTEX_OP_OFFSET, FUTEX_SAMPLE_INTERVAL_NS, FUTEX_TICK, STACKS_OFF},
 };
+
+/// The clock is read on one call in this many (per CPU), so the common path stays clock-free.
+const CLOCK_EVERY_MASK: u64 = 15;
 
 #[tracepoint]
 pub fn sys_enter_futex(ctx: TracePointContext) -> u32 {
@@ -24,26 +30,34 @@ pub fn sys_enter_futex(ctx: TracePointContext) -> u32 {
     };
     *c = c.wrapping_add(1);
 
-    let mask = FUTEX_SAMPLE_MASK.load();
     let Some(tick) = FUTEX_TICK.get_ptr_mut(0) else {
         return 0;
     };
     // SAFETY: per-CPU slot; programs do not nest on one CPU.
-    let tick = unsafe {
-        *tick = (*tick).wrapping_add(1);
-        *tick
-    };
-    if tick & mask != 0 {
+    let tick = unsafe { &mut *tick };
+    tick[0] = tick[0].wrapping_add(1);
+    if tick[0] & CLOCK_EVERY_MASK != 0 {
         return 0;
     }
+    let now = now_ns();
+    if now < tick[1] {
+        return 0;
+    }
+    tick[1] = now.wrapping_add(FUTEX_SAMPLE_INTERVAL_NS.load());
+    // The sample stands for this process's calls on this CPU since its previous sample here, so
+    // per-stack sums estimate all calls.
+    let calls = stats
+        .futex_wait_syscalls
+        .wrapping_add(stats.futex_wake_syscalls)
+        .wrapping_add(stats.futex_other_syscalls);
+    let weight = calls.wrapping_sub(stats.futex_sampled_syscalls);
+    stats.futex_sampled_syscalls = calls;
     let key = FutexKey {
         tgid: task.tgid,
         stack: user_stack(&ctx, &STACKS_OFF),
         op: op as u32,
         reserved: 0,
     };
-    // Weighted by the sampling period, so per-stack sums estimate all calls.
-    let weight = u64::from(mask) + 1;
     update_keyed(&FUTEX_CALLERS, &key, |n| *n = n.wrapping_add(weight));
     0
 }

@@ -1,0 +1,338 @@
+//! The syscall tracepoints (futex, nanosleep, sched_yield) under the overhead budget.
+//!
+//! A scheduler storm makes hundreds of thousands of futex and sched_yield calls a second, and an
+//! attached syscall tracepoint puts every one of them (of every process) through the syscall
+//! slow path plus a BPF program: `cargo xtask bench` measured 5-10% of a ping-pong storm's
+//! throughput. So these three are governed like the uprobes (one [`Governor`] each, over all
+//! tracked processes): attached for a measurement period, then duty-cycled to the budget.
+//! While a tracepoint is duty-cycled, each process's counts are estimated: the calls counted
+//! while attached, scaled by the share of time it was attached ([`SyscallEstimates`]); the
+//! estimate is exact whenever the tracepoint stayed attached.
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use aya::programs::trace_point::TracePointLinkId;
+use gocpu_common::{ProcStats, programs};
+
+use crate::{
+    discovery::ProcKey,
+    probes::{
+        budget::{Action, BudgetConfig, Governor},
+        loader::KernelProbes,
+        uprobes::error_chain,
+    },
+};
+
+/// One governed syscall tracepoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyscallTracepoint {
+    /// `syscalls:sys_enter_futex`.
+    Futex,
+    /// `syscalls:sys_enter_nanosleep`.
+    Nanosleep,
+    /// `syscalls:sys_enter_sched_yield`.
+    SchedYield,
+}
+
+impl SyscallTracepoint {
+    /// All of them, in slot order.
+    pub const ALL: [SyscallTracepoint; 3] = [Self::Futex, Self::Nanosleep, Self::SchedYield];
+
+    /// The BPF program.
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Futex => programs::SYS_FUTEX,
+            Self::Nanosleep => programs::SYS_NANOSLEEP,
+            Self::SchedYield => programs::SYS_SCHED_YIELD,
+        }
+    }
+
+    /// The tracepoint's event name (category `syscalls`).
+    pub fn event(self) -> &'static str {
+        match self {
+            Self::Futex => "sys_enter_futex",
+            Self::Nanosleep => "sys_enter_nanosleep",
+            Self::SchedYield => "sys_enter_sched_yield",
+        }
+    }
+
+    /// The calls it counts in `s`.
+    fn calls(self, s: &ProcStats) -> u64 {
+        match self {
+            Self::Futex => s
+                .futex_wait_syscalls
+                .wrapping_add(s.futex_wake_syscalls)
+                .wrapping_add(s.futex_other_syscalls),
+            Self::Nanosleep => s.nanosleep_syscalls,
+            Self::SchedYield => s.sched_yield_syscalls,
+        }
+    }
+}
+
+/// Each counter a governed tracepoint feeds, with its tracepoint's index in
+/// [`SyscallTracepoint::ALL`].
+type Counter = (usize, fn(&mut ProcStats) -> &mut u64);
+const COUNTERS: [Counter; 5] = [
+    (0, |s| &mut s.futex_wait_syscalls),
+    (0, |s| &mut s.futex_wake_syscalls),
+    (0, |s| &mut s.futex_other_syscalls),
+    (1, |s| &mut s.nanosleep_syscalls),
+    (2, |s| &mut s.sched_yield_syscalls),
+];
+
+#[derive(Debug)]
+struct Slot {
+    tp: SyscallTracepoint,
+    governor: Governor,
+    link: Option<TracePointLinkId>,
+    base: u64,
+}
+
+/// The three governed syscall tracepoints.
+#[derive(Debug)]
+pub struct SyscallProbes {
+    slots: Vec<Slot>,
+}
+
+/// Retry delay after a failed attach.
+const ATTACH_RETRY: Duration = Duration::from_secs(10);
+
+impl SyscallProbes {
+    /// All detached; the first govern attaches them.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            slots: SyscallTracepoint::ALL
+                .iter()
+                .map(|&tp| Slot {
+                    tp,
+                    governor: Governor::new(now),
+                    link: None,
+                    base: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// Runs the governors: `stats` are the tracked processes' counters, `target_cores` their
+    /// CPU use, `hit_cost` the cost of one traced call. Returns when one next wants a tick.
+    pub fn govern(
+        &mut self,
+        kernel: &mut KernelProbes,
+        now: Instant,
+        budget: &BudgetConfig,
+        stats: &[ProcStats],
+        target_cores: f64,
+        hit_cost: Duration,
+    ) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for s in &mut self.slots {
+            let total: u64 = stats.iter().map(|p| s.tp.calls(p)).sum();
+            // Processes come and go: count from a base so that the governor sees a monotonic
+            // total of calls made while it watched.
+            let hits = s.base.wrapping_add(total);
+            match s.governor.tick(budget, now, hits, target_cores, hit_cost) {
+                Action::Attach => match attach(kernel, s.tp) {
+                    Ok(link) => s.link = Some(link),
+                    Err(e) => {
+                        tracing::warn!(tracepoint = s.tp.event(), error = %e, "not attached");
+                        s.governor.attach_failed(now, ATTACH_RETRY);
+                    }
+                },
+                Action::Detach => detach(kernel, s),
+                Action::Keep => {}
+            }
+            let due = s.governor.next_check(budget, now);
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
+        next
+    }
+
+    /// A tracked process left: its calls leave the totals, so raise the bases by them.
+    pub fn forget(&mut self, last: &ProcStats) {
+        for s in &mut self.slots {
+            s.base = s.base.wrapping_add(s.tp.calls(last));
+        }
+    }
+
+    /// Cumulative attached time of each tracepoint, in [`SyscallTracepoint::ALL`] order.
+    pub fn exposure(&self, now: Instant) -> [Duration; 3] {
+        let mut out = [Duration::ZERO; 3];
+        for (o, s) in out.iter_mut().zip(&self.slots) {
+            *o = s.governor.attached_total(now);
+        }
+        out
+    }
+
+    /// Whether each tracepoint is attached now, in [`SyscallTracepoint::ALL`] order.
+    pub fn attached(&self) -> [bool; 3] {
+        let mut out = [false; 3];
+        for (o, s) in out.iter_mut().zip(&self.slots) {
+            *o = s.link.is_some();
+        }
+        out
+    }
+}
+
+fn attach(kernel: &mut KernelProbes, tp: SyscallTracepoint) -> Result<TracePointLinkId, String> {
+    kernel
+        .tracepoint(tp.program())
+        .map_err(|e| e.to_string())?
+        .attach("syscalls", tp.event())
+        .map_err(|e| error_chain(&e))
+}
+
+fn detach(kernel: &mut KernelProbes, s: &mut Slot) {
+    let Some(link) = s.link.take() else {
+        return;
+    };
+    let res = kernel
+        .tracepoint(s.tp.program())
+        .map_err(|e| e.to_string())
+        .and_then(|p| p.detach(link).map_err(|e| error_chain(&e)));
+    if let Err(e) = res {
+        tracing::warn!(tracepoint = s.tp.event(), error = %e, "detach failed");
+    }
+}
+
+/// Below this much attached time in an interval, its counts say too little: the interval is
+/// extrapolated from the last measured rates instead.
+const MIN_EXPOSURE: Duration = Duration::from_millis(5);
+
+#[derive(Clone, Debug)]
+struct Estimate {
+    at: Instant,
+    exposure: [Duration; 3],
+    raw: ProcStats,
+    /// Estimated cumulative counts (the [`COUNTERS`]; the rest is raw).
+    estimated: ProcStats,
+    /// Calls per second while attached, per [`COUNTERS`] entry, from the last interval that
+    /// was watched.
+    rates: [Option<f64>; 5],
+}
+
+/// Per-process estimates of the syscall counters while their tracepoints are duty-cycled.
+#[derive(Debug, Default)]
+pub struct SyscallEstimates {
+    procs: HashMap<ProcKey, Estimate>,
+}
+
+impl SyscallEstimates {
+    /// `raw` (the kernel's counts for `key` at `now`, with the tracepoints' cumulative
+    /// `exposure`) with its syscall counters replaced by estimates of every call made.
+    pub fn estimate(
+        &mut self,
+        key: ProcKey,
+        now: Instant,
+        raw: ProcStats,
+        exposure: [Duration; 3],
+    ) -> ProcStats {
+        let Some(e) = self.procs.get_mut(&key) else {
+            self.procs.insert(
+                key,
+                Estimate {
+                    at: now,
+                    exposure,
+                    raw,
+                    estimated: raw,
+                    rates: [None; 5],
+                },
+            );
+            return raw;
+        };
+        let dt = now.saturating_duration_since(e.at).as_secs_f64();
+        let mut out = raw;
+        let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
+        for (k, (i, field)) in COUNTERS.iter().enumerate() {
+            let exposed = exposure[*i].saturating_sub(e.exposure[*i]);
+            let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
+            if exposed >= MIN_EXPOSURE {
+                e.rates[k] = Some(counted / exposed.as_secs_f64());
+            }
+            let add = if exposed.as_secs_f64() + 1e-3 >= dt {
+                // Watched throughout: the count itself.
+                counted
+            } else {
+                // Partly watched: scaled; not watched: the last measured rate carries on.
+                e.rates[k].unwrap_or(0.0) * dt
+            };
+            *field(&mut out) = field(&mut est).saturating_add(add.round() as u64);
+        }
+        e.at = now;
+        e.exposure = exposure;
+        e.raw = raw;
+        e.estimated = out;
+        out
+    }
+
+    /// Forgets `key`.
+    pub fn forget(&mut self, key: ProcKey) {
+        self.procs.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ProcKey {
+        ProcKey {
+            pid: 42,
+            start_ticks: 7,
+        }
+    }
+
+    fn stats(wait: u64, yields: u64) -> ProcStats {
+        ProcStats {
+            futex_wait_syscalls: wait,
+            sched_yield_syscalls: yields,
+            ..ProcStats::default()
+        }
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn always_attached_counts_are_exact() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
+        let t1 = t0 + secs(1.0);
+        let s = est.estimate(key(), t1, stats(1000, 50), [secs(1.0); 3]);
+        assert_eq!((s.futex_wait_syscalls, s.sched_yield_syscalls), (1000, 50));
+    }
+
+    #[test]
+    fn duty_cycled_counts_are_scaled_by_the_attached_share_and_carried_while_detached() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
+        // Attached 0.1 s of 1 s, 100 waits counted: 1000 per second, 1000 estimated.
+        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), [secs(0.1); 3]);
+        assert_eq!(s.futex_wait_syscalls, 1000);
+        // Detached for the next 2 s: the rate carries on.
+        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), [secs(0.1); 3]);
+        assert_eq!(s.futex_wait_syscalls, 3000);
+        // Other counters pass through untouched.
+        let raw = ProcStats {
+            oncpu_ns: 5,
+            ..stats(100, 0)
+        };
+        let s = est.estimate(key(), t0 + secs(4.0), raw, [secs(0.1); 3]);
+        assert_eq!(s.oncpu_ns, 5);
+    }
+
+    #[test]
+    fn a_process_never_watched_estimates_zero_and_is_forgotten() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
+        let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), [Duration::ZERO; 3]);
+        assert_eq!(s.futex_wait_syscalls, 0);
+        est.forget(key());
+        assert!(est.procs.is_empty());
+    }
+}
