@@ -91,7 +91,7 @@ pub async fn hotspots_handler(
     let not_found =
         || ApiError::NotFound(format!("pid {pid} is not a Go process tracked by gocpu"));
     let manager = shared.manager();
-    let fresh = manager.read(pid);
+    let fresh = manager.read_current(pid);
     let model = shared.model();
     let p = model.get(pid).ok_or_else(not_found)?;
     let hooks = manager.hook_status(p.file, p.key);

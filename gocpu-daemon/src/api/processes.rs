@@ -286,7 +286,11 @@ pub async fn detail(
     // Read the kernel counters now rather than serving the last poll: rates over the window
     // then end at this very request.
     let manager = shared.manager();
-    let fresh = if tracked { manager.read(pid) } else { None };
+    let fresh = if tracked {
+        manager.read_current(pid)
+    } else {
+        None
+    };
     let now = Instant::now();
     let model = shared.model();
     let p = model.get(pid).ok_or_else(not_found)?;
@@ -308,7 +312,9 @@ pub async fn detail(
             usleep_calls_per_second: rate(d.stats.usleep_calls, secs),
             mcall_calls_per_second: rate(d.stats.mcall_calls, secs),
             context_switches_per_second: rate(
-                d.stats.voluntary_switches + d.stats.involuntary_switches,
+                d.stats
+                    .voluntary_switches
+                    .saturating_add(d.stats.involuntary_switches),
                 secs,
             ),
         }

@@ -177,7 +177,10 @@ pub fn report(p: &GoProcess, now: Instant, now_stats: &ProcStats) -> Report {
     // the (estimated) futex call rate, give each caller's rate.
     let sampled: u64 = callers.stats.values().sum();
     let futex_per_second = per_second(
-        d.stats.futex_wait_syscalls + d.stats.futex_wake_syscalls + d.stats.futex_other_syscalls,
+        d.stats
+            .futex_wait_syscalls
+            .saturating_add(d.stats.futex_wake_syscalls)
+            .saturating_add(d.stats.futex_other_syscalls),
         secs,
     );
     let mut rates: Vec<FutexCallerRate> = callers

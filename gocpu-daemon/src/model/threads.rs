@@ -74,7 +74,15 @@ fn innermost_go(stack: &Stack) -> Option<&str> {
 /// Infers the role of a thread from `e`: the runtime's own M list first, then samples and the
 /// place it blocks.
 pub fn role(e: &ThreadEvidence) -> ThreadRole {
-    if e.saw_sysmon {
+    // Sampled in runtime.sysmon, or blocked under it (in usleep between checks, or in a futex
+    // while the world is stopped): the sampler seldom catches sysmon on CPU.
+    let blocked_in_sysmon = e.blocked_at.as_deref().is_some_and(|s| {
+        s.frames
+            .iter()
+            .filter_map(SymFrame::go_function)
+            .any(|f| f == "runtime.sysmon")
+    });
+    if e.saw_sysmon || blocked_in_sysmon {
         return ThreadRole::Sysmon;
     }
     match e.m {
@@ -82,13 +90,7 @@ pub fn role(e: &ThreadEvidence) -> ThreadRole {
         Some(MState::M { incgo: true, .. }) => return ThreadRole::Cgo,
         Some(MState::M { spinning: true, .. }) => return ThreadRole::SpinningM,
         Some(MState::M { idle: true, .. }) if e.classes.iter().sum::<u64>() == 0 => {
-            // Idle Ms park in futexsleep; sysmon, with no P either, sleeps in usleep (it is
-            // seldom caught on CPU by the sampler).
-            let at = e.blocked_at.as_deref().and_then(innermost_go);
-            return match at {
-                Some("runtime.usleep") => ThreadRole::Sysmon,
-                _ => ThreadRole::IdleM,
-            };
+            return ThreadRole::IdleM;
         }
         _ => {}
     }
@@ -203,6 +205,18 @@ mod tests {
             ..ThreadEvidence::default()
         };
         assert_eq!(role(&sysmon_asleep), ThreadRole::Sysmon);
+        // Sysmon waiting out a stop-the-world in a futex, sampled once in its own checks.
+        let sysmon_parked = ThreadEvidence {
+            m: no_p,
+            blocked_at: Some(stack(&[
+                "runtime.futex",
+                "runtime.futexsleep",
+                "runtime.notetsleep",
+                "runtime.sysmon",
+            ])),
+            ..with(CpuClass::Scheduler, 2)
+        };
+        assert_eq!(role(&sysmon_parked), ThreadRole::Sysmon);
         let c_blocked = ThreadEvidence {
             blocked_at: Some(Arc::new(Stack {
                 frames: vec![SymFrame::Native {

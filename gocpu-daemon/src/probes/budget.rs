@@ -142,6 +142,18 @@ impl Governor {
         }
     }
 
+    /// The attach asked for by the last tick completed at `now`: the measurement period starts
+    /// here (registering a uprobe on a busy binary takes milliseconds, not to be counted as
+    /// attached time without hits).
+    pub fn attached_at(&mut self, now: Instant) {
+        if let State::Attached { base_hits, .. } = self.state {
+            self.state = State::Attached {
+                since: now,
+                base_hits,
+            };
+        }
+    }
+
     /// The attach attempt failed: try again after `retry`.
     pub fn attach_failed(&mut self, now: Instant, retry: Duration) {
         self.state = State::Detached { until: now + retry };

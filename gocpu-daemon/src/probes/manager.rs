@@ -179,6 +179,18 @@ impl ProbeManager {
         Some(self.estimates.estimate(key, now, raw, exposure))
     }
 
+    /// Counters of tracked `pid` now, estimated as [`ProbeManager::read_estimated`] would (for
+    /// API requests between polls; the estimate does not move on).
+    pub fn read_current(&self, pid: u32) -> Option<ProcStats> {
+        let (key, _) = self.tracked.get(&pid)?;
+        let raw = self.read(pid)?;
+        let now = Instant::now();
+        Some(
+            self.estimates
+                .peek(*key, now, raw, self.syscalls.exposure(now)),
+        )
+    }
+
     /// Total attached seconds of each governed syscall tracepoint (event name).
     pub fn syscall_attached_seconds(&self) -> Vec<(&'static str, f64)> {
         let exposure = self.syscalls.exposure(Instant::now());

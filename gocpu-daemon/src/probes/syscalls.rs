@@ -134,7 +134,10 @@ impl SyscallProbes {
             let hits = s.base.wrapping_add(total);
             match s.governor.tick(budget, now, hits, target_cores, hit_cost) {
                 Action::Attach => match attach(kernel, s.tp) {
-                    Ok(link) => s.link = Some(link),
+                    Ok(link) => {
+                        s.link = Some(link);
+                        s.governor.attached_at(Instant::now());
+                    }
                     Err(e) => {
                         tracing::warn!(tracepoint = s.tp.event(), error = %e, "not attached");
                         s.governor.attach_failed(now, ATTACH_RETRY);
@@ -228,48 +231,70 @@ impl SyscallEstimates {
         raw: ProcStats,
         exposure: [Duration; 3],
     ) -> ProcStats {
-        let Some(e) = self.procs.get_mut(&key) else {
-            self.procs.insert(
-                key,
-                Estimate {
-                    at: now,
-                    exposure,
-                    raw,
-                    estimated: raw,
-                    rates: [None; 5],
-                },
-            );
-            return raw;
+        let next = match self.procs.get(&key) {
+            Some(e) => advance(e, now, raw, exposure),
+            None => Estimate {
+                at: now,
+                exposure,
+                raw,
+                estimated: raw,
+                rates: [None; 5],
+            },
         };
-        let dt = now.saturating_duration_since(e.at).as_secs_f64();
-        let mut out = raw;
-        let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
-        for (k, (i, field)) in COUNTERS.iter().enumerate() {
-            let exposed = exposure[*i].saturating_sub(e.exposure[*i]);
-            let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
-            if exposed >= MIN_EXPOSURE {
-                e.rates[k] = Some(counted / exposed.as_secs_f64());
-            }
-            let add = if exposed.as_secs_f64() + 1e-3 >= dt {
-                // Watched throughout: the count itself.
-                counted
-            } else {
-                // Partly watched: scaled; not watched: the last measured rate carries on.
-                e.rates[k].unwrap_or(0.0) * dt
-            };
-            *field(&mut out) = field(&mut est).saturating_add(add.round() as u64);
-        }
-        e.at = now;
-        e.exposure = exposure;
-        e.raw = raw;
-        e.estimated = out;
+        let out = next.estimated;
+        self.procs.insert(key, next);
         out
+    }
+
+    /// As [`SyscallEstimates::estimate`], without moving the estimate on (an API request
+    /// between two polls must not shift the polls' intervals).
+    pub fn peek(
+        &self,
+        key: ProcKey,
+        now: Instant,
+        raw: ProcStats,
+        exposure: [Duration; 3],
+    ) -> ProcStats {
+        match self.procs.get(&key) {
+            Some(e) => advance(e, now, raw, exposure).estimated,
+            None => raw,
+        }
     }
 
     /// Forgets `key`.
     pub fn forget(&mut self, key: ProcKey) {
         self.procs.remove(&key);
     }
+}
+
+/// `e` moved on to `now`, where the kernel counts are `raw` and the tracepoints' cumulative
+/// attached times `exposure`. Estimates never go backwards.
+fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: [Duration; 3]) -> Estimate {
+    let dt = now.saturating_duration_since(e.at).as_secs_f64();
+    let mut next = Estimate {
+        at: now,
+        exposure,
+        raw,
+        estimated: raw,
+        rates: e.rates,
+    };
+    let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
+    for (k, (i, field)) in COUNTERS.iter().enumerate() {
+        let exposed = exposure[*i].saturating_sub(e.exposure[*i]);
+        let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
+        if exposed >= MIN_EXPOSURE {
+            next.rates[k] = Some(counted / exposed.as_secs_f64());
+        }
+        let add = if exposed.as_secs_f64() + 1e-3 >= dt {
+            // Watched throughout: the count itself.
+            counted
+        } else {
+            // Partly watched: scaled; not watched: the last measured rate carries on.
+            next.rates[k].unwrap_or(0.0) * dt
+        };
+        *field(&mut next.estimated) = field(&mut est).saturating_add(add.round() as u64);
+    }
+    next
 }
 
 #[cfg(test)]
@@ -323,6 +348,17 @@ mod tests {
         };
         let s = est.estimate(key(), t0 + secs(4.0), raw, [secs(0.1); 3]);
         assert_eq!(s.oncpu_ns, 5);
+        // A peek in between neither moves the estimate nor differs from what a poll would say.
+        let raw5 = ProcStats {
+            oncpu_ns: 5,
+            ..stats(100, 0)
+        };
+        let peeked = est.peek(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
+        assert_eq!(peeked.futex_wait_syscalls, 5000);
+        let again = est.peek(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
+        assert_eq!(again, peeked);
+        let s = est.estimate(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
+        assert_eq!(s.futex_wait_syscalls, 5000);
     }
 
     #[test]

@@ -252,7 +252,9 @@ impl UprobeSet {
                     Action::Attach => match attach(kernel, h.hook, &b.handle, site.file_offset) {
                         Ok(link) => {
                             h.link = Some(link);
-                            h.attached_at = Some(now);
+                            let done = Instant::now();
+                            h.governor.attached_at(done);
+                            h.attached_at = Some(done);
                             h.error = None;
                         }
                         Err(e) => {
