@@ -89,6 +89,11 @@ pub struct Governor {
     attached_total: Duration,
 }
 
+/// Shortest detached time: every attach and detach patches kernel text and, for a syscall
+/// tracepoint, flags every thread of the system, which the per-hit cost does not cover. A hook
+/// cut after 10 ms would otherwise cycle several times a second (the bench measured it).
+const MIN_OFF: Duration = Duration::from_secs(2);
+
 /// Floor for the processes' CPU use in the overhead fraction, so that an almost idle process
 /// hit at a high rate (a sleeping program's timers) is not judged free.
 const MIN_TARGET_CORES: f64 = 0.05;
@@ -219,7 +224,10 @@ impl Governor {
                     return Action::Keep;
                 }
                 let off = elapsed.as_secs_f64() * (1.0 / duty - 1.0);
-                let off = Duration::from_secs_f64(off.min(cfg.max_period_seconds as f64));
+                let off = off
+                    .max(MIN_OFF.as_secs_f64())
+                    .min(cfg.max_period_seconds as f64);
+                let off = Duration::from_secs_f64(off);
                 self.state = State::Detached { until: now + off };
                 Action::Detach
             }
@@ -301,6 +309,19 @@ mod tests {
             Action::Keep
         );
         assert_eq!(cheap.next_check(&cfg, t0 + ms(100)), t0 + ms(200));
+    }
+
+    #[test]
+    fn a_hook_cut_short_stays_off_at_least_the_minimum() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::new(t0);
+        g.tick(&cfg, t0, 0, 1.0, EMULATED);
+        // 30k hits/s x 1.5 µs = 4.5% of one core: cut at 10 ms; the duty cycle alone would
+        // bring it back after 0.44 s.
+        assert_eq!(g.tick(&cfg, t0 + ms(10), 300, 1.0, EMULATED), Action::Detach);
+        assert_eq!(g.tick(&cfg, t0 + ms(1900), 300, 1.0, EMULATED), Action::Keep);
+        assert_eq!(g.tick(&cfg, t0 + ms(2020), 300, 1.0, EMULATED), Action::Attach);
     }
 
     #[test]
