@@ -319,9 +319,18 @@ mod tests {
         g.tick(&cfg, t0, 0, 1.0, EMULATED);
         // 30k hits/s x 1.5 µs = 4.5% of one core: cut at 10 ms; the duty cycle alone would
         // bring it back after 0.44 s.
-        assert_eq!(g.tick(&cfg, t0 + ms(10), 300, 1.0, EMULATED), Action::Detach);
-        assert_eq!(g.tick(&cfg, t0 + ms(1900), 300, 1.0, EMULATED), Action::Keep);
-        assert_eq!(g.tick(&cfg, t0 + ms(2020), 300, 1.0, EMULATED), Action::Attach);
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(10), 300, 1.0, EMULATED),
+            Action::Detach
+        );
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(1900), 300, 1.0, EMULATED),
+            Action::Keep
+        );
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(2020), 300, 1.0, EMULATED),
+            Action::Attach
+        );
     }
 
     #[test]

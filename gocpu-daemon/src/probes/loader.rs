@@ -175,28 +175,16 @@ impl KernelProbes {
         };
 
         for (name, category, event) in TRACEPOINTS {
-            let tp: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| missing_program(name))?
-                .try_into()
-                .map_err(program_err(name))?;
+            let tp: &mut TracePoint = typed(&mut ebpf, name)?;
             tp.load().map_err(program_err(name))?;
             tp.attach(category, event).map_err(program_err(name))?;
         }
         for name in SYSCALL_PROGRAMS {
-            let tp: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| missing_program(name))?
-                .try_into()
-                .map_err(program_err(name))?;
+            let tp: &mut TracePoint = typed(&mut ebpf, name)?;
             tp.load().map_err(program_err(name))?;
         }
 
-        let clock: &mut PerfEvent = ebpf
-            .program_mut(programs::CPU_CLOCK)
-            .ok_or_else(|| missing_program(programs::CPU_CLOCK))?
-            .try_into()
-            .map_err(program_err(programs::CPU_CLOCK))?;
+        let clock: &mut PerfEvent = typed(&mut ebpf, programs::CPU_CLOCK)?;
         clock.load().map_err(program_err(programs::CPU_CLOCK))?;
         let period_ns = 1_000_000_000 / config.sampling.cpu_clock_hz.max(1);
         for cpu in online_cpus().map_err(|(_, e)| ProbeError::Cpus(e))? {
@@ -258,20 +246,12 @@ impl KernelProbes {
 
     /// Tracepoint program `name` (loaded, for the governed syscall tracepoints).
     pub fn tracepoint(&mut self, name: &'static str) -> Result<&mut TracePoint, ProbeError> {
-        self.ebpf
-            .program_mut(name)
-            .ok_or_else(|| missing_program(name))?
-            .try_into()
-            .map_err(program_err(name))
+        typed(&mut self.ebpf, name)
     }
 
     /// Uprobe program `name` (loaded, for attaching per binary).
     pub fn uprobe(&mut self, name: &'static str) -> Result<&mut UProbe, ProbeError> {
-        self.ebpf
-            .program_mut(name)
-            .ok_or_else(|| missing_program(name))?
-            .try_into()
-            .map_err(program_err(name))
+        typed(&mut self.ebpf, name)
     }
 
     /// Kernel-measured run time and count of every program: the accounted BPF cost on targets.
@@ -303,6 +283,17 @@ impl KernelProbes {
     pub fn take_logger(&mut self) -> Option<EbpfLogger<&'static dyn log::Log>> {
         self.logger.take()
     }
+}
+
+/// Program `name` of `ebpf` as its program type `P`.
+fn typed<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| missing_program(name))?
+        .try_into()
+        .map_err(program_err(name))
 }
 
 /// Takes map `name` out of `ebpf` as the typed map `M`.
