@@ -165,6 +165,14 @@ impl ProcStats {
         }
     }
 
+    /// futex(2) calls of every operation (wrapping, like every counter here).
+    #[inline(always)]
+    pub fn futex_syscalls(&self) -> u64 {
+        self.futex_wait_syscalls
+            .wrapping_add(self.futex_wake_syscalls)
+            .wrapping_add(self.futex_other_syscalls)
+    }
+
     /// `self - base`, counter by counter (wrapping): the increments since `base`.
     pub fn since(&self, base: &ProcStats) -> ProcStats {
         let mut d = *self;

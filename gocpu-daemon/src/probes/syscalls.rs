@@ -61,10 +61,7 @@ impl SyscallTracepoint {
     /// The calls it counts in `s`.
     fn calls(self, s: &ProcStats) -> u64 {
         match self {
-            Self::Futex => s
-                .futex_wait_syscalls
-                .wrapping_add(s.futex_wake_syscalls)
-                .wrapping_add(s.futex_other_syscalls),
+            Self::Futex => s.futex_syscalls(),
             Self::Nanosleep => s.nanosleep_syscalls,
             Self::SchedYield => s.sched_yield_syscalls,
         }

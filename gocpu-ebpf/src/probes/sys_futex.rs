@@ -46,10 +46,7 @@ pub fn sys_enter_futex(ctx: TracePointContext) -> u32 {
     tick[1] = now.wrapping_add(FUTEX_SAMPLE_INTERVAL_NS.load());
     // The sample stands for this process's calls on this CPU since its previous sample here, so
     // per-stack sums estimate all calls.
-    let calls = stats
-        .futex_wait_syscalls
-        .wrapping_add(stats.futex_wake_syscalls)
-        .wrapping_add(stats.futex_other_syscalls);
+    let calls = stats.futex_syscalls();
     let weight = calls.wrapping_sub(stats.futex_sampled_syscalls);
     stats.futex_sampled_syscalls = calls;
     let key = FutexKey {
