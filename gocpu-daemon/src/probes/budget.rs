@@ -159,6 +159,16 @@ impl Governor {
         }
     }
 
+    /// The hook was detached from outside the governor (nothing left to measure: a binary's
+    /// last process exited, or no process is tracked). Counts the attached time so far and
+    /// attaches again at the first tick; a hook detached by its duty cycle keeps its off time.
+    pub fn suspend(&mut self, now: Instant) {
+        if let State::Attached { since, .. } = self.state {
+            self.attached_total += now.saturating_duration_since(since);
+            self.state = State::Detached { until: now };
+        }
+    }
+
     /// The attach attempt failed: try again after `retry`.
     pub fn attach_failed(&mut self, now: Instant, retry: Duration) {
         self.state = State::Detached { until: now + retry };
@@ -330,6 +340,30 @@ mod tests {
         assert_eq!(
             g.tick(&cfg, t0 + ms(2020), 300, 1.0, EMULATED),
             Action::Attach
+        );
+    }
+
+    #[test]
+    fn a_suspended_hook_is_attached_again_at_the_next_tick() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::new(t0);
+        g.tick(&cfg, t0, 0, 1.0, EMULATED);
+        g.suspend(t0 + ms(30));
+        assert!(!g.attached());
+        assert_eq!(g.attached_total(t0 + ms(500)), ms(30));
+        assert_eq!(g.tick(&cfg, t0 + ms(500), 0, 1.0, EMULATED), Action::Attach);
+        // Off by its duty cycle: suspending does not shorten the off time.
+        let mut hot = Governor::new(t0);
+        hot.tick(&cfg, t0, 0, 2.0, STEPPED);
+        assert_eq!(
+            hot.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
+            Action::Detach
+        );
+        hot.suspend(t0 + ms(20));
+        assert_eq!(
+            hot.tick(&cfg, t0 + ms(3000), 5_000, 2.0, STEPPED),
+            Action::Keep
         );
     }
 

@@ -146,6 +146,7 @@ impl ProbeManager {
         let all_cores: f64 = files.iter().map(|f| cores(*f)).sum();
         let all: Vec<ProcStats> = stats.values().copied().collect();
         let syscalls = if self.tracked.is_empty() {
+            self.syscalls.suspend(&mut self.kernel, now);
             None
         } else {
             self.syscalls.govern(
@@ -165,10 +166,7 @@ impl ProbeManager {
             cores,
             &cost,
         );
-        match (uprobes, syscalls) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        uprobes.into_iter().chain(syscalls).min()
     }
 
     /// Counters of `key` as [`ProbeManager::read`] gives them, with the syscall counters

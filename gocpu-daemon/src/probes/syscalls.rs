@@ -149,6 +149,15 @@ impl SyscallProbes {
         next
     }
 
+    /// No process is tracked: detach (a syscall tracepoint costs every process's syscalls) until
+    /// there is one to measure again.
+    pub fn suspend(&mut self, kernel: &mut KernelProbes, now: Instant) {
+        for s in &mut self.slots {
+            detach(kernel, s);
+            s.governor.suspend(now);
+        }
+    }
+
     /// A tracked process left: its calls leave the totals, so raise the bases by them.
     pub fn forget(&mut self, last: &ProcStats) {
         for s in &mut self.slots {

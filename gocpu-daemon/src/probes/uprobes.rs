@@ -206,9 +206,11 @@ impl UprobeSet {
         let mut next: Option<Instant> = None;
         for (file, b) in &mut self.binaries {
             if b.users.is_empty() {
-                // Lingering: nothing to measure; keep it detached.
+                // Lingering: nothing to measure; keep it detached, and have the governor attach
+                // it again when a process of the binary comes back.
                 for h in &mut b.hooks {
                     detach(kernel, h);
+                    h.governor.suspend(now);
                 }
                 continue;
             }
