@@ -169,6 +169,17 @@ impl Governor {
         }
     }
 
+    /// Something new to measure appeared (a process joined the hook's set): a hook detached
+    /// by its duty cycle is attached again within [`MIN_OFF`] rather than at the end of an off
+    /// time computed without it. New processes can pull a re-measurement at most that often.
+    pub fn measure_soon(&mut self, now: Instant) {
+        if let State::Detached { until } = self.state {
+            self.state = State::Detached {
+                until: until.min(now + MIN_OFF),
+            };
+        }
+    }
+
     /// The attach attempt failed: try again after `retry`.
     pub fn attach_failed(&mut self, now: Instant, retry: Duration) {
         self.state = State::Detached { until: now + retry };
@@ -365,6 +376,24 @@ mod tests {
             hot.tick(&cfg, t0 + ms(3000), 5_000, 2.0, STEPPED),
             Action::Keep
         );
+    }
+
+    #[test]
+    fn something_new_to_measure_brings_the_next_attach_within_the_minimum_off_time() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::new(t0);
+        g.tick(&cfg, t0, 0, 2.0, STEPPED);
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
+            Action::Detach
+        );
+        assert!(g.next_check(&cfg, t0 + ms(10)) > t0 + Duration::from_secs(12));
+        g.measure_soon(t0 + ms(20));
+        assert_eq!(g.next_check(&cfg, t0 + ms(20)), t0 + ms(20) + MIN_OFF);
+        // Never later than it already was.
+        g.measure_soon(t0 + ms(500));
+        assert_eq!(g.next_check(&cfg, t0 + ms(500)), t0 + ms(20) + MIN_OFF);
     }
 
     #[test]

@@ -121,6 +121,9 @@ impl ProbeManager {
         }
         self.tracked.insert(key.pid, (key, file));
         self.uprobes.acquire(key, file, handle, facts, cfg);
+        let now = Instant::now();
+        self.estimates.start(key, now, self.syscalls.exposure(now));
+        self.syscalls.measure_soon(now);
         Ok(())
     }
 

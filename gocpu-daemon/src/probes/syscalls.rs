@@ -158,6 +158,13 @@ impl SyscallProbes {
         }
     }
 
+    /// A process is now tracked: its calls have not been measured yet.
+    pub fn measure_soon(&mut self, now: Instant) {
+        for s in &mut self.slots {
+            s.governor.measure_soon(now);
+        }
+    }
+
     /// A tracked process left: its calls leave the totals, so raise the bases by them.
     pub fn forget(&mut self, last: &ProcStats) {
         for s in &mut self.slots {
@@ -206,8 +213,9 @@ fn detach(kernel: &mut KernelProbes, s: &mut Slot) {
 }
 
 /// Below this much attached time in an interval, its counts say too little: the interval is
-/// extrapolated from the last measured rates instead.
-const MIN_EXPOSURE: Duration = Duration::from_millis(5);
+/// extrapolated from the last measured rates instead. Well below the ~10 ms a hook far over
+/// budget stays attached, which a poll may split in two.
+const MIN_EXPOSURE: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Debug)]
 struct Estimate {
@@ -228,6 +236,22 @@ pub struct SyscallEstimates {
 }
 
 impl SyscallEstimates {
+    /// `key`'s kernel counters start from zero at `now`, when the tracepoints' cumulative
+    /// attached times are `exposure`: the baseline of its first interval, so that calls counted
+    /// before its first poll are scaled by the time they were counted in.
+    pub fn start(&mut self, key: ProcKey, now: Instant, exposure: [Duration; 3]) {
+        self.procs.insert(
+            key,
+            Estimate {
+                at: now,
+                exposure,
+                raw: ProcStats::default(),
+                estimated: ProcStats::default(),
+                rates: [None; 5],
+            },
+        );
+    }
+
     /// `raw` (the kernel's counts for `key` at `now`, with the tracepoints' cumulative
     /// `exposure`) with its syscall counters replaced by estimates of every call made.
     pub fn estimate(
@@ -365,6 +389,18 @@ mod tests {
         assert_eq!(again, peeked);
         let s = est.estimate(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
         assert_eq!(s.futex_wait_syscalls, 5000);
+    }
+
+    #[test]
+    fn calls_counted_before_the_first_poll_are_scaled_from_the_start() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.start(key(), t0, [secs(3.0); 3]);
+        // Attached 10 ms of the first second, 100 waits counted: 10000 per second.
+        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), [secs(3.01); 3]);
+        assert_eq!(s.futex_wait_syscalls, 10_000);
+        let s = est.estimate(key(), t0 + secs(2.0), stats(100, 0), [secs(3.01); 3]);
+        assert_eq!(s.futex_wait_syscalls, 20_000);
     }
 
     #[test]
