@@ -48,8 +48,10 @@ pub enum DaemonError {
     Preflight(crate::preflight::Report),
 }
 
-/// Longest pause between two uprobe governor runs (they run sooner when one is due).
-const GOVERN_PERIOD: Duration = Duration::from_millis(50);
+/// Longest pause between two governor runs. They run sooner when a governor is due or a process
+/// is newly tracked; this is only a backstop, and every run is a wake-up on the observed
+/// program's CPUs (a spinning runtime lock holder preempted costs it far more than our run).
+const GOVERN_PERIOD: Duration = Duration::from_secs(1);
 
 /// Lifecycle events buffered between the perf readers and ingest.
 const EVENT_QUEUE: usize = 4096;
@@ -97,6 +99,7 @@ pub async fn run(
         loss: Arc::clone(&loss),
         clock,
         pods: Mutex::new(pods),
+        govern_now: Default::default(),
         config,
     });
 
@@ -143,7 +146,9 @@ pub async fn run(
                 Ingest::rescan,
                 stop.clone(),
             ));
-            let governs = tokio::spawn(tasks::govern(ing.clone(), GOVERN_PERIOD, stop.clone()));
+            let gov = (ing.clone(), stop.clone());
+            let governs =
+                tokio::task::spawn_blocking(move || tasks::govern(gov.0, GOVERN_PERIOD, gov.1));
             let polls = tokio::spawn(tasks::every(poll, ing, Ingest::poll, stop));
             let _ = tokio::join!(lifecycle, rescans, governs, polls);
         }));
@@ -155,10 +160,12 @@ pub async fn run(
         registry,
     });
     tracing::info!(%local, "serving /metrics and the API");
+    let sh = Arc::clone(&shared);
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         stop.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
+        sh.govern_now.notify(); // The governor thread sees the stop now, not at its next run.
     });
     let served = serve.await.map_err(DaemonError::Serve);
 

@@ -47,6 +47,9 @@ pub struct Shared {
     pub clock: crate::discovery::procfs::Clock,
     /// Pod names by container ID, from the kubelet's container log links.
     pub pods: Mutex<crate::discovery::cgroup::PodNames>,
+    /// Wakes the governor loop at once: a newly tracked process's hooks are attached (for
+    /// measurement) by the governors, not by tracking.
+    pub govern_now: tasks::Wakeup,
 }
 
 impl Shared {
@@ -137,7 +140,10 @@ impl Ingest {
                     s.manager()
                         .track(insp.key, insp.file, &insp.handle, facts, &s.config.probes);
                 match res {
-                    Ok(()) => Tracking::Tracked,
+                    Ok(()) => {
+                        s.govern_now.notify();
+                        Tracking::Tracked
+                    }
                     Err(e) => Tracking::Untracked {
                         reason: e.to_string(),
                     },

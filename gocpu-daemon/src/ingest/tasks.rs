@@ -30,18 +30,20 @@ pub async fn lifecycle(
     }
 }
 
-/// Runs the uprobe governors until shutdown: again when the earliest governor is due (a hook far
-/// over budget is cut a tenth into its measurement period, ~10 ms, not at the next fixed tick),
-/// and at least every `max_period` (new binaries' hooks start governed at once).
-pub async fn govern(ingest: Ingest, max_period: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Runs the governors until shutdown, on the calling (blocking) thread: again when the earliest
+/// governor is due (a hook far over budget is cut a tenth into its measurement period, ~10 ms,
+/// not at the next fixed tick), when a process is newly tracked (its hooks start governed at
+/// once), and at least every `max_period`. A thread of its own rather than an async task: each
+/// run is then one wake-up, not a hand-off through the async workers and the blocking pool,
+/// and every wake-up lands on the observed program's CPUs.
+pub fn govern(ingest: Ingest, max_period: Duration, shutdown: watch::Receiver<bool>) {
     // Below this, ticks would cost more than the attached time they save.
     const MIN_PERIOD: Duration = Duration::from_millis(2);
-    loop {
-        let ing = ingest.clone();
-        let due = match tokio::task::spawn_blocking(move || ing.govern()).await {
+    while !*shutdown.borrow() {
+        let due = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ingest.govern())) {
             Ok(due) => due,
-            Err(e) => {
-                tracing::error!(error = %e, "uprobe governor panicked");
+            Err(_) => {
+                tracing::error!("governor panicked");
                 None
             }
         };
@@ -49,10 +51,33 @@ pub async fn govern(ingest: Ingest, max_period: Duration, mut shutdown: watch::R
         let wait = due
             .map_or(max_period, |d| d.saturating_duration_since(now))
             .clamp(MIN_PERIOD, max_period);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
+        ingest.shared.govern_now.wait(wait);
+    }
+}
+
+/// Ends a thread's timed sleep early: [`Wakeup::notify`] ends the current sleep, or the next
+/// one if nobody sleeps.
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    pending: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Wakeup {
+    /// Wakes the sleeper now (or makes its next sleep return at once).
+    pub fn notify(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_one();
+    }
+
+    /// Sleeps until notified or `timeout` has passed.
+    pub fn wait(&self, timeout: Duration) {
+        let g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |pending| !*pending)
+            .unwrap_or_else(|p| p.into_inner());
+        *g = false;
     }
 }
 
@@ -84,5 +109,45 @@ pub async fn every(
                 "periodic task overran its period (machine overloaded?)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::Arc,
+        time::{Duration, Instant},
+    };
+
+    use super::Wakeup;
+
+    #[test]
+    fn a_notify_ends_the_current_or_the_next_sleep_once() {
+        let w = Wakeup::default();
+        w.notify();
+        let t = Instant::now();
+        w.wait(Duration::from_secs(10));
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a pending notify was lost"
+        );
+        // Consumed: the next sleep runs its course.
+        let t = Instant::now();
+        w.wait(Duration::from_millis(50));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+
+        let w = Arc::new(Wakeup::default());
+        let sleeper = {
+            let w = Arc::clone(&w);
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                w.wait(Duration::from_secs(10));
+                t.elapsed()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        w.notify();
+        let slept = sleeper.join().unwrap_or(Duration::MAX);
+        assert!(slept < Duration::from_secs(5), "the sleeper was not woken");
     }
 }
