@@ -60,6 +60,9 @@ type report struct {
 	WindowCPUSeconds float64 `json:"window_cpu_seconds"`
 	// Ops / WindowCPUSeconds.
 	OpsPerCPUSecond float64 `json:"ops_per_cpu_second"`
+	// Ops per second in each whole second of the window, in order: shows a change of pace
+	// within the run (on a VM, the host moving the vCPUs) that the window's average hides.
+	PerSecond []float64 `json:"per_second"`
 }
 
 func main() {
@@ -111,6 +114,7 @@ func main() {
 	ops0 := total(counts)
 	u0, s0 := truth.CPUTimes()
 	t0 := time.Now()
+	stopSampling := sampleEverySecond(counts, ops0, t0)
 	g := end.Wait()
 	ops := total(counts) - ops0
 	seconds := time.Since(t0).Seconds()
@@ -126,6 +130,7 @@ func main() {
 		Ops:              ops,
 		OpsPerSecond:     float64(ops) / seconds,
 		WindowCPUSeconds: window,
+		PerSecond:        stopSampling(),
 	}
 	if *mode == "pingpong" {
 		r.Pairs = *pairs
@@ -145,6 +150,34 @@ func main() {
 type counter struct {
 	n atomic.Uint64
 	_ [56]byte
+}
+
+// sampleEverySecond records the ops rate of every whole second from (ops0, t0) on until the
+// returned function is called; that function returns the rates.
+func sampleEverySecond(counts []counter, ops0 uint64, t0 time.Time) func() []float64 {
+	done := make(chan struct{})
+	out := make(chan []float64)
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var rates []float64
+		prev, last := ops0, t0
+		for {
+			select {
+			case now := <-tick.C:
+				ops := total(counts)
+				rates = append(rates, float64(ops-prev)/now.Sub(last).Seconds())
+				prev, last = ops, now
+			case <-done:
+				out <- rates
+				return
+			}
+		}
+	}()
+	return func() []float64 {
+		close(done)
+		return <-out
+	}
 }
 
 // total sums the counters.

@@ -6,7 +6,12 @@
 //! (`ungoverned`), and under a bpftrace script counting the same three runtime functions
 //! (`bpftrace`). Reported: median throughput ratio to `off` with its spread, the daemon's own
 //! CPU and peak RSS, and its accounted cost (BPF run time, uprobe hits) from its /metrics.
-//! TOOLCHAIN.md explains why a single pair proves nothing on this machine (±20% noise).
+//! TOOLCHAIN.md explains why a single pair proves nothing on this machine (±20% noise);
+//! `placement` finds the main cause on this VM and lets runs be compared like with like.
+mod pace;
+mod placement;
+mod stats;
+
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
@@ -23,6 +28,10 @@ use gocpu_testkit::{
     workload,
 };
 
+use self::{
+    placement::{PROBE, cache_line_rate, write_by_placement},
+    stats::{mean_ci_text, median, quartiles},
+};
 use crate::{
     setup::{Needs, setup},
     tools::{run, workspace_root},
@@ -45,6 +54,11 @@ pub struct BenchArgs {
     /// sleeps), the two reproductions of PATHOLOGIES.md row 3.
     #[arg(long, default_value = "pingpong")]
     pub workload: String,
+    /// Goroutine pairs of the pingpong workload. Two is the default because it runs in one
+    /// steady state; with four or more the runtime flips between two throughput levels ~1.8x
+    /// apart every few seconds, with or without a tracer, so a 1% difference cannot be seen.
+    #[arg(long, default_value_t = 2)]
+    pub pairs: u32,
     /// Modes to run (off is always run): default, ungoverned, bpftrace.
     #[arg(
         long,
@@ -86,6 +100,8 @@ struct Run {
     bpf_run_s: f64,
     uprobe_hits: f64,
     target_cpu_s: f64,
+    /// The workload's ops rate in each whole second of the window.
+    per_second: Vec<f64>,
 }
 
 struct Daemon {
@@ -211,6 +227,7 @@ fn start_bpftrace(tc: &GoToolchain, bin: &Path) -> Result<KillOnDrop> {
 struct Workload<'a> {
     bin: &'a Path,
     mode: &'a str,
+    pairs: u32,
     warmup: u64,
     seconds: u64,
 }
@@ -224,9 +241,12 @@ fn run_workload<T>(
 ) -> Result<Run> {
     let dur = format!("{}s", w.warmup + w.seconds);
     let warmup = format!("{}s", w.warmup);
+    let pairs = w.pairs.to_string();
     let child = KillOnDrop::spawn(Command::new(w.bin).args([
         "-mode",
         w.mode,
+        "-pairs",
+        &pairs,
         "-duration",
         &dur,
         "-warmup",
@@ -247,6 +267,10 @@ fn run_workload<T>(
     let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
     run.ops_per_s = v["ops_per_second"].as_f64().context("ops_per_second")?;
     run.ops_per_cpu_s = v["ops_per_cpu_second"].as_f64().unwrap_or(0.0);
+    run.per_second = v["per_second"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
     Ok(run)
 }
 
@@ -308,33 +332,17 @@ fn measure(mode: Mode, daemon_bin: &Path, tc: &GoToolchain, w: &Workload) -> Res
     }
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn quartiles(v: &[f64]) -> (f64, f64) {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    (q(0.25), q(0.75))
-}
-
 /// Runs the benchmark.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     ensure!(args.seconds >= 2, "--seconds must be at least 2");
     ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    ensure!(args.pairs >= 1, "--pairs must be at least 1");
     let described = match args.workload.as_str() {
-        "pingpong" => "schedstorm -mode pingpong (4 goroutine pairs on select)",
-        "timers" => "schedstorm -mode timers (100 goroutines looping on 10 µs sleeps)",
+        "pingpong" => format!(
+            "schedstorm -mode pingpong ({} goroutine pairs on select)",
+            args.pairs
+        ),
+        "timers" => "schedstorm -mode timers (100 goroutines looping on 10 µs sleeps)".to_string(),
         other => bail!("unknown workload {other:?} (pingpong, timers)"),
     };
     let mut modes = vec![Mode::Off];
@@ -369,6 +377,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let w = Workload {
         bin: &bin,
         mode: &args.workload,
+        pairs: args.pairs,
         warmup: args.warmup,
         seconds: args.seconds,
     };
@@ -376,23 +385,33 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let t0 = Instant::now();
     let mut runs: BTreeMap<Mode, Vec<Run>> = BTreeMap::new();
     let mut ratios: BTreeMap<Mode, Vec<f64>> = BTreeMap::new();
+    // Per round and mode: the run's throughput and the placement probes on both sides of it.
+    let mut probed: Vec<BTreeMap<Mode, (f64, f64, f64)>> = Vec::new();
+    let mut probe = cache_line_rate(PROBE)?;
     for round in 0..args.rounds {
         let mut order = modes.clone();
         order.rotate_left(round % modes.len());
         let mut this: BTreeMap<Mode, Run> = BTreeMap::new();
+        let mut sides = BTreeMap::new();
         for m in order {
             let r = measure(m, &daemon_bin, &tc, &w)
                 .with_context(|| format!("round {} mode {}", round + 1, m.name()))?;
+            let after = cache_line_rate(PROBE)?;
             eprintln!(
-                "round {} {:>10}: {:>9.0} ops/s {:>9.0} ops/cpu-s, tracer cpu {:.3} s",
+                "round {} {:>10}: {:>9.0} ops/s {:>9.0} ops/cpu-s, tracer cpu {:.3} s, cache line {:.1}M/s -> {:.1}M/s",
                 round + 1,
                 m.name(),
                 r.ops_per_s,
                 r.ops_per_cpu_s,
-                r.tracer_cpu_s
+                r.tracer_cpu_s,
+                probe / 1e6,
+                after / 1e6
             );
+            sides.insert(m, (r.ops_per_s, probe, after));
+            probe = after;
             this.insert(m, r);
         }
+        probed.push(sides);
         let off = this
             .get(&Mode::Off)
             .map(|r| r.ops_per_s)
@@ -411,9 +430,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     )?;
     writeln!(
         report,
-        "| mode | median ops/s | throughput vs off (median, IQR) | ops per CPU-s | tracer CPU (% of one core) | tracer peak RSS | BPF run time (% of target CPU) | uprobe hits/s |"
+        "| mode | median ops/s | throughput vs off (median, IQR) | mean, 95% CI | ops per CPU-s | tracer CPU (% of one core) | tracer peak RSS | BPF run time (% of target CPU) | uprobe hits/s |"
     )?;
-    writeln!(report, "|---|---|---|---|---|---|---|---|")?;
+    writeln!(report, "|---|---|---|---|---|---|---|---|---|")?;
     for (m, rs) in &runs {
         let col = |f: &dyn Fn(&Run) -> f64| median(&rs.iter().map(f).collect::<Vec<_>>());
         let r = &ratios[m];
@@ -432,13 +451,18 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let na = *m == Mode::Off;
         writeln!(
             report,
-            "| {} | {:.0} | {} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {:.0} | {} | {} | {} | {} |",
             m.name(),
             col(&|x| x.ops_per_s),
             if na {
                 "1".to_string()
             } else {
                 format!("{:.3} ({q1:.3}–{q3:.3})", median(r))
+            },
+            if na {
+                "–".to_string()
+            } else {
+                mean_ci_text(r)
             },
             col(&|x| x.ops_per_cpu_s),
             if na {
@@ -467,14 +491,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         report,
         "\nThe tracer's own CPU competes with the workload for the machine's two cores, so it is part of the throughput loss."
     )?;
+    write_by_placement(&mut report, &probed)?;
+    pace::write_by_pace(&mut report, &runs)?;
     println!("{report}");
     eprintln!("bench took {:.0} s", t0.elapsed().as_secs_f64());
     if !args.no_record {
         let section = match args.workload.as_str() {
-            "pingpong" => "overhead",
-            _ => "overhead (timers)",
+            "pingpong" if args.pairs == 2 => "overhead".to_string(),
+            "pingpong" => format!("overhead ({} pairs)", args.pairs),
+            _ => "overhead (timers)".to_string(),
         };
-        crate::tools::record_benchmark(section, &report)?;
+        crate::tools::record_benchmark(&section, &report)?;
     }
     Ok(())
 }

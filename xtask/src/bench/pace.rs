@@ -1,0 +1,177 @@
+//! Throughput second by second, split by the pace the host's vCPU placement sets.
+//!
+//! A window's average mixes the two paces whenever the placement changes during a run, and
+//! the probes around a run (`placement`) cannot see a change and change back. Each second of
+//! every window is instead assigned to the fast or the slow pace by the gap between the two in
+//! the `off` runs, and each mode is compared with `off` within one pace. A second counts for a
+//! run only if the run spent at least `MIN_SECONDS` seconds in that pace, so one transition
+//! second does not stand for a run.
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use anyhow::Result;
+
+use super::{
+    Mode, Run,
+    stats::{mean_ci, median},
+};
+
+/// Seconds a run needs in a pace to contribute its mean for that pace.
+const MIN_SECONDS: usize = 3;
+
+/// Two paces must differ at least this much to be told apart.
+const MIN_GAP: f64 = 1.3;
+
+/// The rate between the slow and the fast pace: the middle of the widest gap between sorted
+/// `rates` (in log space) if it is wider than `MIN_GAP` and at least 5% of them lie on each
+/// side; `None` when the rates form one pace.
+pub fn valley(rates: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = rates.iter().copied().filter(|r| *r > 0.0).collect();
+    v.sort_by(f64::total_cmp);
+    let edge = (v.len() / 20).max(1);
+    (edge..v.len().saturating_sub(edge).max(edge))
+        .map(|i| (v[i] / v[i - 1], i))
+        .filter(|&(gap, _)| gap > MIN_GAP)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, i)| (v[i] * v[i - 1]).sqrt())
+}
+
+/// Which pace a second belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Pace {
+    /// Above the valley (or the only pace).
+    Fast,
+    /// Below the valley.
+    Slow,
+}
+
+/// Per pace, each run's mean rate over its seconds in that pace (runs with enough of them).
+fn run_means(runs: &[Run], valley: Option<f64>) -> BTreeMap<Pace, Vec<f64>> {
+    let mut out: BTreeMap<Pace, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        let mut by: BTreeMap<Pace, Vec<f64>> = BTreeMap::new();
+        for &s in &r.per_second {
+            let pace = match valley {
+                Some(v) if s < v => Pace::Slow,
+                _ => Pace::Fast,
+            };
+            by.entry(pace).or_default().push(s);
+        }
+        for (pace, secs) in by {
+            if secs.len() >= MIN_SECONDS {
+                out.entry(pace)
+                    .or_default()
+                    .push(secs.iter().sum::<f64>() / secs.len() as f64);
+            }
+        }
+    }
+    out
+}
+
+/// The third table: each mode's throughput against `off` within each pace.
+pub fn write_by_pace(report: &mut String, runs: &BTreeMap<Mode, Vec<Run>>) -> Result<()> {
+    let Some(off) = runs.get(&Mode::Off) else {
+        return Ok(());
+    };
+    let off_seconds: Vec<f64> = off.iter().flat_map(|r| r.per_second.clone()).collect();
+    let valley = valley(&off_seconds);
+    let base = run_means(off, valley);
+    writeln!(
+        report,
+        "\n### By pace, second by second\n\nThe workload reports its rate in every second of the window. {} A run contributes its mean over its seconds in a pace if it spent at least {MIN_SECONDS} s there. Ratio: the mode's mean of run means over `off`'s, with a 95% interval from both spreads. A mode far slower than either pace (ungoverned, bpftrace) lands in the slow one; read its round ratios above instead.\n",
+        match valley {
+            Some(v) => format!(
+                "The `off` runs' seconds fall into a fast and a slow pace (split at {:.0} ops/s); each second of every mode is assigned to one of them by that split.",
+                v
+            ),
+            None => "The `off` runs' seconds form one pace.".to_string(),
+        }
+    )?;
+    writeln!(
+        report,
+        "| mode | pace | runs | seconds | median ops/s | vs off (mean, 95% CI) | share of seconds in this pace |"
+    )?;
+    writeln!(report, "|---|---|---|---|---|---|---|")?;
+    for (m, rs) in runs {
+        let total = rs.iter().map(|r| r.per_second.len()).sum::<usize>().max(1);
+        let means = run_means(rs, valley);
+        for (pace, ms) in &means {
+            let secs: Vec<f64> = rs
+                .iter()
+                .flat_map(|r| r.per_second.iter().copied())
+                .filter(|&s| match (pace, valley) {
+                    (Pace::Slow, Some(v)) => s < v,
+                    (Pace::Fast, Some(v)) => s >= v,
+                    _ => true,
+                })
+                .collect();
+            let (mean, half) = mean_ci(ms);
+            let vs = match base.get(pace) {
+                _ if *m == Mode::Off => "1".to_string(),
+                Some(b) => {
+                    let (bm, bh) = mean_ci(b);
+                    let r = mean / bm;
+                    let rel = ((half / mean).powi(2) + (bh / bm).powi(2)).sqrt();
+                    if rel.is_nan() {
+                        format!("{r:.3} (too few runs for an interval)")
+                    } else {
+                        format!("{r:.3} ± {:.3}", r * rel)
+                    }
+                }
+                None => "– (off never ran at this pace)".to_string(),
+            };
+            writeln!(
+                report,
+                "| {} | {} | {} | {} | {:.0} | {vs} | {:.0}% |",
+                m.name(),
+                if *pace == Pace::Fast && valley.is_some() {
+                    "fast"
+                } else if *pace == Pace::Slow {
+                    "slow"
+                } else {
+                    "one pace"
+                },
+                ms.len(),
+                secs.len(),
+                median(&secs),
+                secs.len() as f64 / total as f64 * 100.0
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_paces_split_in_the_gap_and_one_pace_does_not() {
+        let mut two = vec![1.9e6; 40];
+        two.extend([1.0e6; 20]);
+        two.push(1.5e6); // a transition second
+        let v = valley(&two).unwrap_or(0.0);
+        assert!(v > 1.0e6 && v < 1.9e6, "{v}");
+        let one: Vec<f64> = (0..60).map(|i| 1.9e6 + i as f64 * 1e3).collect();
+        assert!(valley(&one).is_none());
+        // A lone outlier is not a pace.
+        let mut outlier = one.clone();
+        outlier.push(0.5e6);
+        assert!(valley(&outlier).is_none());
+    }
+
+    #[test]
+    fn runs_contribute_per_pace_with_enough_seconds() {
+        let run = |s: &[f64]| Run {
+            per_second: s.to_vec(),
+            ..Run::default()
+        };
+        let runs = [
+            run(&[2.0, 2.0, 2.0, 1.0]),
+            run(&[1.0, 1.0, 1.0, 1.0]),
+            run(&[2.0, 1.0, 2.0]),
+        ];
+        let m = run_means(&runs, Some(1.4));
+        assert_eq!(m[&Pace::Fast], vec![2.0]);
+        assert_eq!(m[&Pace::Slow], vec![1.0]);
+    }
+}
