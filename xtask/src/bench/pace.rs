@@ -66,17 +66,21 @@ enum Pace {
     Slow,
 }
 
+/// The pace of a second's `rate`: below the valley is slow; everything is fast without one.
+fn pace_of(rate: f64, valley: Option<f64>) -> Pace {
+    match valley {
+        Some(v) if rate < v => Pace::Slow,
+        _ => Pace::Fast,
+    }
+}
+
 /// Per pace, each run's mean rate over its seconds in that pace (runs with enough of them).
 fn run_means(runs: &[Run], valley: Option<f64>) -> BTreeMap<Pace, Vec<f64>> {
     let mut out: BTreeMap<Pace, Vec<f64>> = BTreeMap::new();
     for r in runs {
         let mut by: BTreeMap<Pace, Vec<f64>> = BTreeMap::new();
         for &s in &r.per_second {
-            let pace = match valley {
-                Some(v) if s < v => Pace::Slow,
-                _ => Pace::Fast,
-            };
-            by.entry(pace).or_default().push(s);
+            by.entry(pace_of(s, valley)).or_default().push(s);
         }
         for (pace, secs) in by {
             if secs.len() >= MIN_SECONDS {
@@ -120,11 +124,7 @@ pub fn write_by_pace(report: &mut String, runs: &BTreeMap<Mode, Vec<Run>>) -> Re
             let secs: Vec<f64> = rs
                 .iter()
                 .flat_map(|r| r.per_second.iter().copied())
-                .filter(|&s| match (pace, valley) {
-                    (Pace::Slow, Some(v)) => s < v,
-                    (Pace::Fast, Some(v)) => s >= v,
-                    _ => true,
-                })
+                .filter(|&s| pace_of(s, valley) == *pace)
                 .collect();
             let (mean, half) = mean_ci(ms);
             let vs = match base.get(pace) {
