@@ -14,6 +14,20 @@ fn link_ids() -> BTreeSet<u32> {
         .collect()
 }
 
+/// The links loaded once at least `n` more than `before` are (or after 10 s): the governors
+/// attach their hooks in their first run, just after the process is listed.
+fn wait_for_links(before: &BTreeSet<u32>, n: usize) -> BTreeSet<u32> {
+    let mut now = link_ids();
+    for _ in 0..100 {
+        if now.difference(before).count() >= n {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        now = link_ids();
+    }
+    now
+}
+
 fn program_ids() -> BTreeSet<u32> {
     aya::programs::loaded_programs()
         .map(|p| p.unwrap().id())
@@ -40,16 +54,18 @@ fn sigterm_detaches_every_probe_and_releases_every_bpf_object() {
     let workload = spawn(&bin, &["-pairs", "1", "-duration", "60s"]);
     let (links0, progs0, maps0, up0) = (link_ids(), program_ids(), map_ids(), uprobe_events());
 
-    let d = Daemon::start("");
+    // Ungoverned, every hook stays attached, so SIGTERM has all of them to undo (governed, a
+    // hook over budget is detached 10 ms after each attach and may or may not be up).
+    let d = Daemon::start("probes:\n  budget:\n    governed: false\n");
     let entry = d.wait_listed(workload.pid());
     assert_eq!(entry["attach_state"], "attached", "{entry}");
-    let running = link_ids();
-    // 3 tracepoints + one CPU clock per CPU + 3 uprobes, at least.
+    let cpus = aya::util::online_cpus().unwrap().len();
+    // 4 sched tracepoints + one CPU clock per CPU + 3 syscall tracepoints + 3 uprobes.
+    let expected = 4 + cpus + 3 + 3;
+    let running = wait_for_links(&links0, expected);
     assert!(
-        running.difference(&links0).count() >= 7,
-        "expected the daemon's links to be visible while it runs: {:?} vs {:?}",
-        running,
-        links0
+        running.difference(&links0).count() >= expected,
+        "expected the daemon's {expected} links to be visible while it runs: {running:?} vs {links0:?}"
     );
     let progs = program_ids();
     assert!(

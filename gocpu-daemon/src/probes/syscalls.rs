@@ -212,10 +212,42 @@ fn detach(kernel: &mut KernelProbes, s: &mut Slot) {
     }
 }
 
-/// Below this much attached time in an interval, its counts say too little: the interval is
-/// extrapolated from the last measured rates instead. Well below the ~10 ms a hook far over
-/// budget stays attached, which a poll may split in two.
+/// Below this much pooled attached time, counts say too little to give a rate at all.
 const MIN_EXPOSURE: Duration = Duration::from_millis(1);
+
+/// How much of the latest attached time a rate pools. A tracepoint far over budget stays
+/// attached ~10 ms every 2 s, and in 10 ms a process sharing its CPUs with a storm may not run
+/// at all: one such sample alone would set its rate to zero until the next. Pooling the last
+/// ~50 ms (five such samples; one 100 ms measurement alone) keeps the rate a mean over enough
+/// attached time to see a few hundred calls a second.
+const RATE_POOL: Duration = Duration::from_millis(50);
+
+/// Calls counted over attached time, pooled over the last [`RATE_POOL`] of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Pool {
+    calls: f64,
+    seconds: f64,
+}
+
+impl Pool {
+    /// Adds `calls` counted in `seconds` attached, fading older time out so that about
+    /// [`RATE_POOL`] is pooled (all of the newest interval, however long).
+    fn add(&mut self, calls: f64, seconds: f64) {
+        let room = (RATE_POOL.as_secs_f64() - seconds).max(0.0);
+        let keep = if self.seconds > room {
+            room / self.seconds
+        } else {
+            1.0
+        };
+        self.calls = self.calls * keep + calls;
+        self.seconds = self.seconds * keep + seconds;
+    }
+
+    /// Calls per second while attached, once enough time is pooled.
+    fn rate(&self) -> Option<f64> {
+        (self.seconds >= MIN_EXPOSURE.as_secs_f64()).then(|| self.calls / self.seconds)
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Estimate {
@@ -224,9 +256,8 @@ struct Estimate {
     raw: ProcStats,
     /// Estimated cumulative counts (the [`COUNTERS`]; the rest is raw).
     estimated: ProcStats,
-    /// Calls per second while attached, per [`COUNTERS`] entry, from the last interval that
-    /// was watched.
-    rates: [Option<f64>; 5],
+    /// Calls and attached time per [`COUNTERS`] entry, pooled over the latest watched time.
+    rates: [Pool; 5],
 }
 
 /// Per-process estimates of the syscall counters while their tracepoints are duty-cycled.
@@ -247,7 +278,7 @@ impl SyscallEstimates {
                 exposure,
                 raw: ProcStats::default(),
                 estimated: ProcStats::default(),
-                rates: [None; 5],
+                rates: [Pool::default(); 5],
             },
         );
     }
@@ -268,7 +299,7 @@ impl SyscallEstimates {
                 exposure,
                 raw,
                 estimated: raw,
-                rates: [None; 5],
+                rates: [Pool::default(); 5],
             },
         };
         let out = next.estimated;
@@ -312,15 +343,17 @@ fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: [Duration; 3]) 
     for (k, (i, field)) in COUNTERS.iter().enumerate() {
         let exposed = exposure[*i].saturating_sub(e.exposure[*i]);
         let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
-        if exposed >= MIN_EXPOSURE {
-            next.rates[k] = Some(counted / exposed.as_secs_f64());
+        let exposed = exposed.as_secs_f64();
+        if exposed > 0.0 {
+            next.rates[k].add(counted, exposed);
         }
-        let add = if exposed.as_secs_f64() + 1e-3 >= dt {
+        let add = if exposed + 1e-3 >= dt {
             // Watched throughout: the count itself.
             counted
         } else {
-            // Partly watched: scaled; not watched: the last measured rate carries on.
-            next.rates[k].unwrap_or(0.0) * dt
+            // Partly watched or not at all: what was counted, plus the pooled rate over the
+            // time not watched.
+            counted + next.rates[k].rate().unwrap_or(0.0) * (dt - exposed)
         };
         *field(&mut next.estimated) = field(&mut est).saturating_add(add.round() as u64);
     }
@@ -401,6 +434,39 @@ mod tests {
         assert_eq!(s.futex_wait_syscalls, 10_000);
         let s = est.estimate(key(), t0 + secs(2.0), stats(100, 0), [secs(3.01); 3]);
         assert_eq!(s.futex_wait_syscalls, 20_000);
+    }
+
+    #[test]
+    fn short_samples_pool_their_rates_and_one_long_measurement_stands_alone() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
+        // 10 ms watched per second: 10 waits (1000/s), then a sample in which the process
+        // made none. Alone that sample would say 0/s; pooled with the first it says 500/s
+        // for the 0.99 s not watched.
+        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), [secs(0.01); 3]);
+        assert_eq!(s.futex_wait_syscalls, 1000);
+        let s = est.estimate(key(), t0 + secs(2.0), stats(10, 0), [secs(0.02); 3]);
+        assert_eq!(s.futex_wait_syscalls, 1000 + 495);
+        // Five more 10 ms samples at 2000/s fill the 50 ms pool and start fading the first
+        // two out: 80.8 calls in 50 ms.
+        let mut t = 2.0;
+        let (mut waits, mut exposed) = (10, 0.02);
+        for _ in 0..5 {
+            t += 1.0;
+            waits += 20;
+            exposed += 0.01;
+            est.estimate(key(), t0 + secs(t), stats(waits, 0), [secs(exposed); 3]);
+        }
+        let k = est.procs[&key()].rates[0];
+        assert!((k.rate().unwrap_or(0.0) - 1616.0).abs() < 1e-6, "{k:?}");
+        // One 100 ms measurement outweighs everything before it.
+        t += 1.0;
+        waits += 30;
+        exposed += 0.1;
+        est.estimate(key(), t0 + secs(t), stats(waits, 0), [secs(exposed); 3]);
+        let k = est.procs[&key()].rates[0];
+        assert!((k.rate().unwrap_or(0.0) - 300.0).abs() < 1e-6, "{k:?}");
     }
 
     #[test]
