@@ -51,8 +51,10 @@ pub mod maps {
 
 /// Names of the eBPF programs, one per hook.
 pub mod programs {
-    /// Tracepoint `sched:sched_switch`: on-CPU time and context switches.
+    /// Raw tracepoint `sched_switch`: on-CPU time, context switches, off-CPU intervals.
     pub const SCHED_SWITCH: &str = "sched_switch";
+    /// The same, for kernels before 5.18 (no `prev_state` argument).
+    pub const SCHED_SWITCH_PRE_5_18: &str = "sched_switch_pre_5_18";
     /// Tracepoint `sched:sched_process_exec`: a process replaced its image.
     pub const PROCESS_EXEC: &str = "sched_process_exec";
     /// Tracepoint `sched:sched_process_exit`: a thread (or whole thread group) exited.
@@ -67,7 +69,7 @@ pub mod programs {
     pub const RUNTIME_MCALL: &str = "runtime_mcall";
     /// Uprobe at the entry of `runtime.cgocall`.
     pub const RUNTIME_CGOCALL: &str = "runtime_cgocall";
-    /// Tracepoint `sched:sched_wakeup`: when a blocked thread becomes runnable.
+    /// Raw tracepoint `sched_wakeup`: when a blocked thread becomes runnable.
     pub const SCHED_WAKEUP: &str = "sched_wakeup";
     /// Tracepoint `syscalls:sys_enter_futex`: futex waits and wakes, with sampled call stacks.
     pub const SYS_FUTEX: &str = "sys_enter_futex";
@@ -79,14 +81,8 @@ pub mod programs {
 
 /// Names of the read-only globals the loader patches before the programs are verified.
 pub mod globals {
-    /// `u32`: byte offset of `prev_state` in the `sched_switch` tracepoint record.
-    pub const SWITCH_PREV_STATE_OFFSET: &str = "SWITCH_PREV_STATE_OFFSET";
     /// `u32`: byte offset of `group_dead` in the `sched_process_exit` record; 0 when absent.
     pub const EXIT_GROUP_DEAD_OFFSET: &str = "EXIT_GROUP_DEAD_OFFSET";
-    /// `u32`: byte offset of `next_pid` in the `sched_switch` record.
-    pub const SWITCH_NEXT_PID_OFFSET: &str = "SWITCH_NEXT_PID_OFFSET";
-    /// `u32`: byte offset of `pid` in the `sched_wakeup` record.
-    pub const WAKEUP_PID_OFFSET: &str = "WAKEUP_PID_OFFSET";
     /// `u32`: byte offset of `op` in the `sys_enter_futex` record.
     pub const FUTEX_OP_OFFSET: &str = "FUTEX_OP_OFFSET";
     /// `u64`: at most one futex call's stack is sampled per CPU in this many nanoseconds.
@@ -183,7 +179,8 @@ impl ProcStats {
     }
 }
 
-/// Per-thread state and totals of a tracked process's thread (value of `THREADS`).
+/// Per-thread state and totals of a tracked process's thread (value of `THREADS`, whose key is
+/// the thread's `task_struct` address: what the raw scheduler tracepoints pass).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadStats {
@@ -204,8 +201,8 @@ pub struct ThreadStats {
     /// Stack id (in `STACKS_OFF`) of the Go stack at its last `runtime.cgocall`, or
     /// [`NO_STACK`]: the Go caller of C code whose own frames cannot be unwound.
     pub cgo_stack: u32,
-    /// Reserved, 0.
-    pub reserved: u32,
+    /// Thread id.
+    pub tid: u32,
     /// The innermost user frames where it last blocked (the runtime's syscall wrapper first):
     /// enough to name the reason, at a fraction of a full stack walk's cost.
     pub off_ips: [u64; OFF_FRAMES],
@@ -226,6 +223,10 @@ pub const OFF_FRAMES: usize = 4;
 /// [`ThreadStats::flags`] bit: the thread ran Go runtime code (a uprobe on a runtime function
 /// fired on it), so it is an M of the Go runtime, not a thread started by C code.
 pub const THREAD_GO: u32 = 1;
+
+/// [`ThreadStats::flags`] bit: the thread passed `sched_process_exit`; its entry is dropped at
+/// its next switch (on kernels whose `sched_switch` does not say the task is dead).
+pub const THREAD_EXITING: u32 = 2;
 
 /// Key of `CPU_SAMPLES`.
 #[repr(C)]

@@ -134,6 +134,10 @@ impl fmt::Display for KernelVersion {
     }
 }
 
+/// 5.18 added `prev_state` to the raw `sched_switch` tracepoint; before it, the daemon attaches
+/// `sched_switch_pre_5_18`.
+pub const SWITCH_STATE_KERNEL: KernelVersion = KernelVersion(5, 18, 0);
+
 /// Tracepoints the kernel side attaches to (`category/event`).
 pub const REQUIRED_TRACEPOINTS: [&str; 7] = [
     "sched/sched_switch",
@@ -412,6 +416,15 @@ pub fn check(inputs: &Inputs) -> Report {
         }),
         Some(_) => {}
     }
+    if let Some(k) = inputs.kernel.filter(|&k| k < SWITCH_STATE_KERNEL) {
+        findings.push(Finding {
+            severity: Severity::Degraded,
+            problem: format!(
+                "kernel {k} predates {SWITCH_STATE_KERNEL}, whose raw sched_switch tracepoint passes the outgoing task's state: a thread that yields the CPU (sched_yield) is counted as blocked until it runs again, not as runnable"
+            ),
+            fix: format!("run on a kernel {SWITCH_STATE_KERNEL} or later"),
+        });
+    }
     if !inputs.uprobe_pmu {
         findings.push(Finding {
             severity: Severity::Degraded,
@@ -569,16 +582,38 @@ mod tests {
         assert_eq!(f.severity, Severity::Fatal);
         assert!(f.problem.contains("8192 KiB"), "{}", f.problem);
         assert!(f.fix.contains("kernel-pre-5.11"), "{}", f.fix);
-        // CAP_SYS_RESOURCE (bit 24) added: fine.
+        // CAP_SYS_RESOURCE (bit 24) added: fine (but for the pre-5.18 scheduler tracepoint).
         i.status = status("000001c001080004", 0);
-        assert!(check(&i).findings.is_empty(), "{}", check(&i));
+        assert_eq!(only_pre_5_18(&check(&i)), 1, "{}", check(&i));
         // An unlimited memlock limit: fine without it.
         i.status = status(MANIFEST, 0);
         i.memlock_bytes = None;
-        assert!(check(&i).findings.is_empty());
+        assert_eq!(only_pre_5_18(&check(&i)), 1, "{}", check(&i));
         // 5.11 and later: memory is charged to the cgroup instead.
         let r = check(&inputs(MANIFEST, "5.11.0", Environment::Kubernetes));
-        assert!(r.findings.is_empty(), "{r}");
+        assert_eq!(only_pre_5_18(&r), 1, "{r}");
+    }
+
+    /// Asserts that `r`'s findings are at most the pre-5.18 one; returns how many there are.
+    fn only_pre_5_18(r: &Report) -> usize {
+        assert!(
+            r.findings.iter().all(|f| f.problem.contains("predates 5.18")),
+            "{r}"
+        );
+        r.findings.len()
+    }
+
+    #[test]
+    fn kernels_before_5_18_are_degraded_and_later_ones_are_not() {
+        let r = check(&inputs(MANIFEST, "5.15.0-91-generic", Environment::Kubernetes));
+        let f = finding(&r, "predates 5.18");
+        assert_eq!(f.severity, Severity::Degraded);
+        assert!(f.problem.contains("sched_yield"), "{}", f.problem);
+        assert!(!r.is_fatal(), "{r}");
+        for k in ["5.18.0", "6.1.0", "6.18.44"] {
+            let r = check(&inputs(MANIFEST, k, Environment::Kubernetes));
+            assert!(r.findings.is_empty(), "{k}: {r}");
+        }
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! capture, keyed aggregation and drop counting.
 use aya_ebpf::{
     EbpfContext,
-    bindings::{BPF_F_CURRENT_CPU, BPF_F_USER_STACK, BPF_NOEXIST},
-    helpers::{bpf_get_current_pid_tgid, bpf_get_stack, bpf_ktime_get_ns, bpf_perf_event_output},
+    bindings::{BPF_ANY, BPF_F_CURRENT_CPU, BPF_F_USER_STACK, BPF_NOEXIST},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_stack, bpf_ktime_get_ns,
+        bpf_perf_event_output,
+    },
     maps::{PerCpuHashMap, StackTrace},
     programs::tracing::StackIdContext,
 };
@@ -42,29 +45,50 @@ pub fn stats_mut(tgid: u32) -> Option<&'static mut ProcStats> {
     PROCS.get_ptr_mut(tgid).map(|p| unsafe { &mut *p })
 }
 
-/// The state of thread `tid` (of tracked process `tgid`), created on first use.
+/// The `task_struct` address of the task running this program: the `THREADS` key.
 #[inline(always)]
-pub fn thread_mut(tid: u32, tgid: u32) -> Option<&'static mut ThreadStats> {
-    if THREADS.get_ptr_mut(tid).is_none() {
-        let fresh = ThreadStats {
-            tgid,
-            cgo_stack: NO_STACK,
-            ..ThreadStats::default()
-        };
-        // An LRU map makes room by evicting; a failure means a concurrent insert won the race.
-        let _ = THREADS.insert(tid, fresh, u64::from(BPF_NOEXIST));
+pub fn current_task() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_get_current_task() }
+}
+
+/// The state of `task` (at `key`, its task_struct address) of a tracked process, created on
+/// first use, and started afresh when the entry belonged to another thread (an exec changed
+/// its ids, or an entry outlived its task).
+#[inline(always)]
+pub fn thread_mut(key: u64, task: Task) -> Option<&'static mut ThreadStats> {
+    if let Some(t) = existing_thread_mut(key)
+        && t.tid == task.tid
+        && t.tgid == task.tgid
+    {
+        return Some(t);
     }
+    let fresh = ThreadStats {
+        tgid: task.tgid,
+        tid: task.tid,
+        cgo_stack: NO_STACK,
+        ..ThreadStats::default()
+    };
+    // An LRU map makes room by evicting; BPF_ANY replaces a stale entry, and nothing
+    // else inserts this key concurrently (only the task itself, on its own CPU).
+    let _ = THREADS.insert(key, fresh, u64::from(BPF_ANY));
+    existing_thread_mut(key)
+}
+
+/// The state of the task at `key` (its task_struct address), if it has one.
+#[inline(always)]
+pub fn existing_thread_mut(key: u64) -> Option<&'static mut ThreadStats> {
     // SAFETY: the entry lives in kernel memory valid for the program's duration (RCU). Other CPUs
     // may write other fields of the same thread (its wake-up); word-sized plain stores, and a lost
     // update only skews one thread's statistics.
-    THREADS.get_ptr_mut(tid).map(|p| unsafe { &mut *p })
+    THREADS.get_ptr_mut(key).map(|p| unsafe { &mut *p })
 }
 
-/// An existing thread's state.
+/// Drops the state of the task at `key`: it is exiting, and its task_struct will be reused.
 #[inline(always)]
-pub fn existing_thread_mut(tid: u32) -> Option<&'static mut ThreadStats> {
-    // SAFETY: as in `thread_mut`.
-    THREADS.get_ptr_mut(tid).map(|p| unsafe { &mut *p })
+pub fn forget_thread(key: u64) {
+    // Absent for almost every task (only threads of tracked processes have one).
+    let _ = THREADS.remove(key);
 }
 
 /// Increments the counter `field` selects for the current process, if it is tracked.
@@ -87,7 +111,7 @@ pub fn count_runtime_call(
     let stats = stats_mut(task.tgid)?;
     let c = field(stats);
     *c = c.wrapping_add(1);
-    let th = thread_mut(task.tid, task.tgid)?;
+    let th = thread_mut(current_task(), task)?;
     th.flags |= THREAD_GO;
     Some(th)
 }

@@ -19,10 +19,11 @@ use gocpu_common::{
 pub static PROCS: PerCpuHashMap<u32, ProcStats> =
     PerCpuHashMap::with_max_entries(MAX_TRACKED_PROCS, 0);
 
-/// Threads of tracked processes, inserted by the kernel at their first switch; LRU so that it
+/// Threads of tracked processes by task_struct address (what the raw scheduler tracepoints
+/// pass), inserted by the kernel at their first switch, deleted at their last; LRU so that it
 /// can never refuse a thread (the least recently switched one is forgotten instead).
 #[map(name = "THREADS")]
-pub static THREADS: LruHashMap<u32, ThreadStats> = LruHashMap::with_max_entries(MAX_THREADS, 0);
+pub static THREADS: LruHashMap<u64, ThreadStats> = LruHashMap::with_max_entries(MAX_THREADS, 0);
 
 /// When the task now running on this CPU got it.
 #[map(name = "CPU_SLICE")]
@@ -62,18 +63,6 @@ pub static EVENTS: PerfEventArray<ProcEvent> = PerfEventArray::new(0);
 /// Events lost in kernel, indexed by `DropReason`.
 #[map(name = "DROPS")]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::COUNT, 0);
-
-/// Byte offset of `prev_state` in the `sched_switch` record (read from tracefs by the loader).
-#[unsafe(no_mangle)]
-pub static SWITCH_PREV_STATE_OFFSET: Global<u32> = Global::new(32);
-
-/// Byte offset of `next_pid` in the `sched_switch` record.
-#[unsafe(no_mangle)]
-pub static SWITCH_NEXT_PID_OFFSET: Global<u32> = Global::new(56);
-
-/// Byte offset of `pid` in the `sched_wakeup` record.
-#[unsafe(no_mangle)]
-pub static WAKEUP_PID_OFFSET: Global<u32> = Global::new(24);
 
 /// Byte offset of `op` in the `sys_enter_futex` record.
 #[unsafe(no_mangle)]

@@ -99,9 +99,13 @@ impl AggregateMaps {
         Some(st.frames().iter().map(|f| f.ip).collect())
     }
 
-    /// Every remembered thread of tracked processes.
+    /// Every remembered thread of tracked processes, by thread id.
     pub fn threads(&self) -> Vec<(u32, ThreadStats)> {
-        self.threads.iter().filter_map(Result::ok).collect()
+        self.threads
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(_, t)| (t.tid, t))
+            .collect()
     }
 
     /// Forgets everything about process `tgid` (it exited or is no longer tracked).
@@ -124,20 +128,15 @@ impl AggregateMaps {
         for k in fx {
             let _ = self.futex.remove(&k);
         }
-        let th: Vec<u32> = self
+        let th: Vec<u64> = self
             .threads
             .iter()
             .filter_map(Result::ok)
             .filter(|(_, t)| t.tgid == tgid)
-            .map(|(tid, _)| tid)
+            .map(|(task, _)| task)
             .collect();
-        for tid in th {
-            let _ = self.threads.remove(&tid);
+        for task in th {
+            let _ = self.threads.remove(&task);
         }
-    }
-
-    /// Forgets thread `tid` (it exited).
-    pub fn forget_thread(&mut self, tid: u32) {
-        let _ = self.threads.remove(&tid);
     }
 }

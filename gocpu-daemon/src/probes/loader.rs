@@ -6,7 +6,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, PerCpuHashMap, PerfEventArray},
     programs::{
-        PerfEvent, TracePoint, UProbe,
+        PerfEvent, RawTracePoint, TracePoint, UProbe,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
     util::online_cpus,
@@ -16,6 +16,7 @@ use gocpu_common::{ProcStats, globals, maps, programs};
 
 use crate::{
     config::Config,
+    preflight::{KernelVersion, SWITCH_STATE_KERNEL},
     probes::{ProbeError, tracefs},
 };
 
@@ -51,8 +52,9 @@ pub struct ProgramStats {
 }
 
 /// Every program of the object, in a stable order.
-pub const PROGRAMS: [&str; 12] = [
+pub const PROGRAMS: [&str; 13] = [
     programs::SCHED_SWITCH,
+    programs::SCHED_SWITCH_PRE_5_18,
     programs::SCHED_WAKEUP,
     programs::PROCESS_EXEC,
     programs::PROCESS_EXIT,
@@ -66,10 +68,19 @@ pub const PROGRAMS: [&str; 12] = [
     programs::RUNTIME_CGOCALL,
 ];
 
-/// The always-on tracepoints: (program, category, event).
-const TRACEPOINTS: [(&str, &str, &str); 4] = [
-    (programs::SCHED_SWITCH, "sched", "sched_switch"),
-    (programs::SCHED_WAKEUP, "sched", "sched_wakeup"),
+/// The `sched_switch` program for `kernel`: the tracepoint gained its `prev_state` argument in
+/// 5.18. An unknown release gets the current one (its attach fails loudly on an old kernel).
+pub fn sched_switch_program(kernel: Option<KernelVersion>) -> &'static str {
+    if kernel.is_some_and(|k| k < SWITCH_STATE_KERNEL) {
+        programs::SCHED_SWITCH_PRE_5_18
+    } else {
+        programs::SCHED_SWITCH
+    }
+}
+
+/// The always-on classic tracepoints: (program, category, event). Rare events, where the
+/// record's named fields are worth their cost.
+const TRACEPOINTS: [(&str, &str, &str); 2] = [
     (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
     (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
 ];
@@ -84,8 +95,8 @@ const SYSCALL_PROGRAMS: [&str; 3] = [
 
 /// Maps user space reads besides `PROCS`, `DROPS` and `EVENTS`.
 pub struct AggregateMaps {
-    /// `THREADS`.
-    pub threads: aya::maps::HashMap<MapData, u32, gocpu_common::ThreadStats>,
+    /// `THREADS`, keyed by task_struct address.
+    pub threads: aya::maps::HashMap<MapData, u64, gocpu_common::ThreadStats>,
     /// `CPU_SAMPLES`.
     pub samples: PerCpuHashMap<MapData, gocpu_common::SampleKey, u64>,
     /// `STACKS_CPU`.
@@ -137,6 +148,18 @@ fn missing_map(name: &'static str) -> ProbeError {
 impl KernelProbes {
     /// Loads every program, attaches the tracepoints and the CPU clock on every online CPU.
     pub fn load(config: &Config) -> Result<KernelProbes, ProbeError> {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .and_then(|s| KernelVersion::parse(&s));
+        Self::load_for(config, kernel)
+    }
+
+    /// As [`KernelProbes::load`], choosing the programs for kernel release `kernel` (tests
+    /// attach an older kernel's variant on a newer kernel, which accepts it).
+    pub fn load_for(
+        config: &Config,
+        kernel: Option<KernelVersion>,
+    ) -> Result<KernelProbes, ProbeError> {
         raise_memlock_limit();
         let tracefs = tracefs::ensure_mounted()?;
         let required = |category: &str, event: &str, field: &str| {
@@ -146,9 +169,6 @@ impl KernelProbes {
                 }
             })
         };
-        let prev_state = required("sched", "sched_switch", "prev_state")?;
-        let next_pid = required("sched", "sched_switch", "next_pid")?;
-        let wakeup_pid = required("sched", "sched_wakeup", "pid")?;
         let futex_op = required("syscalls", "sys_enter_futex", "op")?;
         let group_dead =
             tracefs::field_offset(&tracefs, "sched", "sched_process_exit", "group_dead")?
@@ -157,9 +177,6 @@ impl KernelProbes {
         let sample_stacks = u32::from(config.sampling.stacks);
 
         let mut ebpf = EbpfLoader::new()
-            .override_global(globals::SWITCH_PREV_STATE_OFFSET, &prev_state, true)
-            .override_global(globals::SWITCH_NEXT_PID_OFFSET, &next_pid, true)
-            .override_global(globals::WAKEUP_PID_OFFSET, &wakeup_pid, true)
             .override_global(globals::FUTEX_OP_OFFSET, &futex_op, true)
             .override_global(globals::FUTEX_SAMPLE_INTERVAL_NS, &futex_interval_ns, true)
             .override_global(globals::SAMPLE_STACKS, &sample_stacks, true)
@@ -174,6 +191,16 @@ impl KernelProbes {
             }
         };
 
+        // Raw, because they fire on every context switch of the machine (see gocpu-ebpf's
+        // `sched_switch`).
+        for (name, tracepoint) in [
+            (sched_switch_program(kernel), "sched_switch"),
+            (programs::SCHED_WAKEUP, "sched_wakeup"),
+        ] {
+            let tp: &mut RawTracePoint = typed(&mut ebpf, name)?;
+            tp.load().map_err(program_err(name))?;
+            tp.attach(tracepoint).map_err(program_err(name))?;
+        }
         for (name, category, event) in TRACEPOINTS {
             let tp: &mut TracePoint = typed(&mut ebpf, name)?;
             tp.load().map_err(program_err(name))?;

@@ -6,7 +6,8 @@ use gocpu_common::{SAMPLE_KERNEL, SampleKey};
 
 use crate::{
     accounting::{
-        close_slice, current, existing_thread_mut, now_ns, stats_mut, update_keyed, user_stack,
+        close_slice, current, current_task, existing_thread_mut, now_ns, stats_mut, update_keyed,
+        user_stack,
     },
     maps::{CPU_SAMPLES, SAMPLE_STACKS, STACKS_CPU},
 };
@@ -29,7 +30,7 @@ pub fn cpu_clock(ctx: PerfEventContext) -> u32 {
     if kernel {
         stats.samples_kernel = stats.samples_kernel.wrapping_add(1);
     }
-    if let Some(th) = existing_thread_mut(task.tid) {
+    if let Some(th) = existing_thread_mut(current_task()) {
         th.oncpu_ns = th.oncpu_ns.wrapping_add(slice);
     }
     let stack = if SAMPLE_STACKS.load() != 0 {

@@ -1,10 +1,11 @@
-//! `sched:sched_process_exit`: the last thread of a tracked process exited.
+//! `sched:sched_process_exit`: a thread of a tracked process is exiting (its `THREADS` entry is
+//! marked, to be dropped at its last switch); the last one ends the process.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use aya_log_ebpf::warn;
-use gocpu_common::{EventKind, ProcEvent};
+use gocpu_common::{EventKind, ProcEvent, THREAD_EXITING};
 
 use crate::{
-    accounting::{current, emit, now_ns, stats_mut},
+    accounting::{current, current_task, emit, existing_thread_mut, now_ns, stats_mut},
     maps::EXIT_GROUP_DEAD_OFFSET,
 };
 
@@ -15,6 +16,9 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     // Only tracked processes matter; thread exits are far more frequent than process exits.
     if stats_mut(tgid).is_none() {
         return 0;
+    }
+    if let Some(th) = existing_thread_mut(current_task()) {
+        th.flags |= THREAD_EXITING;
     }
     let pid = task.tid;
     if !group_dead(&ctx, tgid, pid) {

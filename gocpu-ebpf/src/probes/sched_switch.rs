@@ -1,50 +1,95 @@
-//! `sched:sched_switch`: charges the outgoing task's slice, counts its switch, records where and
-//! why it left the CPU; for the incoming task, closes its off-CPU interval (blocked time by
-//! blocking stack, runnable wait).
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+//! Raw tracepoint `sched_switch`: charges the outgoing task's slice, counts its switch, records
+//! where and why it left the CPU; for the incoming task, closes its off-CPU interval (blocked
+//! time by blocking stack, runnable wait).
+//!
+//! Raw rather than the classic `sched:sched_switch`: it fires on every context switch of the
+//! machine, and the classic tracepoint first builds a ~64-byte record (comm copies included) that
+//! costs more than this program's own work. The raw arguments are the task pointers, which key
+//! `THREADS`, so nothing of `task_struct` is read.
+//!
+//! Two entry points for the tracepoint's two signatures; the loader attaches the one the kernel
+//! has. The verifier checks a raw tracepoint program's argument reads against the tracepoint's
+//! argument count at attach, so one program cannot read `prev_state` only where it exists.
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use gocpu_common::THREAD_EXITING;
 
 use crate::{
     accounting::{
-        close_slice, current, existing_thread_mut, now_ns, stats_mut, thread_mut, update_keyed,
-        user_frames,
+        close_slice, current, existing_thread_mut, forget_thread, now_ns, stats_mut, thread_mut,
+        update_keyed, user_frames,
     },
-    maps::{OFFCPU, SWITCH_NEXT_PID_OFFSET, SWITCH_PREV_STATE_OFFSET},
+    maps::OFFCPU,
 };
 
-/// `TASK_RUNNING`: a task switched out in this state was preempted, not blocked.
-const TASK_RUNNING: i64 = 0;
+/// `TASK_DEAD`: the task's final switch; its `task_struct` may be reused for a new task.
+const TASK_DEAD: u64 = 0x80;
 
-#[tracepoint]
-pub fn sched_switch(ctx: TracePointContext) -> u32 {
-    let now = now_ns();
-    switch_out(&ctx, now);
-    switch_in(&ctx, now);
+/// The outgoing task's state is not passed (kernels before 5.18). A sentinel, not an `Option`:
+/// BPF calls take at most five register arguments, and an `Option` takes two.
+const STATE_UNKNOWN: u64 = u64::MAX;
+
+/// Linux 5.18 and later: `TP_PROTO(bool preempt, struct task_struct *prev,
+/// struct task_struct *next, unsigned int prev_state)`.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
+    let prev_state: u64 = ctx.arg(3);
+    switch(&ctx, prev_state & 0xffff_ffff);
     0
 }
 
-fn switch_out(ctx: &TracePointContext, now: u64) {
+/// Before Linux 5.18 the tracepoint has no `prev_state`: a switch that is not a preemption
+/// counts as blocking (so a `sched_yield`'s wait for the CPU counts as blocked time, not as
+/// runnable wait), and a thread's last switch is the first after `sched_process_exit` marked it.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch_pre_5_18(ctx: RawTracePointContext) -> u32 {
+    switch(&ctx, STATE_UNKNOWN);
+    0
+}
+
+/// One switch from `prev` to `next`; `state` is the outgoing task's state, or
+/// [`STATE_UNKNOWN`].
+fn switch(ctx: &RawTracePointContext, state: u64) {
+    let preempt: u64 = ctx.arg(0);
+    let prev: u64 = ctx.arg(1);
+    let next: u64 = ctx.arg(2);
+    let now = now_ns();
+    switch_out(ctx, now, prev, preempt & 1 != 0, state);
+    switch_in(next, now);
+}
+
+fn switch_out(ctx: &RawTracePointContext, now: u64, prev: u64, preempt: bool, state: u64) {
     // At this tracepoint `current` is still the outgoing task: its ids without task_struct reads.
     let slice = close_slice(now);
-    let prev = current();
-    let Some(stats) = stats_mut(prev.tgid) else {
+    let task = current();
+    let dead = state != STATE_UNKNOWN && state & TASK_DEAD != 0;
+    if dead {
+        // Its last switch: the entry must go before the task_struct is reused, whether or not
+        // its process is still tracked (rare next to switches: one delete per thread exit).
+        forget_thread(prev);
+    }
+    let Some(stats) = stats_mut(task.tgid) else {
         return;
     };
     stats.oncpu_ns = stats.oncpu_ns.wrapping_add(slice);
-    // SAFETY: the loader set the offset from this tracepoint's format; the helper bounds the read.
-    let Ok(prev_state) = (unsafe { ctx.read_at::<i64>(SWITCH_PREV_STATE_OFFSET.load() as usize) })
-    else {
-        return;
-    };
-    // Low byte: the task state bits; higher bits (TASK_REPORT_MAX "+") mark preemption.
-    let blocked = prev_state & 0xff != TASK_RUNNING;
+    // Preempted, or yielding with its state still TASK_RUNNING (0): runnable, not blocked.
+    let blocked = !preempt && state != 0;
     if blocked {
         stats.voluntary_switches = stats.voluntary_switches.wrapping_add(1);
     } else {
         stats.involuntary_switches = stats.involuntary_switches.wrapping_add(1);
     }
-    let Some(th) = thread_mut(prev.tid, prev.tgid) else {
+    if dead {
+        return;
+    }
+    let Some(th) = thread_mut(prev, task) else {
         return;
     };
+    if th.flags & THREAD_EXITING != 0 {
+        // Past sched_process_exit: without the task's state, its last switch as far as can be
+        // told; the entry goes before the task_struct is reused.
+        forget_thread(prev);
+        return;
+    }
     th.oncpu_ns = th.oncpu_ns.wrapping_add(slice);
     th.off_since_ns = now;
     th.woken_ns = 0;
@@ -60,12 +105,8 @@ fn switch_out(ctx: &TracePointContext, now: u64) {
     }
 }
 
-fn switch_in(ctx: &TracePointContext, now: u64) {
-    // SAFETY: the loader set the offset from this tracepoint's format; the helper bounds the read.
-    let Ok(next) = (unsafe { ctx.read_at::<i32>(SWITCH_NEXT_PID_OFFSET.load() as usize) }) else {
-        return;
-    };
-    let Some(th) = existing_thread_mut(next as u32) else {
+fn switch_in(next: u64, now: u64) {
+    let Some(th) = existing_thread_mut(next) else {
         return;
     };
     let since = th.off_since_ns;

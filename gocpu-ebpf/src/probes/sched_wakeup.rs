@@ -1,19 +1,15 @@
-//! `sched:sched_wakeup`: a blocked thread of a tracked process became runnable; its runnable
-//! wait starts now (closed by sched_switch when it gets a CPU).
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+//! Raw tracepoint `sched_wakeup`: a blocked thread of a tracked process became runnable; its
+//! runnable wait starts now (closed by sched_switch when it gets a CPU). Raw for the reason
+//! given in `sched_switch`: its argument is the woken task's pointer, the `THREADS` key.
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
-use crate::{
-    accounting::{existing_thread_mut, now_ns, stats_mut},
-    maps::WAKEUP_PID_OFFSET,
-};
+use crate::accounting::{existing_thread_mut, now_ns, stats_mut};
 
-#[tracepoint]
-pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    // SAFETY: the loader set the offset from this tracepoint's format; the helper bounds the read.
-    let Ok(tid) = (unsafe { ctx.read_at::<i32>(WAKEUP_PID_OFFSET.load() as usize) }) else {
-        return 0;
-    };
-    let Some(th) = existing_thread_mut(tid as u32) else {
+#[raw_tracepoint(tracepoint = "sched_wakeup")]
+pub fn sched_wakeup(ctx: RawTracePointContext) -> u32 {
+    // TP_PROTO(struct task_struct *p)
+    let task: u64 = ctx.arg(0);
+    let Some(th) = existing_thread_mut(task) else {
         return 0;
     };
     if th.off_since_ns != 0 {
