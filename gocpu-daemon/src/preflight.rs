@@ -597,7 +597,9 @@ mod tests {
     /// Asserts that `r`'s findings are at most the pre-5.18 one; returns how many there are.
     fn only_pre_5_18(r: &Report) -> usize {
         assert!(
-            r.findings.iter().all(|f| f.problem.contains("predates 5.18")),
+            r.findings
+                .iter()
+                .all(|f| f.problem.contains("predates 5.18")),
             "{r}"
         );
         r.findings.len()
@@ -605,7 +607,11 @@ mod tests {
 
     #[test]
     fn kernels_before_5_18_are_degraded_and_later_ones_are_not() {
-        let r = check(&inputs(MANIFEST, "5.15.0-91-generic", Environment::Kubernetes));
+        let r = check(&inputs(
+            MANIFEST,
+            "5.15.0-91-generic",
+            Environment::Kubernetes,
+        ));
         let f = finding(&r, "predates 5.18");
         assert_eq!(f.severity, Severity::Degraded);
         assert!(f.problem.contains("sched_yield"), "{}", f.problem);

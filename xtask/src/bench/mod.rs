@@ -11,6 +11,7 @@
 mod pace;
 mod placement;
 mod stats;
+mod within;
 
 use std::{
     collections::BTreeMap,
@@ -66,6 +67,18 @@ pub struct BenchArgs {
         default_value = "default,ungoverned,bpftrace"
     )]
     pub modes: Vec<String>,
+    /// Instead of rounds of separate runs: this many long runs, each with the tracers started
+    /// and stopped around it, every tracer block compared with the no-tracer blocks on both
+    /// sides (see `within.rs`).
+    #[arg(long, default_value_t = 0)]
+    pub within: usize,
+    /// Seconds of each block of a `--within` run.
+    #[arg(long, default_value_t = 8)]
+    pub block_seconds: u64,
+    /// A gocpu configuration file for the default mode instead of the embedded default (to
+    /// measure what a setting costs; the run is then not recorded).
+    #[arg(long)]
+    pub daemon_config: Option<PathBuf>,
     /// Do not update BENCHMARKS.md.
     #[arg(long)]
     pub no_record: bool,
@@ -129,14 +142,20 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 impl Daemon {
-    fn start(bin: &Path, governed: bool) -> Result<Daemon> {
+    /// Starts the daemon for `mode` (default or ungoverned); `default_yaml` replaces the
+    /// default mode's configuration overlay.
+    fn start(bin: &Path, mode: Mode, default_yaml: Option<&str>) -> Result<Daemon> {
         let dir = std::env::temp_dir().join(format!("gocpu-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let cfg = dir.join("gocpu.yaml");
-        std::fs::write(
-            &cfg,
-            format!("probes:\n  budget:\n    governed: {governed}\n"),
-        )?;
+        let yaml = match (mode, default_yaml) {
+            (Mode::Default, Some(y)) => y.to_string(),
+            _ => format!(
+                "probes:\n  budget:\n    governed: {}\n",
+                mode == Mode::Default
+            ),
+        };
+        std::fs::write(&cfg, yaml)?;
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let child = KillOnDrop(
             Command::new(bin)
@@ -274,32 +293,43 @@ fn run_workload<T>(
     Ok(run)
 }
 
-fn measure(mode: Mode, daemon_bin: &Path, tc: &GoToolchain, w: &Workload) -> Result<Run> {
+/// Fills `r`'s BPF run time and uprobe hits from the daemon's /metrics before (`m0`) and after
+/// (`m1`) its window; nothing for an empty scrape (not the daemon).
+fn daemon_costs(m0: &str, m1: &str, r: &mut Run) {
+    r.bpf_run_s = metric_sum(m1, "gocpu_bpf_program_run_seconds_total{")
+        - metric_sum(m0, "gocpu_bpf_program_run_seconds_total{");
+    r.uprobe_hits = [
+        "runtime_futex",
+        "runtime_usleep",
+        "runtime_mcall",
+        "runtime_cgocall",
+    ]
+    .iter()
+    .map(|p| {
+        let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
+        metric_sum(m1, &key) - metric_sum(m0, &key)
+    })
+    .sum();
+}
+
+fn measure(
+    mode: Mode,
+    daemon_bin: &Path,
+    default_yaml: Option<&str>,
+    tc: &GoToolchain,
+    w: &Workload,
+) -> Result<Run> {
     match mode {
         Mode::Off => run_workload(w, || Ok(()), |(), _| Ok(())),
         Mode::Default | Mode::Ungoverned => {
-            let d = Daemon::start(daemon_bin, mode == Mode::Default)?;
+            let d = Daemon::start(daemon_bin, mode, default_yaml)?;
             let pid = d.child.pid();
             let r = run_workload(
                 w,
                 || Ok((proc_cpu_seconds(pid), d.metrics()?)),
                 |(cpu0, m0), r| {
-                    let m1 = d.metrics()?;
                     r.tracer_cpu_s = proc_cpu_seconds(pid) - cpu0;
-                    r.bpf_run_s = metric_sum(&m1, "gocpu_bpf_program_run_seconds_total{")
-                        - metric_sum(&m0, "gocpu_bpf_program_run_seconds_total{");
-                    r.uprobe_hits = [
-                        "runtime_futex",
-                        "runtime_usleep",
-                        "runtime_mcall",
-                        "runtime_cgocall",
-                    ]
-                    .iter()
-                    .map(|p| {
-                        let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
-                        metric_sum(&m1, &key) - metric_sum(&m0, &key)
-                    })
-                    .sum();
+                    daemon_costs(&m0, &d.metrics()?, r);
                     Ok(())
                 },
             )?;
@@ -382,7 +412,40 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         seconds: args.seconds,
     };
 
+    let default_yaml = match &args.daemon_config {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?)
+        }
+        None => None,
+    };
+    let record = !args.no_record && default_yaml.is_none();
     let t0 = Instant::now();
+    if args.within > 0 {
+        ensure!(
+            args.block_seconds >= 3,
+            "--block-seconds must be at least 3"
+        );
+        let setup = within::Setup {
+            bin: &bin,
+            mode: &args.workload,
+            pairs: args.pairs,
+            daemon_bin: &daemon_bin,
+            default_yaml: default_yaml.as_deref(),
+            tc: &tc,
+            block: Duration::from_secs(args.block_seconds),
+        };
+        let body = within::within(&setup, &modes, args.within)?;
+        let report = format!(
+            "Workload: {described}, GOMAXPROCS 2, Go {}. {body}",
+            tc.version
+        );
+        println!("{report}");
+        eprintln!("bench took {:.0} s", t0.elapsed().as_secs_f64());
+        if record {
+            crate::tools::record_benchmark("overhead (within runs)", &report)?;
+        }
+        return Ok(());
+    }
     let mut runs: BTreeMap<Mode, Vec<Run>> = BTreeMap::new();
     let mut ratios: BTreeMap<Mode, Vec<f64>> = BTreeMap::new();
     // Per round and mode: the run's throughput and the placement probes on both sides of it.
@@ -394,7 +457,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let mut this: BTreeMap<Mode, Run> = BTreeMap::new();
         let mut sides = BTreeMap::new();
         for m in order {
-            let r = measure(m, &daemon_bin, &tc, &w)
+            let r = measure(m, &daemon_bin, default_yaml.as_deref(), &tc, &w)
                 .with_context(|| format!("round {} mode {}", round + 1, m.name()))?;
             let after = cache_line_rate(PROBE)?;
             eprintln!(
@@ -495,7 +558,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     pace::write_by_pace(&mut report, &runs)?;
     println!("{report}");
     eprintln!("bench took {:.0} s", t0.elapsed().as_secs_f64());
-    if !args.no_record {
+    if record {
         let section = match args.workload.as_str() {
             "pingpong" if args.pairs == 2 => "overhead".to_string(),
             "pingpong" => format!("overhead ({} pairs)", args.pairs),

@@ -59,7 +59,7 @@ pub fn valley(rates: &[f64]) -> Option<f64> {
 
 /// Which pace a second belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Pace {
+pub(super) enum Pace {
     /// Above the valley (or the only pace).
     Fast,
     /// Below the valley.
@@ -67,7 +67,7 @@ enum Pace {
 }
 
 /// The pace of a second's `rate`: below the valley is slow; everything is fast without one.
-fn pace_of(rate: f64, valley: Option<f64>) -> Pace {
+pub(super) fn pace_of(rate: f64, valley: Option<f64>) -> Pace {
     match valley {
         Some(v) if rate < v => Pace::Slow,
         _ => Pace::Fast,
