@@ -194,7 +194,9 @@ fn mean(v: &[f64]) -> f64 {
 struct Bracket {
     mode: Mode,
     ratio: f64,
-    /// All three blocks' seconds are in one pace (`None`: they straddle a placement change).
+    /// The pace of the no-tracer seconds on both sides, all in one (`None`: a placement change
+    /// lies between them). A tracer far slower than either pace (ungoverned, bpftrace) has no
+    /// pace of its own; a change inside any block shows as a difference between the sides.
     pace: Option<Pace>,
 }
 
@@ -211,11 +213,7 @@ fn brackets(run: &WithinRun, valley: Option<f64>) -> Vec<Bracket> {
         if on_s.is_empty() || off_s.is_empty() {
             continue;
         }
-        let paces: Vec<Pace> = on_s
-            .iter()
-            .chain(&off_s)
-            .map(|&r| pace_of(r, valley))
-            .collect();
+        let paces: Vec<Pace> = off_s.iter().map(|&r| pace_of(r, valley)).collect();
         let pace = paces.iter().all(|p| *p == paces[0]).then(|| paces[0]);
         out.push(Bracket {
             mode: on.mode,
@@ -224,6 +222,15 @@ fn brackets(run: &WithinRun, valley: Option<f64>) -> Vec<Bracket> {
         });
     }
     out
+}
+
+/// Mean with its 95% interval and the number of blocks behind it.
+fn mean_text(v: &[f64]) -> String {
+    match v.len() {
+        0 => "–".to_string(),
+        1 => format!("{:.3} (1 block)", v[0]),
+        n => format!("{} ({n} blocks)", mean_ci_text(v)),
+    }
 }
 
 /// Runs `runs` long runs; returns the report section.
@@ -280,7 +287,7 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
     let mut out = String::new();
     writeln!(
         out,
-        "{} long runs of the same workload, each with the tracers started and stopped around it: every tracer block ({} s, opening {} s after the tracer is ready) lies between two {} s blocks without a tracer (each opening {} s after the previous tracer exited), and its ratio is its mean rate over theirs. Only blocks whose seconds are all at one pace count: the host's vCPU placement sets the pace (see \"overhead\", by pace; {}).\n",
+        "{} long runs of the same workload, each with the tracers started and stopped around it: every tracer block ({} s, opening {} s after the tracer is ready) lies between two {} s blocks without a tracer (each opening {} s after the previous tracer exited), and its ratio is its mean rate over theirs. Only blocks whose neighbours' seconds are all at one pace count: the host's vCPU placement sets the pace (see \"overhead\", by pace; {}).\n",
         runs.len(),
         s.block.as_secs(),
         SETTLE.as_secs(),
@@ -312,11 +319,7 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
                 .filter(|b| b.pace == Some(p))
                 .map(|b| b.ratio)
                 .collect();
-            if v.is_empty() {
-                "–".to_string()
-            } else {
-                format!("{} ({} blocks)", mean_ci_text(&v), v.len())
-            }
+            mean_text(&v)
         };
         let costs: Vec<&Run> = runs
             .iter()
@@ -337,11 +340,7 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
             } else {
                 format!("{:.3} ({q1:.3}–{q3:.3})", median(&clean))
             },
-            if clean.is_empty() {
-                "–".to_string()
-            } else {
-                mean_ci_text(&clean)
-            },
+            mean_text(&clean),
             of_pace(Pace::Fast),
             of_pace(Pace::Slow),
             col(&|r| r.tracer_cpu_s) / secs * 100.0,
@@ -395,9 +394,12 @@ mod tests {
         assert_eq!(b[0].mode, Mode::Default);
         assert!((b[0].ratio - 99.0 / 101.0).abs() < 1e-12, "{b:?}");
         assert_eq!(b[0].pace, Some(Pace::Fast));
-        // A placement change inside the brackets: not in one pace.
-        let b = brackets(&run, Some(100.5));
+        // A placement change between the blocks around it: not in one pace.
+        let b = brackets(&run, Some(101.0));
         assert_eq!(b[0].pace, None);
+        // A tracer slower than either pace still counts when its sides are in one.
+        let b = brackets(&run, Some(99.5));
+        assert_eq!(b[0].pace, Some(Pace::Fast));
     }
 
     #[test]
