@@ -194,13 +194,27 @@ fn mean(v: &[f64]) -> f64 {
 struct Bracket {
     mode: Mode,
     ratio: f64,
-    /// The pace of the no-tracer seconds on both sides, all in one (`None`: a placement change
-    /// lies between them). A tracer far slower than either pace (ungoverned, bpftrace) has no
-    /// pace of its own; a change inside any block shows as a difference between the sides.
+    /// The pace of the three blocks (`None`: a placement change lies within them). A tracer
+    /// far below the slow pace (ungoverned, bpftrace) has no pace of its own: then only the
+    /// no-tracer seconds on both sides must share one.
     pace: Option<Pace>,
 }
 
-fn brackets(run: &WithinRun, valley: Option<f64>) -> Vec<Bracket> {
+/// A tracer block below this fraction of the slowest no-tracer pace has no pace of its own.
+const FAR_BELOW: f64 = 0.7;
+
+/// The pace all of `rates` are at, if they share one.
+fn one_pace(rates: &[f64], valley: Option<f64>) -> Option<Pace> {
+    let first = pace_of(*rates.first()?, valley);
+    rates
+        .iter()
+        .all(|&r| pace_of(r, valley) == first)
+        .then_some(first)
+}
+
+/// Every tracer block of `run` against its neighbours; `slowest` is the median rate of the
+/// slowest pace without a tracer.
+fn brackets(run: &WithinRun, valley: Option<f64>, slowest: f64) -> Vec<Bracket> {
     let mut out = Vec::new();
     for w in run.blocks.windows(3) {
         let [before, on, after] = w else { continue };
@@ -213,8 +227,9 @@ fn brackets(run: &WithinRun, valley: Option<f64>) -> Vec<Bracket> {
         if on_s.is_empty() || off_s.is_empty() {
             continue;
         }
-        let paces: Vec<Pace> = off_s.iter().map(|&r| pace_of(r, valley)).collect();
-        let pace = paces.iter().all(|p| *p == paces[0]).then(|| paces[0]);
+        let sides = one_pace(&off_s, valley);
+        let far_below = mean(&on_s) < FAR_BELOW * slowest;
+        let pace = sides.filter(|&p| far_below || one_pace(&on_s, valley) == Some(p));
         out.push(Bracket {
             mode: on.mode,
             ratio: mean(&on_s) / mean(&off_s),
@@ -283,11 +298,20 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
         })
         .collect();
     let valley = valley(&off);
-    let all: Vec<Bracket> = runs.iter().flat_map(|r| brackets(r, valley)).collect();
+    let slow: Vec<f64> = off
+        .iter()
+        .copied()
+        .filter(|&r| pace_of(r, valley) == Pace::Slow)
+        .collect();
+    let slowest = median(if slow.is_empty() { &off } else { &slow });
+    let all: Vec<Bracket> = runs
+        .iter()
+        .flat_map(|r| brackets(r, valley, slowest))
+        .collect();
     let mut out = String::new();
     writeln!(
         out,
-        "{} long runs of the same workload, each with the tracers started and stopped around it: every tracer block ({} s, opening {} s after the tracer is ready) lies between two {} s blocks without a tracer (each opening {} s after the previous tracer exited), and its ratio is its mean rate over theirs. Only blocks whose neighbours' seconds are all at one pace count: the host's vCPU placement sets the pace (see \"overhead\", by pace; {}).\n",
+        "{} long runs of the same workload, each with the tracers started and stopped around it: every tracer block ({} s, opening {} s after the tracer is ready) lies between two {} s blocks without a tracer (each opening {} s after the previous tracer exited), and its ratio is its mean rate over theirs. Only blocks whose seconds, and their neighbours', are all at one pace count: the host's vCPU placement sets the pace (see \"overhead\", by pace; {}); a tracer below {FAR_BELOW} of the slow pace has no pace of its own, and then only its neighbours must share one.\n",
         runs.len(),
         s.block.as_secs(),
         SETTLE.as_secs(),
@@ -389,17 +413,17 @@ mod tests {
             ],
             costs: Vec::new(),
         };
-        let b = brackets(&run, None);
+        let b = brackets(&run, None, 100.0);
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].mode, Mode::Default);
         assert!((b[0].ratio - 99.0 / 101.0).abs() < 1e-12, "{b:?}");
         assert_eq!(b[0].pace, Some(Pace::Fast));
         // A placement change between the blocks around it: not in one pace.
-        let b = brackets(&run, Some(101.0));
-        assert_eq!(b[0].pace, None);
-        // A tracer slower than either pace still counts when its sides are in one.
-        let b = brackets(&run, Some(99.5));
-        assert_eq!(b[0].pace, Some(Pace::Fast));
+        assert_eq!(brackets(&run, Some(101.0), 100.0)[0].pace, None);
+        // Nor between the tracer block and both sides (the host moved and moved back).
+        assert_eq!(brackets(&run, Some(99.5), 100.0)[0].pace, None);
+        // A tracer far below the slow pace counts when its sides are in one pace.
+        assert_eq!(brackets(&run, Some(99.5), 150.0)[0].pace, Some(Pace::Fast));
     }
 
     #[test]
