@@ -24,7 +24,7 @@ use gocpu_testkit::{
 use super::{
     Daemon, Mode, Run, daemon_costs,
     pace::{Pace, pace_of, valley},
-    start_bpftrace,
+    rss_kib, start_bpftrace,
     stats::{mean_ci_text, median, quartiles},
 };
 
@@ -149,6 +149,7 @@ fn one_run(s: &Setup, order: &[Mode]) -> Result<WithinRun> {
             ..Run::default()
         };
         daemon_costs(&m0, &tracer.metrics()?, &mut r);
+        r.tracer_rss_kib = rss_kib(tracer.pid());
         tracer.stop()?;
         std::thread::sleep(GUARD);
         blocks.push(Block {
@@ -324,9 +325,9 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
     )?;
     writeln!(
         out,
-        "| mode | blocks (in one pace / all) | vs off: median (IQR) | mean, 95% CI | fast pace: mean | slow pace: mean | tracer CPU (% of one core) | BPF run time (% of target CPU) | uprobe hits/s |"
+        "| mode | blocks (in one pace / all) | vs off: median (IQR) | mean, 95% CI | fast pace: mean | slow pace: mean | tracer CPU (% of one core) | tracer peak RSS | BPF run time (% of target CPU) | uprobe hits/s |"
     )?;
-    writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|---|---|")?;
     let mut by_mode: BTreeMap<Mode, Vec<Bracket>> = BTreeMap::new();
     for b in &all {
         by_mode.entry(b.mode).or_default().push(*b);
@@ -355,7 +356,7 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
         let (q1, q3) = quartiles(&clean);
         writeln!(
             out,
-            "| {} | {} / {} | {} | {} | {} | {} | {:.1}% | {} | {} |",
+            "| {} | {} / {} | {} | {} | {} | {} | {:.1}% | {:.1} MiB | {} | {} |",
             m.name(),
             clean.len(),
             bs.len(),
@@ -368,6 +369,7 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
             of_pace(Pace::Fast),
             of_pace(Pace::Slow),
             col(&|r| r.tracer_cpu_s) / secs * 100.0,
+            costs.iter().map(|r| r.tracer_rss_kib).max().unwrap_or(0) as f64 / 1024.0,
             if daemon {
                 format!(
                     "{:.2}%",
