@@ -126,6 +126,12 @@ impl KernelVersion {
         let patch = nums.next().flatten().unwrap_or(0);
         Some(Self(major, minor, patch))
     }
+
+    /// The running kernel's release, from `sys/kernel/osrelease` under `proc_root`.
+    pub fn running(proc_root: &Path) -> Option<Self> {
+        let s = std::fs::read_to_string(proc_root.join("sys/kernel/osrelease")).ok()?;
+        Self::parse(&s)
+    }
 }
 
 impl fmt::Display for KernelVersion {
@@ -191,8 +197,7 @@ impl Inputs {
         };
         Self {
             status: read(proc_root.join("self/status")).unwrap_or_default(),
-            kernel: read(proc_root.join("sys/kernel/osrelease"))
-                .and_then(|s| KernelVersion::parse(&s)),
+            kernel: KernelVersion::running(proc_root),
             btf: sys_root.join("kernel/btf/vmlinux").exists(),
             tracefs,
             missing_tracepoints,

@@ -148,10 +148,7 @@ fn missing_map(name: &'static str) -> ProbeError {
 impl KernelProbes {
     /// Loads every program, attaches the tracepoints and the CPU clock on every online CPU.
     pub fn load(config: &Config) -> Result<KernelProbes, ProbeError> {
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .ok()
-            .and_then(|s| KernelVersion::parse(&s));
-        Self::load_for(config, kernel)
+        Self::load_for(config, KernelVersion::running(&config.discovery.proc_root))
     }
 
     /// As [`KernelProbes::load`], choosing the programs for kernel release `kernel` (tests

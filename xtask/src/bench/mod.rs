@@ -283,14 +283,27 @@ fn run_workload<T>(
     window_end(at_start, &mut run)?;
     let (out, status) = child.wait_output(Duration::from_secs(w.warmup + w.seconds + 30));
     ensure!(status.success(), "workload failed: {status}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
+    let (v, per_second) = workload_report(&out)?;
     run.ops_per_s = v["ops_per_second"].as_f64().context("ops_per_second")?;
     run.ops_per_cpu_s = v["ops_per_cpu_second"].as_f64().unwrap_or(0.0);
-    run.per_second = v["per_second"]
+    run.per_second = per_second;
+    Ok(run)
+}
+
+/// The workload's JSON report (`out`, its stdout) and its rate in each whole second.
+fn workload_report(out: &str) -> Result<(serde_json::Value, Vec<f64>)> {
+    let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
+    let per_second = v["per_second"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
         .unwrap_or_default();
-    Ok(run)
+    Ok((v, per_second))
+}
+
+/// Stops bpftrace (SIGINT, as a user would) and waits for it.
+fn stop_bpftrace(bt: KillOnDrop) {
+    bt.signal(2);
+    let _ = bt.wait_output(Duration::from_secs(10));
 }
 
 /// Fills `r`'s BPF run time and uprobe hits from the daemon's /metrics before (`m0`) and after
@@ -355,8 +368,7 @@ fn measure(
                 tracer_rss_kib: rss_kib(pid),
                 ..r
             };
-            bt.signal(2);
-            let _ = bt.wait_output(Duration::from_secs(10));
+            stop_bpftrace(bt);
             Ok(r)
         }
     }
@@ -426,9 +438,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "--block-seconds must be at least 3"
         );
         let setup = within::Setup {
-            bin: &bin,
-            mode: &args.workload,
-            pairs: args.pairs,
+            w: &w,
             daemon_bin: &daemon_bin,
             default_yaml: default_yaml.as_deref(),
             tc: &tc,

@@ -22,10 +22,11 @@ use gocpu_testkit::{
 };
 
 use super::{
-    Daemon, Mode, Run, daemon_costs,
+    Daemon, Mode, Run, Workload, daemon_costs,
     pace::{Pace, pace_of, valley},
     rss_kib, start_bpftrace,
     stats::{mean_ci_text, median, quartiles},
+    stop_bpftrace, workload_report,
 };
 
 /// Time the workload runs before its first block.
@@ -60,7 +61,7 @@ enum Tracer {
 impl Tracer {
     fn start(mode: Mode, s: &Setup) -> Result<Tracer> {
         Ok(match mode {
-            Mode::Bpftrace => Tracer::Bpftrace(start_bpftrace(s.tc, s.bin)?),
+            Mode::Bpftrace => Tracer::Bpftrace(start_bpftrace(s.tc, s.w.bin)?),
             _ => Tracer::Daemon(Daemon::start(s.daemon_bin, mode, s.default_yaml)?),
         })
     }
@@ -83,8 +84,7 @@ impl Tracer {
         match self {
             Tracer::Daemon(d) => d.stop(),
             Tracer::Bpftrace(b) => {
-                b.signal(2);
-                let _ = b.wait_output(Duration::from_secs(10));
+                stop_bpftrace(b);
                 Ok(())
             }
         }
@@ -93,28 +93,24 @@ impl Tracer {
 
 /// What `--within` needs to run.
 pub struct Setup<'a> {
-    /// The schedstorm binary.
-    pub bin: &'a Path,
-    /// Its `-mode`.
-    pub mode: &'a str,
-    /// Its `-pairs`.
-    pub pairs: u32,
+    /// The workload (its warm-up and window are this module's own).
+    pub w: &'a Workload<'a>,
     /// The gocpu binary.
     pub daemon_bin: &'a Path,
     /// Replaces the default mode's configuration overlay.
     pub default_yaml: Option<&'a str>,
-    /// The Go toolchain that built `bin` (bpftrace needs its symbol names).
+    /// The Go toolchain that built the workload (bpftrace needs its symbol names).
     pub tc: &'a GoToolchain,
     /// Length of every block.
     pub block: Duration,
 }
 
 fn one_run(s: &Setup, order: &[Mode]) -> Result<WithinRun> {
-    let pairs = s.pairs.to_string();
+    let pairs = s.w.pairs.to_string();
     let warmup = format!("{}s", WARMUP.as_secs());
     // No -duration: the run ends at SIGTERM, with its report.
     let child = KillOnDrop::spawn(
-        Command::new(s.bin).args(["-mode", s.mode, "-pairs", &pairs, "-warmup", &warmup]),
+        Command::new(s.w.bin).args(["-mode", s.w.mode, "-pairs", &pairs, "-warmup", &warmup]),
     );
     let wl = child.pid();
     let open = Instant::now() + WARMUP;
@@ -163,11 +159,7 @@ fn one_run(s: &Setup, order: &[Mode]) -> Result<WithinRun> {
     child.signal(15);
     let (out, status) = child.wait_output(Duration::from_secs(30));
     ensure!(status.success(), "workload failed: {status}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).context("workload report")?;
-    let per_second = v["per_second"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-        .unwrap_or_default();
+    let (_, per_second) = workload_report(&out)?;
     Ok(WithinRun {
         per_second,
         blocks,
