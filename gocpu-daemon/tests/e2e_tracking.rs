@@ -221,3 +221,62 @@ fn discovers_new_processes_and_forgets_exited_ones() {
     assert_eq!(d.get(&format!("/processes/{pid}")).status, 404);
     d.stop();
 }
+
+/// Attached seconds of each governed syscall tracepoint, from /metrics.
+fn syscall_attached(d: &Daemon) -> Vec<(String, f64)> {
+    d.get("/metrics")
+        .body
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("gocpu_syscall_tracepoint_attached_seconds_total{tracepoint=\"")
+        })
+        .filter_map(|l| {
+            let (name, value) = l.split_once("\"}")?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn syscall_tracepoints_are_duty_cycled_as_one_group_under_a_storm() {
+    let _serial = serial();
+    let bin = build(
+        &go_bin_series("1.25"),
+        &workload("schedstorm"),
+        Variant::Default,
+    );
+    let p = spawn(
+        &bin,
+        &["-mode", "pingpong", "-pairs", "2", "-duration", "120s"],
+    );
+    let d = Daemon::start("");
+    d.wait_listed(p.pid());
+    // Past the first measurement period.
+    std::thread::sleep(Duration::from_secs(4));
+    let before = syscall_attached(&d);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = syscall_attached(&d);
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert_eq!(after.len(), 3, "{after:?}");
+    let spans: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a.1 - b.1).collect();
+    // Any attached syscall tracepoint sends every syscall through the slow path, so the storm's
+    // futex calls put the whole group over budget: each tracepoint is attached a small share of
+    // the time, the rarely called nanosleep one included (governed alone, it stayed attached).
+    for ((name, _), s) in after.iter().zip(&spans) {
+        assert!(*s < 1.0, "{name} attached {s:.3} s of 10: {after:?}");
+    }
+    assert!(
+        spans.iter().all(|s| (s - spans[0]).abs() < 0.001),
+        "not attached together: {spans:?}"
+    );
+    // The counts still come, estimated from the attached periods.
+    let rates = || {
+        let v = detail(&d, p.pid());
+        let fx = &v["futex"];
+        let futex = fx["wait_per_second"].as_f64()? + fx["wake_per_second"].as_f64()?;
+        let usleep = v["usleep_per_second"].as_f64()?;
+        (futex > 50.0 && usleep > 0.0).then_some(())
+    };
+    wait("futex and nanosleep rates", Duration::from_secs(15), rates);
+    d.stop();
+}

@@ -289,9 +289,10 @@ impl Ingest {
                 *cores.entry(p.file).or_default() += d.stats.oncpu_ns as f64 / 1e9 / d.seconds;
             }
         }
-        s.manager().govern(&s.config.probes.budget, &|f| {
-            cores.get(&f).copied().unwrap_or(0.0)
-        })
+        let probes = &s.config.probes;
+        let budget = probes.budget.per_hook(probes.governed_hooks());
+        s.manager()
+            .govern(&budget, &|f| cores.get(&f).copied().unwrap_or(0.0))
     }
 
     /// Measures the uprobe hit cost (blocking, about a second; the probe manager is locked only

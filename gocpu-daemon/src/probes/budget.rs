@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 pub struct BudgetConfig {
     /// Govern uprobes (false: attach them for good and only measure — for benchmarks).
     pub governed: bool,
-    /// Average fraction of the target processes' CPU time the hooks of one binary may cost.
+    /// Average fraction of the target processes' CPU time the hooks of one binary may cost,
+    /// all together (see [`BudgetConfig::per_hook`]).
     pub max_overhead: f64,
     /// Length of one attached measurement period, milliseconds.
     pub sample_ms: u64,
@@ -32,6 +33,17 @@ pub struct BudgetConfig {
     pub single_stepped_hit_ns: u64,
     /// Cost to the target of one call through a governed syscall tracepoint, nanoseconds.
     pub syscall_hit_ns: u64,
+}
+
+impl BudgetConfig {
+    /// The budget of one of `hooks` governed hooks: an even share of `max_overhead`, so that
+    /// the hooks together stay within it (each governor keeps its own hook's average).
+    pub fn per_hook(&self, hooks: usize) -> BudgetConfig {
+        BudgetConfig {
+            max_overhead: self.max_overhead / hooks.max(1) as f64,
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for BudgetConfig {
@@ -266,6 +278,37 @@ mod tests {
 
     const EMULATED: Duration = Duration::from_nanos(1500);
     const STEPPED: Duration = Duration::from_micros(5);
+
+    #[test]
+    fn hooks_share_the_budget_evenly_and_together_stay_within_it() {
+        let cfg = BudgetConfig {
+            max_overhead: 0.001,
+            ..BudgetConfig::default()
+        };
+        let each = cfg.per_hook(5);
+        assert!((each.max_overhead - 0.0002).abs() < 1e-12);
+        assert_eq!(
+            BudgetConfig {
+                max_overhead: 0.001,
+                ..each.clone()
+            },
+            cfg
+        );
+        assert_eq!(cfg.per_hook(0), cfg);
+        // Five hot hooks, each duty-cycled to its share: their average costs add up to the
+        // budget.
+        let t0 = Instant::now();
+        let total: f64 = (0..5)
+            .map(|_| {
+                let mut g = Governor::new(t0);
+                g.tick(&each, t0, 0, 2.0, STEPPED);
+                g.tick(&each, t0 + ms(10), 5_000, 2.0, STEPPED);
+                let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+                p.overhead_attached * p.duty
+            })
+            .sum();
+        assert!(total <= cfg.max_overhead * 1.0001, "{total}");
+    }
 
     #[test]
     fn cheap_hook_stays_attached() {

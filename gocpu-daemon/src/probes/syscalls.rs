@@ -3,11 +3,23 @@
 //! A scheduler storm makes hundreds of thousands of futex and sched_yield calls a second, and an
 //! attached syscall tracepoint puts every one of them (of every process) through the syscall
 //! slow path plus a BPF program: `cargo xtask bench` measured 5-10% of a ping-pong storm's
-//! throughput. So these three are governed like the uprobes (one [`Governor`] each, over all
-//! tracked processes): attached for a measurement period, then duty-cycled to the budget.
-//! While a tracepoint is duty-cycled, each process's counts are estimated: the calls counted
-//! while attached, scaled by the share of time it was attached ([`SyscallEstimates`]); the
-//! estimate is exact whenever the tracepoint stayed attached.
+//! throughput. So these three are governed like the uprobes, over all tracked processes:
+//! attached for a measurement period, then duty-cycled to the budget.
+//!
+//! They are governed as one group (one [`Governor`], attached and detached together), because
+//! the slow path is not per tracepoint: registering any `syscalls:sys_enter_*` event marks every
+//! thread of the node for syscall tracing, and every syscall then takes the slow path, whichever
+//! one the event is for. Governed one by one, the nanosleep tracepoint (a few hundred calls a
+//! second, within budget on its own) stayed attached and put the storm's futex calls through the
+//! slow path for good: 2-3% of a ping-pong storm's throughput when the host placed the VM's
+//! vCPUs on different cores. The group's cost is all the calls it counts (futex, nanosleep,
+//! sched_yield) at `syscall_hit_ns` each; other syscalls (reads, writes, epoll) pay the slow
+//! path too and are not counted, which Go's scheduler pathologies, made of these three, make
+//! the small part.
+//!
+//! While the group is duty-cycled, each process's counts are estimated: the calls counted while
+//! attached, scaled by the share of time it was attached ([`SyscallEstimates`]); the estimate is
+//! exact whenever the group stayed attached.
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
@@ -79,18 +91,19 @@ const COUNTERS: [Counter; 5] = [
     (2, |s| &mut s.sched_yield_syscalls),
 ];
 
-#[derive(Debug)]
-struct Slot {
-    tp: SyscallTracepoint,
-    governor: Governor,
-    link: Option<TracePointLinkId>,
-    base: u64,
+/// The calls of `s` the group counts: all three tracepoints'.
+fn group_calls(s: &ProcStats) -> u64 {
+    SyscallTracepoint::ALL.iter().map(|tp| tp.calls(s)).sum()
 }
 
-/// The three governed syscall tracepoints.
+/// The three governed syscall tracepoints, governed as one group.
 #[derive(Debug)]
 pub struct SyscallProbes {
-    slots: Vec<Slot>,
+    governor: Governor,
+    /// Each tracepoint's link while the group is attached, in [`SyscallTracepoint::ALL`] order.
+    links: [Option<TracePointLinkId>; 3],
+    /// Calls of processes no longer tracked, so that the governor's total stays monotonic.
+    base: u64,
 }
 
 /// Retry delay after a failed attach.
@@ -100,20 +113,14 @@ impl SyscallProbes {
     /// All detached; the first govern attaches them.
     pub fn new(now: Instant) -> Self {
         Self {
-            slots: SyscallTracepoint::ALL
-                .iter()
-                .map(|&tp| Slot {
-                    tp,
-                    governor: Governor::new(now),
-                    link: None,
-                    base: 0,
-                })
-                .collect(),
+            governor: Governor::new(now),
+            links: [None, None, None],
+            base: 0,
         }
     }
 
-    /// Runs the governors: `stats` are the tracked processes' counters, `target_cores` their
-    /// CPU use, `hit_cost` the cost of one traced call. Returns when one next wants a tick.
+    /// Runs the group's governor: `stats` are the tracked processes' counters, `target_cores`
+    /// their CPU use, `hit_cost` the cost of one traced call. Returns when it next wants a tick.
     pub fn govern(
         &mut self,
         kernel: &mut KernelProbes,
@@ -123,71 +130,73 @@ impl SyscallProbes {
         target_cores: f64,
         hit_cost: Duration,
     ) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        for s in &mut self.slots {
-            let total: u64 = stats.iter().map(|p| s.tp.calls(p)).sum();
-            // Processes come and go: count from a base so that the governor sees a monotonic
-            // total of calls made while it watched.
-            let hits = s.base.wrapping_add(total);
-            match s.governor.tick(budget, now, hits, target_cores, hit_cost) {
-                Action::Attach => match attach(kernel, s.tp) {
-                    Ok(link) => {
-                        s.link = Some(link);
-                        s.governor.attached_at(Instant::now());
-                    }
-                    Err(e) => {
-                        tracing::warn!(tracepoint = s.tp.event(), error = %e, "not attached");
-                        s.governor.attach_failed(now, ATTACH_RETRY);
-                    }
-                },
-                Action::Detach => detach(kernel, s),
-                Action::Keep => {}
-            }
-            let due = s.governor.next_check(budget, now);
-            next = Some(next.map_or(due, |n| n.min(due)));
+        let total: u64 = stats.iter().map(group_calls).sum();
+        // Processes come and go: count from a base so that the governor sees a monotonic total
+        // of calls made while it watched.
+        let hits = self.base.wrapping_add(total);
+        match self
+            .governor
+            .tick(budget, now, hits, target_cores, hit_cost)
+        {
+            Action::Attach => match self.attach_all(kernel) {
+                Ok(()) => self.governor.attached_at(Instant::now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "syscall tracepoints not attached");
+                    self.detach_all(kernel);
+                    self.governor.attach_failed(now, ATTACH_RETRY);
+                }
+            },
+            Action::Detach => self.detach_all(kernel),
+            Action::Keep => {}
         }
-        next
+        Some(self.governor.next_check(budget, now))
+    }
+
+    /// Attaches every tracepoint of the group; on an error, those attached stay for the caller
+    /// to detach.
+    fn attach_all(&mut self, kernel: &mut KernelProbes) -> Result<(), String> {
+        for (link, tp) in self.links.iter_mut().zip(SyscallTracepoint::ALL) {
+            if link.is_none() {
+                *link = Some(attach(kernel, tp).map_err(|e| format!("{}: {e}", tp.event()))?);
+            }
+        }
+        Ok(())
+    }
+
+    fn detach_all(&mut self, kernel: &mut KernelProbes) {
+        for (link, tp) in self.links.iter_mut().zip(SyscallTracepoint::ALL) {
+            if let Some(link) = link.take() {
+                detach(kernel, tp, link);
+            }
+        }
     }
 
     /// No process is tracked: detach (a syscall tracepoint costs every process's syscalls) until
     /// there is one to measure again.
     pub fn suspend(&mut self, kernel: &mut KernelProbes, now: Instant) {
-        for s in &mut self.slots {
-            detach(kernel, s);
-            s.governor.suspend(now);
-        }
+        self.detach_all(kernel);
+        self.governor.suspend(now);
     }
 
     /// A process is now tracked: its calls have not been measured yet.
     pub fn measure_soon(&mut self, now: Instant) {
-        for s in &mut self.slots {
-            s.governor.measure_soon(now);
-        }
+        self.governor.measure_soon(now);
     }
 
     /// A tracked process left: its calls leave the totals, so raise the bases by them.
     pub fn forget(&mut self, last: &ProcStats) {
-        for s in &mut self.slots {
-            s.base = s.base.wrapping_add(s.tp.calls(last));
-        }
+        self.base = self.base.wrapping_add(group_calls(last));
     }
 
-    /// Cumulative attached time of each tracepoint, in [`SyscallTracepoint::ALL`] order.
+    /// Cumulative attached time of each tracepoint, in [`SyscallTracepoint::ALL`] order (one
+    /// group, so all the same).
     pub fn exposure(&self, now: Instant) -> [Duration; 3] {
-        let mut out = [Duration::ZERO; 3];
-        for (o, s) in out.iter_mut().zip(&self.slots) {
-            *o = s.governor.attached_total(now);
-        }
-        out
+        [self.governor.attached_total(now); 3]
     }
 
     /// Whether each tracepoint is attached now, in [`SyscallTracepoint::ALL`] order.
     pub fn attached(&self) -> [bool; 3] {
-        let mut out = [false; 3];
-        for (o, s) in out.iter_mut().zip(&self.slots) {
-            *o = s.link.is_some();
-        }
-        out
+        self.links.each_ref().map(Option::is_some)
     }
 }
 
@@ -199,16 +208,13 @@ fn attach(kernel: &mut KernelProbes, tp: SyscallTracepoint) -> Result<TracePoint
         .map_err(|e| error_chain(&e))
 }
 
-fn detach(kernel: &mut KernelProbes, s: &mut Slot) {
-    let Some(link) = s.link.take() else {
-        return;
-    };
+fn detach(kernel: &mut KernelProbes, tp: SyscallTracepoint, link: TracePointLinkId) {
     let res = kernel
-        .tracepoint(s.tp.program())
+        .tracepoint(tp.program())
         .map_err(|e| e.to_string())
         .and_then(|p| p.detach(link).map_err(|e| error_chain(&e)));
     if let Err(e) = res {
-        tracing::warn!(tracepoint = s.tp.event(), error = %e, "detach failed");
+        tracing::warn!(tracepoint = tp.event(), error = %e, "detach failed");
     }
 }
 

@@ -60,7 +60,8 @@ pub struct BenchArgs {
     /// apart every few seconds, with or without a tracer, so a 1% difference cannot be seen.
     #[arg(long, default_value_t = 2)]
     pub pairs: u32,
-    /// Modes to run (off is always run): default, ungoverned, bpftrace.
+    /// Modes to run (off is always run): default, ungoverned, bpftrace, variant (needs
+    /// --daemon-config), null (--within only).
     #[arg(
         long,
         value_delimiter = ',',
@@ -75,8 +76,8 @@ pub struct BenchArgs {
     /// Seconds of each block of a `--within` run.
     #[arg(long, default_value_t = 8)]
     pub block_seconds: u64,
-    /// A gocpu configuration file for the default mode instead of the embedded default (to
-    /// measure what a setting costs; the run is then not recorded).
+    /// The gocpu configuration of the variant mode, set beside the default one to measure what
+    /// a setting costs (a run with a variant is not recorded).
     #[arg(long)]
     pub daemon_config: Option<PathBuf>,
     /// Do not update BENCHMARKS.md.
@@ -90,6 +91,11 @@ enum Mode {
     Default,
     Ungoverned,
     Bpftrace,
+    /// The daemon with the configuration given by `--daemon-config`.
+    Variant,
+    /// A process that does nothing, started and stopped like a tracer: what the bench itself
+    /// reads when nothing changes (`--within` only).
+    Null,
 }
 
 impl Mode {
@@ -99,7 +105,14 @@ impl Mode {
             Mode::Default => "default",
             Mode::Ungoverned => "ungoverned",
             Mode::Bpftrace => "bpftrace",
+            Mode::Variant => "variant",
+            Mode::Null => "null",
         }
+    }
+
+    /// Whether the mode runs the gocpu daemon (and so has its costs to read).
+    fn is_daemon(self) -> bool {
+        matches!(self, Mode::Default | Mode::Ungoverned | Mode::Variant)
     }
 }
 
@@ -142,14 +155,14 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 impl Daemon {
-    /// Starts the daemon for `mode` (default or ungoverned); `default_yaml` replaces the
-    /// default mode's configuration overlay.
-    fn start(bin: &Path, mode: Mode, default_yaml: Option<&str>) -> Result<Daemon> {
+    /// Starts the daemon for `mode` (default, ungoverned, or variant with `variant_yaml`).
+    fn start(bin: &Path, mode: Mode, variant_yaml: Option<&str>) -> Result<Daemon> {
         let dir = std::env::temp_dir().join(format!("gocpu-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let cfg = dir.join("gocpu.yaml");
-        let yaml = match (mode, default_yaml) {
-            (Mode::Default, Some(y)) => y.to_string(),
+        let yaml = match (mode, variant_yaml) {
+            (Mode::Variant, Some(y)) => y.to_string(),
+            (Mode::Variant, None) => bail!("the variant mode needs --daemon-config"),
             _ => format!(
                 "probes:\n  budget:\n    governed: {}\n",
                 mode == Mode::Default
@@ -328,14 +341,15 @@ fn daemon_costs(m0: &str, m1: &str, r: &mut Run) {
 fn measure(
     mode: Mode,
     daemon_bin: &Path,
-    default_yaml: Option<&str>,
+    variant_yaml: Option<&str>,
     tc: &GoToolchain,
     w: &Workload,
 ) -> Result<Run> {
     match mode {
         Mode::Off => run_workload(w, || Ok(()), |(), _| Ok(())),
-        Mode::Default | Mode::Ungoverned => {
-            let d = Daemon::start(daemon_bin, mode, default_yaml)?;
+        Mode::Null => bail!("the null mode is for --within runs"),
+        Mode::Default | Mode::Ungoverned | Mode::Variant => {
+            let d = Daemon::start(daemon_bin, mode, variant_yaml)?;
             let pid = d.child.pid();
             let r = run_workload(
                 w,
@@ -393,7 +407,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "default" => Mode::Default,
             "ungoverned" => Mode::Ungoverned,
             "bpftrace" => Mode::Bpftrace,
-            other => bail!("unknown mode {other:?} (default, ungoverned, bpftrace)"),
+            "variant" => Mode::Variant,
+            "null" => Mode::Null,
+            other => bail!("unknown mode {other:?} (default, ungoverned, bpftrace, variant, null)"),
         });
     }
     setup(Needs {
@@ -424,13 +440,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         seconds: args.seconds,
     };
 
-    let default_yaml = match &args.daemon_config {
+    let variant_yaml = match &args.daemon_config {
         Some(p) => {
             Some(std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?)
         }
         None => None,
     };
-    let record = !args.no_record && default_yaml.is_none();
+    let record = !args.no_record && !modes.contains(&Mode::Variant);
     let t0 = Instant::now();
     if args.within > 0 {
         ensure!(
@@ -440,7 +456,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let setup = within::Setup {
             w: &w,
             daemon_bin: &daemon_bin,
-            default_yaml: default_yaml.as_deref(),
+            variant_yaml: variant_yaml.as_deref(),
             tc: &tc,
             block: Duration::from_secs(args.block_seconds),
         };
@@ -467,7 +483,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let mut this: BTreeMap<Mode, Run> = BTreeMap::new();
         let mut sides = BTreeMap::new();
         for m in order {
-            let r = measure(m, &daemon_bin, default_yaml.as_deref(), &tc, &w)
+            let r = measure(m, &daemon_bin, variant_yaml.as_deref(), &tc, &w)
                 .with_context(|| format!("round {} mode {}", round + 1, m.name()))?;
             let after = cache_line_rate(PROBE)?;
             eprintln!(
@@ -548,12 +564,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             } else {
                 format!("{:.1} MiB", rss as f64 / 1024.0)
             },
-            if matches!(m, Mode::Default | Mode::Ungoverned) {
+            if m.is_daemon() {
                 format!("{bpf:.2}%")
             } else {
                 "–".to_string()
             },
-            if matches!(m, Mode::Default | Mode::Ungoverned) {
+            if m.is_daemon() {
                 format!("{hits:.0}")
             } else {
                 "–".to_string()

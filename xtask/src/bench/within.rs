@@ -56,27 +56,30 @@ struct WithinRun {
 enum Tracer {
     Daemon(Daemon),
     Bpftrace(KillOnDrop),
+    /// `sleep`, for the null mode.
+    Null(KillOnDrop),
 }
 
 impl Tracer {
     fn start(mode: Mode, s: &Setup) -> Result<Tracer> {
         Ok(match mode {
             Mode::Bpftrace => Tracer::Bpftrace(start_bpftrace(s.tc, s.w.bin)?),
-            _ => Tracer::Daemon(Daemon::start(s.daemon_bin, mode, s.default_yaml)?),
+            Mode::Null => Tracer::Null(KillOnDrop::spawn(Command::new("sleep").arg("infinity"))),
+            _ => Tracer::Daemon(Daemon::start(s.daemon_bin, mode, s.variant_yaml)?),
         })
     }
 
     fn pid(&self) -> u32 {
         match self {
             Tracer::Daemon(d) => d.child.pid(),
-            Tracer::Bpftrace(b) => b.pid(),
+            Tracer::Bpftrace(b) | Tracer::Null(b) => b.pid(),
         }
     }
 
     fn metrics(&self) -> Result<String> {
         match self {
             Tracer::Daemon(d) => d.metrics(),
-            Tracer::Bpftrace(_) => Ok(String::new()),
+            Tracer::Bpftrace(_) | Tracer::Null(_) => Ok(String::new()),
         }
     }
 
@@ -85,6 +88,11 @@ impl Tracer {
             Tracer::Daemon(d) => d.stop(),
             Tracer::Bpftrace(b) => {
                 stop_bpftrace(b);
+                Ok(())
+            }
+            Tracer::Null(n) => {
+                n.signal(9);
+                n.wait_output(Duration::from_secs(5));
                 Ok(())
             }
         }
@@ -97,8 +105,8 @@ pub struct Setup<'a> {
     pub w: &'a Workload<'a>,
     /// The gocpu binary.
     pub daemon_bin: &'a Path,
-    /// Replaces the default mode's configuration overlay.
-    pub default_yaml: Option<&'a str>,
+    /// The variant mode's configuration.
+    pub variant_yaml: Option<&'a str>,
     /// The Go toolchain that built the workload (bpftrace needs its symbol names).
     pub tc: &'a GoToolchain,
     /// Length of every block.
@@ -243,23 +251,21 @@ fn mean_text(v: &[f64]) -> String {
 
 /// Runs `runs` long runs; returns the report section.
 pub fn within(s: &Setup, modes: &[Mode], runs: usize) -> Result<String> {
-    // The default mode is the one whose cost is small: it gets two blocks per run.
-    let mut order: Vec<Mode> = Vec::new();
-    for &m in modes {
-        if m != Mode::Off {
-            order.push(m);
-        }
-        if m == Mode::Default {
-            order.push(m);
-        }
-    }
-    ensure!(!order.is_empty(), "--within needs a mode besides off");
-    // Interleave: default, other, default, other...
-    let (defaults, others): (Vec<Mode>, Vec<Mode>) =
-        order.iter().partition(|m| **m == Mode::Default);
+    // The modes whose effect is small (default, variant, null) get two blocks per run, the
+    // others one: small, other, small, other...
+    let (small, others): (Vec<Mode>, Vec<Mode>) = modes
+        .iter()
+        .filter(|m| **m != Mode::Off)
+        .partition(|m| matches!(m, Mode::Default | Mode::Variant | Mode::Null));
+    ensure!(
+        !small.is_empty() || !others.is_empty(),
+        "--within needs a mode besides off"
+    );
     let mut base = Vec::new();
-    for i in 0..defaults.len().max(others.len()) {
-        base.extend(defaults.get(i));
+    for i in 0..others.len().max(if small.is_empty() { 0 } else { 2 }) {
+        if i < 2 {
+            base.extend(&small);
+        }
         base.extend(others.get(i));
     }
     let mut all = Vec::new();
@@ -344,7 +350,7 @@ fn report(s: &Setup, runs: &[WithinRun]) -> Result<String> {
             .collect();
         let col = |f: &dyn Fn(&Run) -> f64| median(&costs.iter().map(|r| f(r)).collect::<Vec<_>>());
         let secs = s.block.as_secs_f64();
-        let daemon = matches!(m, Mode::Default | Mode::Ungoverned);
+        let daemon = m.is_daemon();
         let (q1, q3) = quartiles(&clean);
         writeln!(
             out,
