@@ -6,7 +6,7 @@ mod support;
 
 use std::{collections::HashMap, time::Duration};
 
-use gocpu_testkit::{Variant, build, go_bin_series, workload};
+use gocpu_testkit::{Variant, build, go_bin_series, process::KillOnDrop, workload};
 use serde_json::Value;
 use support::{Daemon, serial, spawn};
 
@@ -62,7 +62,15 @@ fn per_thread_cpu_matches_procfs_and_roles_are_named() {
         &workload("gcpressure"),
         Variant::Default,
     );
-    let p = spawn(&bin, &["-goroutines", "2", "-duration", "60s"]);
+    // GOMAXPROCS 4: the runtime then runs one dedicated mark worker (a quarter of the Ps) for
+    // the whole mark phase, so one thread at a time is mostly GC. With 2 it runs fractional
+    // workers only, this workload's GC is then mostly assists spread over the allocating
+    // threads, and no thread's top class is GC in most windows (seen in clean-clone CI).
+    let p = KillOnDrop::spawn(
+        std::process::Command::new(&bin)
+            .args(["-goroutines", "2", "-duration", "60s"])
+            .env("GOMAXPROCS", "4"),
+    );
     let pid = p.pid();
     d.wait_listed(pid);
     std::thread::sleep(Duration::from_secs(2));
@@ -98,10 +106,8 @@ fn per_thread_cpu_matches_procfs_and_roles_are_named() {
             .map(|t| t["role"].as_str().unwrap().to_string())
             .collect()
     };
-    // A role is the thread's top class over the window. With GOMAXPROCS 2 the dedicated mark
-    // worker moves between Ms from one GC cycle to the next, so in some windows no single
-    // thread is mostly GC: read the roles a second apart for up to 15 s (three disjoint 5 s
-    // windows; five reads failed 1 in 4 clean-clone CI runs).
+    // A role is the thread's top class over the window. The dedicated mark worker's P can move
+    // between Ms from one GC cycle to the next: read the roles a second apart for up to 15 s.
     let mut roles = roles_of(&running);
     for _ in 0..15 {
         if roles.iter().any(|r| r == "gc_worker") && roles.iter().any(|r| r == "sysmon") {
