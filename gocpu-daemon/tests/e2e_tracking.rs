@@ -11,7 +11,7 @@ use gocpu_testkit::{
     process::{KillOnDrop, proc_cpu_seconds},
     workload,
 };
-use support::{Daemon, serial, spawn, wait};
+use support::{Daemon, metrics::metrics, serial, spawn, wait};
 
 const PINGPONG_ARGS: &[&str] = &["-pairs", "2", "-sleepers", "2", "-duration", "120s"];
 
@@ -224,16 +224,10 @@ fn discovers_new_processes_and_forgets_exited_ones() {
 
 /// Attached seconds of each governed syscall tracepoint, from /metrics.
 fn syscall_attached(d: &Daemon) -> Vec<(String, f64)> {
-    d.get("/metrics")
-        .body
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("gocpu_syscall_tracepoint_attached_seconds_total{tracepoint=\"")
-        })
-        .filter_map(|l| {
-            let (name, value) = l.split_once("\"}")?;
-            Some((name.to_string(), value.trim().parse().ok()?))
-        })
+    metrics(d)
+        .into_iter()
+        .filter(|s| s.name == "gocpu_syscall_tracepoint_attached_seconds_total")
+        .map(|s| (s.labels["tracepoint"].clone(), s.value))
         .collect()
 }
 

@@ -290,7 +290,9 @@ impl Ingest {
             }
         }
         let probes = &s.config.probes;
-        let budget = probes.budget.per_hook(probes.governed_hooks());
+        let budget = probes
+            .budget
+            .per_hook(crate::probes::uprobes::governed_hooks(probes));
         s.manager()
             .govern(&budget, &|f| cores.get(&f).copied().unwrap_or(0.0))
     }

@@ -74,6 +74,16 @@ pub struct HookStatus {
     pub state: HookState,
 }
 
+/// Hooks of one binary that share the overhead budget: the enabled uprobes and the syscall
+/// tracepoint group.
+pub fn governed_hooks(cfg: &ProbesConfig) -> usize {
+    RuntimeHook::ALL
+        .iter()
+        .filter(|&&h| enabled(cfg, h))
+        .count()
+        + 1
+}
+
 fn enabled(cfg: &ProbesConfig, hook: RuntimeHook) -> bool {
     match hook {
         RuntimeHook::Futex => cfg.runtime_futex,

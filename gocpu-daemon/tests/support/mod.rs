@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+pub mod metrics;
+
 use gocpu_testkit::{
     http,
     process::{KillOnDrop, free_port, wait_for},
