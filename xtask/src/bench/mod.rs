@@ -440,11 +440,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         seconds: args.seconds,
     };
 
-    let variant_yaml = match &args.daemon_config {
-        Some(p) => {
+    // Checked before any block runs: a run that ignores its configuration, or stops at the
+    // first variant block, costs minutes for nothing.
+    let variant_yaml = match (&args.daemon_config, modes.contains(&Mode::Variant)) {
+        (Some(p), true) => {
             Some(std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?)
         }
-        None => None,
+        (None, false) => None,
+        (Some(_), false) => {
+            bail!("--daemon-config is used only by the variant mode: add variant to --modes")
+        }
+        (None, true) => bail!("the variant mode needs --daemon-config"),
     };
     let record = !args.no_record && !modes.contains(&Mode::Variant);
     let t0 = Instant::now();
