@@ -272,5 +272,42 @@ fn syscall_tracepoints_are_duty_cycled_as_one_group_under_a_storm() {
         (futex > 50.0 && usleep > 0.0).then_some(())
     };
     wait("futex and nanosleep rates", Duration::from_secs(15), rates);
+
+    // A process tracked while the group is detached has no syscall rates until the group has
+    // counted some of its calls: null, not zero. The group must stay detached from before the
+    // process starts until a read whose window already spans a few polls; it re-attaches
+    // within 2 s of a new process, so an attempt may miss and is retried.
+    let futex_seconds = || syscall_attached(&d)[0].1;
+    let mut shown = None;
+    for _ in 0..5 {
+        let before = futex_seconds();
+        let p2 = spawn(
+            &bin,
+            &["-mode", "pingpong", "-pairs", "1", "-duration", "60s"],
+        );
+        d.wait_listed(p2.pid());
+        let v = wait("a window of polls", Duration::from_secs(5), || {
+            let v = detail(&d, p2.pid());
+            (v["window"]["seconds"].as_f64()? > 0.3).then_some(v)
+        });
+        if futex_seconds() != before {
+            continue;
+        }
+        assert!(
+            v["futex"].is_null() && v["usleep_per_second"].is_null(),
+            "rates of calls never counted: {v}"
+        );
+        let fx = wait("the new process's rates", Duration::from_secs(10), || {
+            detail(&d, p2.pid())["futex"]["wait_per_second"]
+                .as_f64()
+                .filter(|r| *r > 0.0)
+        });
+        shown = Some(fx);
+        break;
+    }
+    assert!(
+        shown.is_some(),
+        "the group attached within each of five new processes' first window"
+    );
     d.stop();
 }

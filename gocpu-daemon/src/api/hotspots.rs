@@ -91,7 +91,8 @@ pub async fn hotspots_handler(
     let not_found =
         || ApiError::NotFound(format!("pid {pid} is not a Go process tracked by gocpu"));
     let manager = shared.manager();
-    let fresh = manager.read_current(pid);
+    let now = Instant::now();
+    let fresh = manager.read_current(pid, now);
     let model = shared.model();
     let p = model.get(pid).ok_or_else(not_found)?;
     let hooks = manager.hook_status(p.file, p.key);
@@ -106,10 +107,9 @@ pub async fn hotspots_handler(
             "pid {pid} has no sampled profile"
         )));
     };
-    let now = Instant::now();
     let since = req.since(now);
-    let rep = fresh.map(|st| report(p, now, &st));
-    let runtime = fresh.map(|st| runtime_rates(p, now, &st, &hooks));
+    let rep = fresh.map(|c| report(p, now, &c));
+    let runtime = fresh.map(|c| runtime_rates(p, now, &c, &hooks));
     let doc = HotspotsDoc {
         pid,
         comm: p.comm.clone(),

@@ -286,17 +286,18 @@ pub async fn detail(
     // Read the kernel counters now rather than serving the last poll: rates over the window
     // then end at this very request.
     let manager = shared.manager();
+    let now = Instant::now();
     let fresh = if tracked {
-        manager.read_current(pid)
+        manager.read_current(pid, now)
     } else {
         None
     };
-    let now = Instant::now();
     let model = shared.model();
     let p = model.get(pid).ok_or_else(not_found)?;
     let hooks = manager.hook_status(p.file, p.key);
     drop(manager);
-    let totals = fresh.or_else(|| (p.tracking == Tracking::Tracked).then(|| p.latest()));
+    let current = fresh.or_else(|| (p.tracking == Tracking::Tracked).then(|| p.latest_estimated()));
+    let totals = current.map(|c| c.stats);
     let window = totals.map(|t| {
         let d = p.window.delta(now, &t);
         let secs = d.seconds;
@@ -319,8 +320,8 @@ pub async fn detail(
             ),
         }
     });
-    let report = totals.map(|t| report(p, now, &t));
-    let runtime = totals.map(|t| runtime_rates(p, now, &t, &hooks));
+    let report = current.map(|c| report(p, now, &c));
+    let runtime = current.map(|c| runtime_rates(p, now, &c, &hooks));
     Ok(Json(ProcessDetail {
         summary: summary(shared, p, &hooks, report.as_ref()),
         binary: binary_summary(&p.binary),

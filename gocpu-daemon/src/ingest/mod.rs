@@ -202,6 +202,7 @@ impl Ingest {
             since: SystemTime::now(),
             since_mono: Instant::now(),
             window,
+            syscalls_known_since: None,
             analysis,
         });
     }

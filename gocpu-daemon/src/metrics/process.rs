@@ -141,8 +141,8 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 f.switches.push((l("kind", kind), counter(v)));
             }
             f.wakeups.push((base.clone(), counter(st.wakeups)));
-            if let Some((at, stats)) = p.window.latest() {
-                let rates = runtime_rates(p, *at, stats, &hooks);
+            if let Some((at, _)) = p.window.latest() {
+                let rates = runtime_rates(p, *at, &p.latest_estimated(), &hooks);
                 for (function, r) in rates.calls {
                     f.call_rate
                         .push((l("function", function), ConstGauge::new(r.per_second)));

@@ -17,10 +17,8 @@ use std::{
     time::Instant,
 };
 
-use gocpu_common::ProcStats;
-
 use self::process::GoProcess;
-use crate::discovery::ProcKey;
+use crate::{discovery::ProcKey, probes::syscalls::Estimated};
 
 /// All known Go processes, by pid.
 #[derive(Debug, Default)]
@@ -68,9 +66,10 @@ impl Model {
     }
 
     /// Records a counter sample for `key` taken at `at`.
-    pub fn record(&mut self, key: ProcKey, at: Instant, stats: ProcStats) {
+    pub fn record(&mut self, key: ProcKey, at: Instant, counters: Estimated) {
         if let Some(p) = self.procs.get_mut(&key.pid).filter(|p| p.key == key) {
-            p.window.push(at, stats);
+            p.window.push(at, counters.stats);
+            p.syscalls_known_since = counters.syscalls_known_since;
         }
     }
 

@@ -14,7 +14,10 @@ use crate::{
         cgroup::{CgroupIdentity, PodRef},
     },
     model::{analysis::ProcessAnalysis, window::Window},
-    probes::uprobes::{HookState, HookStatus},
+    probes::{
+        syscalls::Estimated,
+        uprobes::{HookState, HookStatus},
+    },
 };
 
 /// Whether the kernel accounts this process.
@@ -54,6 +57,8 @@ pub struct GoProcess {
     pub since_mono: Instant,
     /// Counter history.
     pub window: Window,
+    /// As of the latest poll: see [`Estimated::syscalls_known_since`].
+    pub syscalls_known_since: Option<(Instant, ProcStats)>,
     /// Sampled analysis (profile, blocking, threads); `None` when the binary cannot be
     /// symbolized.
     pub analysis: Option<ProcessAnalysis>,
@@ -68,13 +73,25 @@ impl GoProcess {
 
     /// The report over the window ending at the latest poll (`None` before the first poll).
     pub fn latest_report(&self) -> Option<crate::model::report::Report> {
-        let (at, stats) = self.window.latest()?;
-        Some(crate::model::report::report(self, *at, stats))
+        let (at, _) = self.window.latest()?;
+        Some(crate::model::report::report(
+            self,
+            *at,
+            &self.latest_estimated(),
+        ))
     }
 
     /// The latest cumulative counters read from the kernel.
     pub fn latest(&self) -> ProcStats {
         self.window.latest().map(|(_, s)| *s).unwrap_or_default()
+    }
+
+    /// The latest counters with how complete their syscall estimate is.
+    pub fn latest_estimated(&self) -> Estimated {
+        Estimated {
+            stats: self.latest(),
+            syscalls_known_since: self.syscalls_known_since,
+        }
     }
 
     /// Summary attach state given the process's hook states.

@@ -11,6 +11,7 @@ use crate::{
         blocking::{FutexOpLabel, OffReason},
         process::GoProcess,
     },
+    probes::syscalls::Estimated,
 };
 
 /// CPU time of one class over the window.
@@ -83,7 +84,8 @@ pub struct FutexCallerRate {
     pub per_second: f64,
 }
 
-/// futex(2) traffic over the window.
+/// futex(2) traffic over the window (over its part since the syscall estimate became complete,
+/// when that is later than the window's start).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FutexTraffic {
     /// Wait calls per second (exact while the futex tracepoint stays attached, else estimated
@@ -104,13 +106,13 @@ pub struct Report {
     pub ratios: Option<Ratios>,
     /// Off-CPU time.
     pub offcpu: Option<OffCpu>,
-    /// futex traffic.
+    /// futex traffic (null until the syscall tracepoints have counted the process's calls).
     pub futex: Option<FutexTraffic>,
     /// Thread wake-ups per second (sched_wakeup of the process's threads).
     pub wakeups_per_second: Option<f64>,
-    /// nanosleep calls (runtime.usleep) per second.
+    /// nanosleep calls (runtime.usleep) per second (null as `futex`).
     pub usleep_per_second: Option<f64>,
-    /// sched_yield calls (runtime.osyield) per second.
+    /// sched_yield calls (runtime.osyield) per second (null as `futex`).
     pub osyield_per_second: Option<f64>,
 }
 
@@ -121,14 +123,34 @@ fn per_second(n: u64, secs: f64) -> f64 {
 /// Most futex callers reported.
 const TOP_CALLERS: usize = 10;
 
+/// The syscall counters' increase over the window ending at `now` and its length in seconds,
+/// cut to the part in which their estimate is complete (`None` when that part is empty: a rate
+/// over time whose calls were not seen would read zero).
+fn syscall_delta(
+    since: Instant,
+    now: Instant,
+    current: &Estimated,
+    window: (f64, ProcStats),
+) -> Option<(f64, ProcStats)> {
+    let (secs, delta) = match current.syscalls_known_since {
+        Some((t, base)) if t > since => (
+            now.saturating_duration_since(t).as_secs_f64(),
+            current.stats.since(&base),
+        ),
+        _ => window,
+    };
+    (secs > 0.0).then_some((secs, delta))
+}
+
 /// Computes the report of `p` as of `now`, given its current cumulative counters.
-pub fn report(p: &GoProcess, now: Instant, now_stats: &ProcStats) -> Report {
-    let d = p.window.delta(now, now_stats);
+pub fn report(p: &GoProcess, now: Instant, current: &Estimated) -> Report {
+    let d = p.window.delta(now, &current.stats);
     let Some(a) = p.analysis.as_ref() else {
         return Report::default();
     };
     let secs = d.seconds;
     let since = d.since.unwrap_or(now);
+    let syscalls = syscall_delta(since, now, current, (secs, d.stats));
     let counts = a.profile.classes_since(since, now);
     let cpu_seconds = d.stats.oncpu_ns as f64 / 1e9;
     let cpu = (secs > 0.0).then(|| CpuSplit {
@@ -176,43 +198,44 @@ pub fn report(p: &GoProcess, now: Instant, now_stats: &ProcStats) -> Report {
     // Stacks are sampled only while the futex tracepoint is attached: their shares, applied to
     // the (estimated) futex call rate, give each caller's rate.
     let sampled: u64 = callers.stats.values().sum();
-    let futex_per_second = per_second(
-        d.stats
-            .futex_wait_syscalls
-            .saturating_add(d.stats.futex_wake_syscalls)
-            .saturating_add(d.stats.futex_other_syscalls),
-        secs,
-    );
-    let mut rates: Vec<FutexCallerRate> = callers
-        .stats
-        .iter()
-        .filter(|_| sampled > 0)
-        .map(|((f, op), n)| FutexCallerRate {
-            function: f.to_string(),
-            op: *op,
-            per_second: *n as f64 / sampled as f64 * futex_per_second,
-        })
-        .collect();
-    rates.sort_by(|a, b| {
-        b.per_second
-            .total_cmp(&a.per_second)
-            .then(a.function.cmp(&b.function))
+    let futex = syscalls.map(|(secs, s)| {
+        let futex_per_second = per_second(
+            s.futex_wait_syscalls
+                .saturating_add(s.futex_wake_syscalls)
+                .saturating_add(s.futex_other_syscalls),
+            secs,
+        );
+        let mut rates: Vec<FutexCallerRate> = callers
+            .stats
+            .iter()
+            .filter(|_| sampled > 0)
+            .map(|((f, op), n)| FutexCallerRate {
+                function: f.to_string(),
+                op: *op,
+                per_second: *n as f64 / sampled as f64 * futex_per_second,
+            })
+            .collect();
+        rates.sort_by(|a, b| {
+            b.per_second
+                .total_cmp(&a.per_second)
+                .then(a.function.cmp(&b.function))
+        });
+        rates.truncate(TOP_CALLERS);
+        FutexTraffic {
+            wait_per_second: per_second(s.futex_wait_syscalls, secs),
+            wake_per_second: per_second(s.futex_wake_syscalls, secs),
+            callers: rates,
+        }
     });
-    rates.truncate(TOP_CALLERS);
-    let futex = (secs > 0.0).then(|| FutexTraffic {
-        wait_per_second: per_second(d.stats.futex_wait_syscalls, secs),
-        wake_per_second: per_second(d.stats.futex_wake_syscalls, secs),
-        callers: rates,
-    });
-    let rate = |n: u64| (secs > 0.0).then(|| per_second(n, secs));
+    let syscall_rate = |n: fn(&ProcStats) -> u64| syscalls.map(|(secs, s)| per_second(n(&s), secs));
     Report {
         cpu,
         ratios,
         offcpu,
         futex,
-        wakeups_per_second: rate(d.stats.wakeups),
-        usleep_per_second: rate(d.stats.nanosleep_syscalls),
-        osyield_per_second: rate(d.stats.sched_yield_syscalls),
+        wakeups_per_second: (secs > 0.0).then(|| per_second(d.stats.wakeups, secs)),
+        usleep_per_second: syscall_rate(|s| s.nanosleep_syscalls),
+        osyield_per_second: syscall_rate(|s| s.sched_yield_syscalls),
     }
 }
 
@@ -249,16 +272,16 @@ pub struct RuntimeRates {
     pub cgo_calls_per_second: Option<f64>,
 }
 
-/// Runtime call rates over the window ending `now` (counters `now_stats`), given the hooks'
+/// Runtime call rates over the window ending `now` (counters `current`), given the hooks'
 /// governed states.
 pub fn runtime_rates(
     p: &GoProcess,
     now: Instant,
-    now_stats: &ProcStats,
+    current: &Estimated,
     hooks: &[crate::probes::uprobes::HookStatus],
 ) -> RuntimeRates {
     use crate::probes::uprobes::HookState;
-    let d = p.window.delta(now, now_stats);
+    let d = p.window.delta(now, &current.stats);
     let mut calls = BTreeMap::new();
     for h in hooks {
         let HookState::Governed {
@@ -298,7 +321,9 @@ pub fn runtime_rates(
             calls.insert(h.function, r);
         }
     }
-    let wakes = (d.seconds > 0.0).then(|| d.stats.futex_wake_syscalls as f64 / d.seconds);
+    let since = d.since.unwrap_or(now);
+    let wakes = syscall_delta(since, now, current, (d.seconds, d.stats))
+        .map(|(secs, s)| per_second(s.futex_wake_syscalls, secs));
     let wake_amplification = match (wakes, calls.get("runtime.mcall")) {
         (Some(w), Some(m)) if m.per_second > 0.0 => Some(w / m.per_second),
         _ => None,
@@ -308,5 +333,52 @@ pub fn runtime_rates(
         calls,
         wake_amplification,
         cgo_calls_per_second,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use super::*;
+
+    fn waits(n: u64) -> ProcStats {
+        ProcStats {
+            futex_wait_syscalls: n,
+            ..ProcStats::default()
+        }
+    }
+
+    #[test]
+    fn syscall_rates_cover_only_the_time_their_estimate_is_complete() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let window = (10.0, waits(400));
+        let current = |known_since| Estimated {
+            stats: waits(1000),
+            syscalls_known_since: known_since,
+        };
+        // Complete throughout, or since before the window: the window's own delta.
+        for known in [None, Some((at(0), waits(0))), Some((at(5), waits(600)))] {
+            assert_eq!(
+                syscall_delta(at(5), at(15), &current(known), window),
+                Some(window)
+            );
+        }
+        // Complete only since 12 s: the 3 s since, and the calls counted in them.
+        let (secs, delta) =
+            syscall_delta(at(5), at(15), &current(Some((at(12), waits(700)))), window).unwrap();
+        assert_eq!((secs, delta.futex_wait_syscalls), (3.0, 300));
+        // Not yet complete at all: no rate, rather than zero.
+        assert_eq!(
+            syscall_delta(at(5), at(15), &current(Some((at(15), waits(1000)))), window),
+            None
+        );
+        // No window yet.
+        assert_eq!(
+            syscall_delta(at(15), at(15), &current(None), (0.0, waits(0))),
+            None
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::{
         budget::BudgetConfig,
         calibrate::HitCost,
         loader::{AggregateMaps, KernelProbes},
-        syscalls::{SyscallEstimates, SyscallProbes},
+        syscalls::{Estimated, SyscallEstimates, SyscallProbes},
         uprobes::{HitSource, HookStatus, UprobeSet},
     },
 };
@@ -174,18 +174,19 @@ impl ProbeManager {
 
     /// Counters of `key` as [`ProbeManager::read`] gives them, with the syscall counters
     /// estimated for the time their tracepoints were detached (see [`crate::probes::syscalls`]).
-    pub fn read_estimated(&mut self, key: ProcKey, now: Instant) -> Option<ProcStats> {
+    pub fn read_estimated(&mut self, key: ProcKey, now: Instant) -> Option<Estimated> {
         let raw = self.read(key.pid)?;
         let exposure = self.syscalls.exposure(now);
         Some(self.estimates.estimate(key, now, raw, exposure))
     }
 
-    /// Counters of tracked `pid` now, estimated as [`ProbeManager::read_estimated`] would (for
-    /// API requests between polls; the estimate does not move on).
-    pub fn read_current(&self, pid: u32) -> Option<ProcStats> {
+    /// Counters of tracked `pid`, read now and estimated as [`ProbeManager::read_estimated`]
+    /// would at `now` (for API requests between polls; the estimate does not move on). The
+    /// caller's `now` is the one its rates end at: an estimate complete only since this read
+    /// must cover no time at all, not the moments between the read and the caller's clock.
+    pub fn read_current(&self, pid: u32, now: Instant) -> Option<Estimated> {
         let (key, _) = self.tracked.get(&pid)?;
         let raw = self.read(pid)?;
-        let now = Instant::now();
         Some(
             self.estimates
                 .peek(*key, now, raw, self.syscalls.exposure(now)),

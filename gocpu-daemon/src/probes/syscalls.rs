@@ -264,6 +264,28 @@ struct Estimate {
     estimated: ProcStats,
     /// Calls and attached time per [`COUNTERS`] entry, pooled over the latest watched time.
     rates: [Pool; 5],
+    /// See [`Estimated::syscalls_known_since`].
+    known_since: Option<(Instant, ProcStats)>,
+}
+
+/// A process's counters with the syscall counters estimated.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Estimated {
+    /// The cumulative counters; the syscall ones estimated for the time the group was detached.
+    pub stats: ProcStats,
+    /// When the syscall estimate became complete, and `stats` then: before it lies time in which
+    /// the group was detached and no rate of the process was known yet, whose calls are missing
+    /// from the counts (a rate over it would read low, or zero). `None`: complete throughout.
+    pub syscalls_known_since: Option<(Instant, ProcStats)>,
+}
+
+impl Estimate {
+    fn output(&self) -> Estimated {
+        Estimated {
+            stats: self.estimated,
+            syscalls_known_since: self.known_since,
+        }
+    }
 }
 
 /// Per-process estimates of the syscall counters while their tracepoints are duty-cycled.
@@ -285,6 +307,7 @@ impl SyscallEstimates {
                 raw: ProcStats::default(),
                 estimated: ProcStats::default(),
                 rates: [Pool::default(); 5],
+                known_since: None,
             },
         );
     }
@@ -297,18 +320,20 @@ impl SyscallEstimates {
         now: Instant,
         raw: ProcStats,
         exposure: [Duration; 3],
-    ) -> ProcStats {
+    ) -> Estimated {
         let next = match self.procs.get(&key) {
             Some(e) => advance(e, now, raw, exposure),
+            // Not started: nothing is known of the calls counted so far.
             None => Estimate {
                 at: now,
                 exposure,
                 raw,
                 estimated: raw,
                 rates: [Pool::default(); 5],
+                known_since: Some((now, raw)),
             },
         };
-        let out = next.estimated;
+        let out = next.output();
         self.procs.insert(key, next);
         out
     }
@@ -321,10 +346,13 @@ impl SyscallEstimates {
         now: Instant,
         raw: ProcStats,
         exposure: [Duration; 3],
-    ) -> ProcStats {
+    ) -> Estimated {
         match self.procs.get(&key) {
-            Some(e) => advance(e, now, raw, exposure).estimated,
-            None => raw,
+            Some(e) => advance(e, now, raw, exposure).output(),
+            None => Estimated {
+                stats: raw,
+                syscalls_known_since: Some((now, raw)),
+            },
         }
     }
 
@@ -344,8 +372,10 @@ fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: [Duration; 3]) 
         raw,
         estimated: raw,
         rates: e.rates,
+        known_since: e.known_since,
     };
     let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
+    let mut unknown = false;
     for (k, (i, field)) in COUNTERS.iter().enumerate() {
         let exposed = exposure[*i].saturating_sub(e.exposure[*i]);
         let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
@@ -359,9 +389,14 @@ fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: [Duration; 3]) 
         } else {
             // Partly watched or not at all: what was counted, plus the pooled rate over the
             // time not watched.
-            counted + next.rates[k].rate().unwrap_or(0.0) * (dt - exposed)
+            let rate = next.rates[k].rate();
+            unknown |= rate.is_none();
+            counted + rate.unwrap_or(0.0) * (dt - exposed)
         };
         *field(&mut next.estimated) = field(&mut est).saturating_add(add.round() as u64);
+    }
+    if unknown {
+        next.known_since = Some((now, next.estimated));
     }
     next
 }
@@ -396,7 +431,10 @@ mod tests {
         est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
         let t1 = t0 + secs(1.0);
         let s = est.estimate(key(), t1, stats(1000, 50), [secs(1.0); 3]);
-        assert_eq!((s.futex_wait_syscalls, s.sched_yield_syscalls), (1000, 50));
+        assert_eq!(
+            (s.stats.futex_wait_syscalls, s.stats.sched_yield_syscalls),
+            (1000, 50)
+        );
     }
 
     #[test]
@@ -406,28 +444,28 @@ mod tests {
         est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
         // Attached 0.1 s of 1 s, 100 waits counted: 1000 per second, 1000 estimated.
         let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), [secs(0.1); 3]);
-        assert_eq!(s.futex_wait_syscalls, 1000);
+        assert_eq!(s.stats.futex_wait_syscalls, 1000);
         // Detached for the next 2 s: the rate carries on.
         let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), [secs(0.1); 3]);
-        assert_eq!(s.futex_wait_syscalls, 3000);
+        assert_eq!(s.stats.futex_wait_syscalls, 3000);
         // Other counters pass through untouched.
         let raw = ProcStats {
             oncpu_ns: 5,
             ..stats(100, 0)
         };
         let s = est.estimate(key(), t0 + secs(4.0), raw, [secs(0.1); 3]);
-        assert_eq!(s.oncpu_ns, 5);
+        assert_eq!(s.stats.oncpu_ns, 5);
         // A peek in between neither moves the estimate nor differs from what a poll would say.
         let raw5 = ProcStats {
             oncpu_ns: 5,
             ..stats(100, 0)
         };
         let peeked = est.peek(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
-        assert_eq!(peeked.futex_wait_syscalls, 5000);
+        assert_eq!(peeked.stats.futex_wait_syscalls, 5000);
         let again = est.peek(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
         assert_eq!(again, peeked);
         let s = est.estimate(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
-        assert_eq!(s.futex_wait_syscalls, 5000);
+        assert_eq!(s.stats.futex_wait_syscalls, 5000);
     }
 
     #[test]
@@ -437,9 +475,9 @@ mod tests {
         est.start(key(), t0, [secs(3.0); 3]);
         // Attached 10 ms of the first second, 100 waits counted: 10000 per second.
         let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), [secs(3.01); 3]);
-        assert_eq!(s.futex_wait_syscalls, 10_000);
+        assert_eq!(s.stats.futex_wait_syscalls, 10_000);
         let s = est.estimate(key(), t0 + secs(2.0), stats(100, 0), [secs(3.01); 3]);
-        assert_eq!(s.futex_wait_syscalls, 20_000);
+        assert_eq!(s.stats.futex_wait_syscalls, 20_000);
     }
 
     #[test]
@@ -451,9 +489,9 @@ mod tests {
         // made none. Alone that sample would say 0/s; pooled with the first it says 500/s
         // for the 0.99 s not watched.
         let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), [secs(0.01); 3]);
-        assert_eq!(s.futex_wait_syscalls, 1000);
+        assert_eq!(s.stats.futex_wait_syscalls, 1000);
         let s = est.estimate(key(), t0 + secs(2.0), stats(10, 0), [secs(0.02); 3]);
-        assert_eq!(s.futex_wait_syscalls, 1000 + 495);
+        assert_eq!(s.stats.futex_wait_syscalls, 1000 + 495);
         // Five more 10 ms samples at 2000/s fill the 50 ms pool and start fading the first
         // two out: 80.8 calls in 50 ms.
         let mut t = 2.0;
@@ -481,8 +519,43 @@ mod tests {
         let t0 = Instant::now();
         est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
         let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), [Duration::ZERO; 3]);
-        assert_eq!(s.futex_wait_syscalls, 0);
+        assert_eq!(s.stats.futex_wait_syscalls, 0);
+        // And says that zero is not a rate: nothing is known up to now.
+        assert_eq!(s.syscalls_known_since, Some((t0 + secs(1.0), s.stats)));
+        let peeked = est.peek(key(), t0 + secs(1.5), stats(0, 0), [Duration::ZERO; 3]);
+        assert_eq!(peeked.syscalls_known_since, Some((t0 + secs(1.5), s.stats)));
         est.forget(key());
         assert!(est.procs.is_empty());
+    }
+
+    #[test]
+    fn the_estimate_is_known_from_the_end_of_the_last_interval_without_a_rate() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.start(key(), t0, [secs(5.0); 3]);
+        // Two seconds detached before the process's first measurement: 100 waits made then
+        // are not seen, and no rate says how many.
+        let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), [secs(5.0); 3]);
+        assert_eq!(s.syscalls_known_since, Some((t0 + secs(1.0), stats(0, 0))));
+        let s = est.estimate(key(), t0 + secs(2.0), stats(0, 0), [secs(5.0); 3]);
+        let known = Some((t0 + secs(2.0), stats(0, 0)));
+        assert_eq!(s.syscalls_known_since, known);
+        // Then 100 ms attached, 100 waits: 1000/s from here on, and known from t0 + 2 s.
+        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), [secs(5.1); 3]);
+        assert_eq!(s.stats.futex_wait_syscalls, 1000);
+        assert_eq!(s.syscalls_known_since, known);
+        let s = est.estimate(key(), t0 + secs(4.0), stats(100, 0), [secs(5.1); 3]);
+        assert_eq!(s.stats.futex_wait_syscalls, 2000);
+        assert_eq!(s.syscalls_known_since, known);
+    }
+
+    #[test]
+    fn a_process_watched_from_its_start_is_known_throughout() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.start(key(), t0, [secs(1.0); 3]);
+        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), [secs(1.05); 3]);
+        assert_eq!(s.stats.futex_wait_syscalls, 200);
+        assert_eq!(s.syscalls_known_since, None);
     }
 }

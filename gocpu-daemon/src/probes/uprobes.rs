@@ -247,15 +247,8 @@ impl UprobeSet {
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
                 if let Some(p) = h.governor.last_period().filter(|_| finished) {
-                    {
-                        let secs = p.attached.as_secs_f64();
-                        for (u, n) in &per_user {
-                            let base = h.bases.get(u).copied().unwrap_or(*n);
-                            if secs > 0.0 {
-                                h.rates.insert(*u, n.saturating_sub(base) as f64 / secs);
-                            }
-                        }
-                    }
+                    let rates = period_rates(&h.bases, &per_user, p.attached);
+                    h.rates.extend(rates);
                 }
                 if finished || (action == Action::Attach && !was_attached) {
                     h.bases = per_user.iter().copied().collect();
@@ -392,5 +385,47 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
         .and_then(|p| p.detach(link).map_err(|e| error_chain(&e)));
     if let Err(e) = res {
         tracing::warn!(function = h.hook.function(), error = %e, "uprobe detach failed");
+    }
+}
+
+/// Each process's hits per second over a finished attached period of `attached`, from its hit
+/// count at the period's start (`bases`) and at its end (`now`). A process tracked during the
+/// period has no base and gets no rate: its hits cover only part of the period (counted over
+/// all of it they read low, or zero), so it waits for a whole one.
+fn period_rates(
+    bases: &HashMap<ProcKey, u64>,
+    now: &[(ProcKey, u64)],
+    attached: Duration,
+) -> Vec<(ProcKey, f64)> {
+    let secs = attached.as_secs_f64();
+    if secs <= 0.0 {
+        return Vec::new();
+    }
+    now.iter()
+        .filter_map(|(u, n)| {
+            let base = bases.get(u)?;
+            Some((*u, n.saturating_sub(*base) as f64 / secs))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pid: u32) -> ProcKey {
+        ProcKey {
+            pid,
+            start_ticks: 1,
+        }
+    }
+
+    #[test]
+    fn only_processes_present_for_the_whole_period_get_a_rate() {
+        let bases = HashMap::from([(key(1), 100), (key(2), 0)]);
+        let now = [(key(1), 150), (key(2), 0), (key(3), 7)];
+        let rates = period_rates(&bases, &now, Duration::from_millis(100));
+        assert_eq!(rates, vec![(key(1), 500.0), (key(2), 0.0)]);
+        assert!(period_rates(&bases, &now, Duration::ZERO).is_empty());
     }
 }
