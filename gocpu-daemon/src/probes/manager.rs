@@ -195,11 +195,10 @@ impl ProbeManager {
 
     /// Total attached seconds of each governed syscall tracepoint (event name).
     pub fn syscall_attached_seconds(&self) -> Vec<(&'static str, f64)> {
-        let exposure = self.syscalls.exposure(Instant::now());
+        let seconds = self.syscalls.exposure(Instant::now()).as_secs_f64();
         crate::probes::syscalls::SyscallTracepoint::ALL
             .iter()
-            .zip(exposure)
-            .map(|(tp, d)| (tp.event(), d.as_secs_f64()))
+            .map(|tp| (tp.event(), seconds))
             .collect()
     }
 

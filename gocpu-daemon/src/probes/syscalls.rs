@@ -80,15 +80,14 @@ impl SyscallTracepoint {
     }
 }
 
-/// Each counter a governed tracepoint feeds, with its tracepoint's index in
-/// [`SyscallTracepoint::ALL`].
-type Counter = (usize, fn(&mut ProcStats) -> &mut u64);
+/// Each counter the group's tracepoints feed.
+type Counter = fn(&mut ProcStats) -> &mut u64;
 const COUNTERS: [Counter; 5] = [
-    (0, |s| &mut s.futex_wait_syscalls),
-    (0, |s| &mut s.futex_wake_syscalls),
-    (0, |s| &mut s.futex_other_syscalls),
-    (1, |s| &mut s.nanosleep_syscalls),
-    (2, |s| &mut s.sched_yield_syscalls),
+    |s| &mut s.futex_wait_syscalls,
+    |s| &mut s.futex_wake_syscalls,
+    |s| &mut s.futex_other_syscalls,
+    |s| &mut s.nanosleep_syscalls,
+    |s| &mut s.sched_yield_syscalls,
 ];
 
 /// The calls of `s` the group counts: all three tracepoints'.
@@ -188,10 +187,9 @@ impl SyscallProbes {
         self.base = self.base.wrapping_add(group_calls(last));
     }
 
-    /// Cumulative attached time of each tracepoint, in [`SyscallTracepoint::ALL`] order (one
-    /// group, so all the same).
-    pub fn exposure(&self, now: Instant) -> [Duration; 3] {
-        [self.governor.attached_total(now); 3]
+    /// Cumulative attached time of the group (of each of its tracepoints).
+    pub fn exposure(&self, now: Instant) -> Duration {
+        self.governor.attached_total(now)
     }
 
     /// Whether each tracepoint is attached now, in [`SyscallTracepoint::ALL`] order.
@@ -258,7 +256,7 @@ impl Pool {
 #[derive(Clone, Debug)]
 struct Estimate {
     at: Instant,
-    exposure: [Duration; 3],
+    exposure: Duration,
     raw: ProcStats,
     /// Estimated cumulative counts (the [`COUNTERS`]; the rest is raw).
     estimated: ProcStats,
@@ -280,6 +278,30 @@ pub struct Estimated {
 }
 
 impl Estimate {
+    /// The first estimate: counts `raw` at `now`, when the group's cumulative attached time was
+    /// `exposure`, taken as they are.
+    fn baseline(
+        now: Instant,
+        exposure: Duration,
+        raw: ProcStats,
+        known_since: Option<(Instant, ProcStats)>,
+    ) -> Estimate {
+        Estimate {
+            at: now,
+            exposure,
+            raw,
+            estimated: raw,
+            rates: [Pool::default(); 5],
+            known_since,
+        }
+    }
+
+    /// The first estimate of a process not started: nothing is known of the calls counted so
+    /// far.
+    fn unstarted(now: Instant, exposure: Duration, raw: ProcStats) -> Estimate {
+        Estimate::baseline(now, exposure, raw, Some((now, raw)))
+    }
+
     fn output(&self) -> Estimated {
         Estimated {
             stats: self.estimated,
@@ -295,43 +317,28 @@ pub struct SyscallEstimates {
 }
 
 impl SyscallEstimates {
-    /// `key`'s kernel counters start from zero at `now`, when the tracepoints' cumulative
-    /// attached times are `exposure`: the baseline of its first interval, so that calls counted
-    /// before its first poll are scaled by the time they were counted in.
-    pub fn start(&mut self, key: ProcKey, now: Instant, exposure: [Duration; 3]) {
+    /// `key`'s kernel counters start from zero at `now`, when the group's cumulative attached
+    /// time is `exposure`: the baseline of its first interval, so that calls counted before its
+    /// first poll are scaled by the time they were counted in.
+    pub fn start(&mut self, key: ProcKey, now: Instant, exposure: Duration) {
         self.procs.insert(
             key,
-            Estimate {
-                at: now,
-                exposure,
-                raw: ProcStats::default(),
-                estimated: ProcStats::default(),
-                rates: [Pool::default(); 5],
-                known_since: None,
-            },
+            Estimate::baseline(now, exposure, ProcStats::default(), None),
         );
     }
 
-    /// `raw` (the kernel's counts for `key` at `now`, with the tracepoints' cumulative
-    /// `exposure`) with its syscall counters replaced by estimates of every call made.
+    /// `raw` (the kernel's counts for `key` at `now`, with the group's cumulative attached
+    /// time `exposure`) with its syscall counters replaced by estimates of every call made.
     pub fn estimate(
         &mut self,
         key: ProcKey,
         now: Instant,
         raw: ProcStats,
-        exposure: [Duration; 3],
+        exposure: Duration,
     ) -> Estimated {
         let next = match self.procs.get(&key) {
             Some(e) => advance(e, now, raw, exposure),
-            // Not started: nothing is known of the calls counted so far.
-            None => Estimate {
-                at: now,
-                exposure,
-                raw,
-                estimated: raw,
-                rates: [Pool::default(); 5],
-                known_since: Some((now, raw)),
-            },
+            None => Estimate::unstarted(now, exposure, raw),
         };
         let out = next.output();
         self.procs.insert(key, next);
@@ -345,14 +352,11 @@ impl SyscallEstimates {
         key: ProcKey,
         now: Instant,
         raw: ProcStats,
-        exposure: [Duration; 3],
+        exposure: Duration,
     ) -> Estimated {
         match self.procs.get(&key) {
             Some(e) => advance(e, now, raw, exposure).output(),
-            None => Estimated {
-                stats: raw,
-                syscalls_known_since: Some((now, raw)),
-            },
+            None => Estimate::unstarted(now, exposure, raw).output(),
         }
     }
 
@@ -362,9 +366,9 @@ impl SyscallEstimates {
     }
 }
 
-/// `e` moved on to `now`, where the kernel counts are `raw` and the tracepoints' cumulative
-/// attached times `exposure`. Estimates never go backwards.
-fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: [Duration; 3]) -> Estimate {
+/// `e` moved on to `now`, where the kernel counts are `raw` and the group's cumulative attached
+/// time `exposure`. Estimates never go backwards.
+fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: Duration) -> Estimate {
     let dt = now.saturating_duration_since(e.at).as_secs_f64();
     let mut next = Estimate {
         at: now,
@@ -375,11 +379,10 @@ fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: [Duration; 3]) 
         known_since: e.known_since,
     };
     let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
+    let exposed = exposure.saturating_sub(e.exposure).as_secs_f64();
     let mut unknown = false;
-    for (k, (i, field)) in COUNTERS.iter().enumerate() {
-        let exposed = exposure[*i].saturating_sub(e.exposure[*i]);
+    for (k, field) in COUNTERS.iter().enumerate() {
         let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
-        let exposed = exposed.as_secs_f64();
         if exposed > 0.0 {
             next.rates[k].add(counted, exposed);
         }
@@ -428,9 +431,9 @@ mod tests {
     fn always_attached_counts_are_exact() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
-        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
+        est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
         let t1 = t0 + secs(1.0);
-        let s = est.estimate(key(), t1, stats(1000, 50), [secs(1.0); 3]);
+        let s = est.estimate(key(), t1, stats(1000, 50), secs(1.0));
         assert_eq!(
             (s.stats.futex_wait_syscalls, s.stats.sched_yield_syscalls),
             (1000, 50)
@@ -441,30 +444,30 @@ mod tests {
     fn duty_cycled_counts_are_scaled_by_the_attached_share_and_carried_while_detached() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
-        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
+        est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
         // Attached 0.1 s of 1 s, 100 waits counted: 1000 per second, 1000 estimated.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), [secs(0.1); 3]);
+        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), secs(0.1));
         assert_eq!(s.stats.futex_wait_syscalls, 1000);
         // Detached for the next 2 s: the rate carries on.
-        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), [secs(0.1); 3]);
+        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), secs(0.1));
         assert_eq!(s.stats.futex_wait_syscalls, 3000);
         // Other counters pass through untouched.
         let raw = ProcStats {
             oncpu_ns: 5,
             ..stats(100, 0)
         };
-        let s = est.estimate(key(), t0 + secs(4.0), raw, [secs(0.1); 3]);
+        let s = est.estimate(key(), t0 + secs(4.0), raw, secs(0.1));
         assert_eq!(s.stats.oncpu_ns, 5);
         // A peek in between neither moves the estimate nor differs from what a poll would say.
         let raw5 = ProcStats {
             oncpu_ns: 5,
             ..stats(100, 0)
         };
-        let peeked = est.peek(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
+        let peeked = est.peek(key(), t0 + secs(5.0), raw5, secs(0.1));
         assert_eq!(peeked.stats.futex_wait_syscalls, 5000);
-        let again = est.peek(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
+        let again = est.peek(key(), t0 + secs(5.0), raw5, secs(0.1));
         assert_eq!(again, peeked);
-        let s = est.estimate(key(), t0 + secs(5.0), raw5, [secs(0.1); 3]);
+        let s = est.estimate(key(), t0 + secs(5.0), raw5, secs(0.1));
         assert_eq!(s.stats.futex_wait_syscalls, 5000);
     }
 
@@ -472,11 +475,11 @@ mod tests {
     fn calls_counted_before_the_first_poll_are_scaled_from_the_start() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
-        est.start(key(), t0, [secs(3.0); 3]);
+        est.start(key(), t0, secs(3.0));
         // Attached 10 ms of the first second, 100 waits counted: 10000 per second.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), [secs(3.01); 3]);
+        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), secs(3.01));
         assert_eq!(s.stats.futex_wait_syscalls, 10_000);
-        let s = est.estimate(key(), t0 + secs(2.0), stats(100, 0), [secs(3.01); 3]);
+        let s = est.estimate(key(), t0 + secs(2.0), stats(100, 0), secs(3.01));
         assert_eq!(s.stats.futex_wait_syscalls, 20_000);
     }
 
@@ -484,13 +487,13 @@ mod tests {
     fn short_samples_pool_their_rates_and_one_long_measurement_stands_alone() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
-        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
+        est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
         // 10 ms watched per second: 10 waits (1000/s), then a sample in which the process
         // made none. Alone that sample would say 0/s; pooled with the first it says 500/s
         // for the 0.99 s not watched.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), [secs(0.01); 3]);
+        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), secs(0.01));
         assert_eq!(s.stats.futex_wait_syscalls, 1000);
-        let s = est.estimate(key(), t0 + secs(2.0), stats(10, 0), [secs(0.02); 3]);
+        let s = est.estimate(key(), t0 + secs(2.0), stats(10, 0), secs(0.02));
         assert_eq!(s.stats.futex_wait_syscalls, 1000 + 495);
         // Five more 10 ms samples at 2000/s fill the 50 ms pool and start fading the first
         // two out: 80.8 calls in 50 ms.
@@ -500,7 +503,7 @@ mod tests {
             t += 1.0;
             waits += 20;
             exposed += 0.01;
-            est.estimate(key(), t0 + secs(t), stats(waits, 0), [secs(exposed); 3]);
+            est.estimate(key(), t0 + secs(t), stats(waits, 0), secs(exposed));
         }
         let k = est.procs[&key()].rates[0];
         assert!((k.rate().unwrap_or(0.0) - 1616.0).abs() < 1e-6, "{k:?}");
@@ -508,7 +511,7 @@ mod tests {
         t += 1.0;
         waits += 30;
         exposed += 0.1;
-        est.estimate(key(), t0 + secs(t), stats(waits, 0), [secs(exposed); 3]);
+        est.estimate(key(), t0 + secs(t), stats(waits, 0), secs(exposed));
         let k = est.procs[&key()].rates[0];
         assert!((k.rate().unwrap_or(0.0) - 300.0).abs() < 1e-6, "{k:?}");
     }
@@ -517,12 +520,12 @@ mod tests {
     fn a_process_never_watched_estimates_zero_and_is_forgotten() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
-        est.estimate(key(), t0, stats(0, 0), [Duration::ZERO; 3]);
-        let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), [Duration::ZERO; 3]);
+        est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
+        let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), Duration::ZERO);
         assert_eq!(s.stats.futex_wait_syscalls, 0);
         // And says that zero is not a rate: nothing is known up to now.
         assert_eq!(s.syscalls_known_since, Some((t0 + secs(1.0), s.stats)));
-        let peeked = est.peek(key(), t0 + secs(1.5), stats(0, 0), [Duration::ZERO; 3]);
+        let peeked = est.peek(key(), t0 + secs(1.5), stats(0, 0), Duration::ZERO);
         assert_eq!(peeked.syscalls_known_since, Some((t0 + secs(1.5), s.stats)));
         est.forget(key());
         assert!(est.procs.is_empty());
@@ -532,19 +535,19 @@ mod tests {
     fn the_estimate_is_known_from_the_end_of_the_last_interval_without_a_rate() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
-        est.start(key(), t0, [secs(5.0); 3]);
+        est.start(key(), t0, secs(5.0));
         // Two seconds detached before the process's first measurement: 100 waits made then
         // are not seen, and no rate says how many.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), [secs(5.0); 3]);
+        let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), secs(5.0));
         assert_eq!(s.syscalls_known_since, Some((t0 + secs(1.0), stats(0, 0))));
-        let s = est.estimate(key(), t0 + secs(2.0), stats(0, 0), [secs(5.0); 3]);
+        let s = est.estimate(key(), t0 + secs(2.0), stats(0, 0), secs(5.0));
         let known = Some((t0 + secs(2.0), stats(0, 0)));
         assert_eq!(s.syscalls_known_since, known);
         // Then 100 ms attached, 100 waits: 1000/s from here on, and known from t0 + 2 s.
-        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), [secs(5.1); 3]);
+        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), secs(5.1));
         assert_eq!(s.stats.futex_wait_syscalls, 1000);
         assert_eq!(s.syscalls_known_since, known);
-        let s = est.estimate(key(), t0 + secs(4.0), stats(100, 0), [secs(5.1); 3]);
+        let s = est.estimate(key(), t0 + secs(4.0), stats(100, 0), secs(5.1));
         assert_eq!(s.stats.futex_wait_syscalls, 2000);
         assert_eq!(s.syscalls_known_since, known);
     }
@@ -553,8 +556,8 @@ mod tests {
     fn a_process_watched_from_its_start_is_known_throughout() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
-        est.start(key(), t0, [secs(1.0); 3]);
-        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), [secs(1.05); 3]);
+        est.start(key(), t0, secs(1.0));
+        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), secs(1.05));
         assert_eq!(s.stats.futex_wait_syscalls, 200);
         assert_eq!(s.syscalls_known_since, None);
     }
