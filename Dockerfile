@@ -15,7 +15,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends llvm-22-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN rustup toolchain install ${RUST_TOOLCHAIN} --profile minimal --component rust-src
-# bpf-linker must load the LLVM the pinned rustc emits bitcode with (docs: TOOLCHAIN.md).
+# bpf-linker must load the LLVM the pinned rustc emits bitcode with (docs/measurements.md).
 RUN LLVM_PREFIX=/usr/lib/llvm-22 RUSTUP_TOOLCHAIN=${RUST_TOOLCHAIN} \
     cargo install bpf-linker --version 0.13.0 --locked --no-default-features --features llvm-22
 WORKDIR /src

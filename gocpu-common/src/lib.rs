@@ -8,6 +8,9 @@
 
 use core::mem::size_of;
 
+mod self_timing;
+pub use self_timing::{ProgRun, ProgramId};
+
 /// Maximum number of processes the kernel side can account at once (entries in `PROCS`).
 pub const MAX_TRACKED_PROCS: u32 = 8192;
 /// Threads of tracked processes the kernel remembers (LRU; least recently switched evicted).
@@ -47,6 +50,8 @@ pub mod maps {
     pub const STACKS_OFF: &str = "STACKS_OFF";
     /// Per-CPU `u32` counter deciding which futex calls get their stack sampled.
     pub const FUTEX_TICK: &str = "FUTEX_TICK";
+    /// Per-CPU array `ProgramId -> ProgRun`: the programs' own run time, when `SELF_TIMING` is set.
+    pub const PROG_RUNS: &str = "PROG_RUNS";
 }
 
 /// Names of the eBPF programs, one per hook.
@@ -89,6 +94,8 @@ pub mod globals {
     pub const FUTEX_SAMPLE_INTERVAL_NS: &str = "FUTEX_SAMPLE_INTERVAL_NS";
     /// `u32`: non-zero to capture user stacks in CPU samples.
     pub const SAMPLE_STACKS: &str = "SAMPLE_STACKS";
+    /// `u32`: non-zero for the programs to time themselves into `PROG_RUNS`.
+    pub const SELF_TIMING: &str = "SELF_TIMING";
 }
 
 /// Per-process counters, aggregated in kernel: one value per CPU, summed by user space.
@@ -447,6 +454,8 @@ mod pod {
     unsafe impl aya::Pod for super::OffCpuValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::FutexKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProgRun {}
 }
 
 #[cfg(test)]

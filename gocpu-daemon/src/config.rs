@@ -126,8 +126,21 @@ pub struct ProbesConfig {
     pub runtime_mcall: bool,
     /// Attach at `runtime.cgocall`.
     pub runtime_cgocall: bool,
+    /// Where the programs' run-time figures come from.
+    pub bpf_stats: BpfStatsMode,
     /// The overhead budget governing every uprobe.
     pub budget: crate::probes::budget::BudgetConfig,
+}
+
+/// `probes.bpf_stats`: where the programs' run-time figures come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BpfStatsMode {
+    /// The kernel's statistics where gocpu may turn them on or the node keeps them, else the
+    /// programs time themselves.
+    Auto,
+    /// The programs always time themselves (to compare with the kernel's figures).
+    SelfTimed,
 }
 
 /// `limits:` keys.

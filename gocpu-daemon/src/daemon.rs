@@ -17,7 +17,13 @@ use crate::{
     ingest::{Ingest, Shared, tasks},
     metrics,
     model::{DaemonStats, Model},
-    probes::{ProbeError, events, loader::KernelProbes, manager::ProbeManager},
+    preflight::Report,
+    probes::{
+        ProbeError, events,
+        loader::{HostSetup, KernelProbes},
+        manager::ProbeManager,
+        tracefs,
+    },
 };
 
 /// Errors that stop the daemon from starting.
@@ -44,8 +50,8 @@ pub enum DaemonError {
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
     /// A capability or kernel feature the daemon needs is missing (the report says how to grant it).
-    #[error("cannot start: {0}")]
-    Preflight(crate::preflight::Report),
+    #[error("cannot start: {}", .0.fatal_text())]
+    Preflight(Box<crate::preflight::Report>),
 }
 
 /// Longest pause between two governor runs. They run sooner when a governor is due or a process
@@ -73,7 +79,17 @@ pub async fn run(
     let local = listener.local_addr().map_err(DaemonError::Serve)?;
 
     raise_nofile_limit();
-    preflight(&config)?;
+    let report = preflight(&config)?;
+    let host = HostSetup {
+        kernel: report.kernel,
+        tracefs: report
+            .tracefs
+            .as_ref()
+            .map(|t| t.path.clone())
+            .unwrap_or_else(|| tracefs::MOUNT_POINT.into()),
+        uprobe_path: report.uprobes.path,
+        bpf_stats: report.bpf_stats,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let mut pods = PodNames::new(&config.kubernetes.container_log_dir, Duration::from_secs(5));
@@ -84,7 +100,7 @@ pub async fn run(
     }
     let procfs = ProcFs::new(&config.discovery.proc_root);
     let clock = Clock::read(&procfs)?;
-    let mut kernel = KernelProbes::load(&config)?;
+    let mut kernel = KernelProbes::load(&config, &host)?;
     let event_array = kernel.take_events().ok_or_else(|| ProbeError::Tracefs {
         reason: "event array already taken".into(),
     })?;
@@ -100,6 +116,7 @@ pub async fn run(
         clock,
         pods: Mutex::new(pods),
         govern_now: Default::default(),
+        preflight: report,
         config,
     });
 
@@ -215,29 +232,40 @@ async fn forward_ebpf_logs(
     }
 }
 
-/// Checks capabilities and kernel features and says exactly what is missing and how to grant
-/// it; fails start-up only when the kernel side cannot work at all.
-fn preflight(config: &Config) -> Result<(), DaemonError> {
-    use crate::preflight::{Environment, Inputs, Severity, check};
+/// Makes tracefs available, finds where the daemon runs, checks capabilities and kernel features
+/// (trying what it can) and says exactly what is missing and how to grant it; fails start-up only
+/// when the kernel side cannot work at all, with the report for `main` to print once.
+fn preflight(config: &Config) -> Result<Report, DaemonError> {
+    use crate::preflight::{Inputs, Placement, Severity, check};
+    let proc_root = &config.discovery.proc_root;
+    let placement = Placement::gather(proc_root).classify();
     let report = check(&Inputs::gather(
-        &config.discovery.proc_root,
+        proc_root,
         std::path::Path::new("/sys"),
-        Environment::detect(),
+        tracefs::prepare(),
+        placement,
     ));
+    if report.is_fatal() {
+        return Err(DaemonError::Preflight(Box::new(report)));
+    }
+    tracing::info!(
+        environment = report.placement.environment.as_str(),
+        evidence = %report.placement.evidence.join("; "),
+        "where gocpu runs"
+    );
+    tracing::info!(%report, "preflight");
     for f in &report.findings {
         match f.severity {
-            Severity::Fatal => tracing::error!(problem = %f.problem, fix = %f.fix, "preflight"),
-            Severity::Degraded => tracing::warn!(problem = %f.problem, fix = %f.fix, "preflight"),
+            Severity::Fatal | Severity::Degraded => {
+                tracing::warn!(problem = %f.problem, fix = %f.fix, "preflight")
+            }
             Severity::Info => tracing::info!(problem = %f.problem, fix = %f.fix, "preflight"),
         }
     }
     if let Ok(node) = std::env::var("NODE_NAME") {
         tracing::info!(%node, "running on node");
     }
-    if report.is_fatal() {
-        return Err(DaemonError::Preflight(report));
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// Cached Go binaries keep their file open (pread, never mmap); lift the soft descriptor limit to

@@ -38,7 +38,20 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors end the process with one message (and its fix) on stderr and exit status 1: a start-up
+/// failure is an answer for the operator, not a crash, so no backtrace is printed even with
+/// RUST_BACKTRACE set (panics still print theirs).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gocpu: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Inspect { pid, addr, seconds }) = cli.command {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -76,7 +89,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         daemon::run(config, shutdown_signal())
             .await
-            .context("gocpu failed")
+            .map_err(anyhow::Error::from)
     })
 }
 

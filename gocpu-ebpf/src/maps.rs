@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use gocpu_common::{
     CpuSlice, DropReason, FutexKey, MAX_FUTEX_KEYS, MAX_OFFCPU_KEYS, MAX_SAMPLE_KEYS, MAX_STACKS,
-    MAX_THREADS, MAX_TRACKED_PROCS, OffCpuKey, OffCpuValue, ProcEvent, ProcStats, SampleKey,
-    ThreadStats,
+    MAX_THREADS, MAX_TRACKED_PROCS, OffCpuKey, OffCpuValue, ProcEvent, ProcStats, ProgRun,
+    ProgramId, SampleKey, ThreadStats,
 };
 
 /// Tracked processes: `tgid -> ProcStats`. User space inserts and removes keys; the kernel only
@@ -63,6 +63,15 @@ pub static EVENTS: PerfEventArray<ProcEvent> = PerfEventArray::new(0);
 /// Events lost in kernel, indexed by `DropReason`.
 #[map(name = "DROPS")]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::COUNT, 0);
+
+/// Each program's own run time, indexed by `ProgramId` (written only with `SELF_TIMING`).
+#[map(name = "PROG_RUNS")]
+pub static PROG_RUNS: PerCpuArray<ProgRun> = PerCpuArray::with_max_entries(ProgramId::COUNT, 0);
+
+/// Non-zero: every program times itself into `PROG_RUNS` (the loader sets it when the kernel
+/// keeps no run-time statistics; zero makes the verifier drop the timing code).
+#[unsafe(no_mangle)]
+pub static SELF_TIMING: Global<u32> = Global::new(0);
 
 /// Byte offset of `op` in the `sys_enter_futex` record.
 #[unsafe(no_mangle)]

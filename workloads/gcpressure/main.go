@@ -1,4 +1,4 @@
-// gcpressure reproduces PATHOLOGIES.md row 6, "GC pressure": goroutines allocate short-lived
+// gcpressure reproduces docs/pathologies.md row 6, "GC pressure": goroutines allocate short-lived
 // objects at a high rate with a small GOGC (debug.SetGCPercent(-gogc), default 10) over a
 // pointer-rich live heap of -live-mb that every cycle has to mark again.
 //

@@ -1,4 +1,4 @@
-// goroutineleak reproduces PATHOLOGIES.md row 7, "goroutine leak": goroutines that block
+// goroutineleak reproduces docs/pathologies.md row 7, "goroutine leak": goroutines that block
 // forever on a channel receive, their count growing steadily (-rate per second), CPU low.
 //
 // Runtime paths: each leaked goroutine (function main.leakedWorker) runs chanrecv on a channel

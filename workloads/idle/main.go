@@ -1,4 +1,4 @@
-// idle is PATHOLOGIES.md row 9, "idle service" (a control): a program that mostly sleeps and
+// idle is docs/pathologies.md row 9, "idle service" (a control): a program that mostly sleeps and
 // waits on the network.
 //
 // Runtime paths: one goroutine blocks in (*net.TCPListener).Accept on a loopback listener

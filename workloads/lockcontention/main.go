@@ -1,4 +1,4 @@
-// lockcontention reproduces PATHOLOGIES.md row 4, "lock contention": many goroutines contend on
+// lockcontention reproduces docs/pathologies.md row 4, "lock contention": many goroutines contend on
 // one sync.Mutex around tiny critical sections.
 //
 // Runtime paths: sync.(*Mutex).Lock -> lockSlow: a short active spin (sync.runtime_doSpin ->

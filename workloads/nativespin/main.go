@@ -1,4 +1,4 @@
-// nativespin reproduces PATHOLOGIES.md row 2, "native thread spin": C code starts pthreads that
+// nativespin reproduces docs/pathologies.md row 2, "native thread spin": C code starts pthreads that
 // spin outside any cgocall, while the Go side sleeps.
 //
 // Runtime paths: one cgocall starts the threads (runtime.cgocall -> asmcgocall ->

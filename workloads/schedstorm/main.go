@@ -1,4 +1,4 @@
-// schedstorm reproduces PATHOLOGIES.md row 3, "scheduler spin / futex storm", in two modes:
+// schedstorm reproduces docs/pathologies.md row 3, "scheduler spin / futex storm", in two modes:
 //
 //   - pingpong (default): -pairs goroutine pairs bounce a token over unbuffered channels with
 //     trivial work (v+1), GOMAXPROCS >= 2. With -select (default) every send and receive is a

@@ -1,4 +1,4 @@
-// syscallheavy reproduces PATHOLOGIES.md row 5, "syscall heavy": goroutines doing tiny
+// syscallheavy reproduces docs/pathologies.md row 5, "syscall heavy": goroutines doing tiny
 // syscalls in a loop, a 1-byte write then a 1-byte read on a pipe of their own.
 //
 // Runtime paths: syscall.Write / syscall.Read on raw blocking file descriptors (not the

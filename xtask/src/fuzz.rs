@@ -32,7 +32,7 @@ fn all_targets() -> Result<Vec<String>> {
     v.sort();
     Ok(v)
 }
-/// The nightly toolchain cargo-fuzz needs (sanitizers); see TOOLCHAIN.md.
+/// The nightly toolchain cargo-fuzz needs (sanitizers); see docs/measurements.md.
 const NIGHTLY: &str = "+nightly";
 
 fn gobin_dir() -> PathBuf {

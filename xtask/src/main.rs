@@ -14,14 +14,14 @@ mod setup;
 mod test;
 mod tools;
 
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::{
     setup::{Needs, setup},
-    tools::{GO_BIN_ALL, run, workspace_root},
+    tools::{GO_BIN_ALL, cargo},
 };
 
 #[derive(Debug, Parser)]
@@ -90,6 +90,7 @@ fn main() -> Result<()> {
             go_bin: GO_BIN_ALL,
             debian_go: true,
             promtool: true,
+            test_tools: true,
         }),
         Task::Run { args } => {
             setup(Needs {
@@ -97,19 +98,12 @@ fn main() -> Result<()> {
                 go_bin: &[],
                 debian_go: false,
                 promtool: false,
+                test_tools: false,
             })?;
-            run(Command::new("cargo")
-                .current_dir(workspace_root())
-                .args([
-                    "run",
-                    "--release",
-                    "--package",
-                    "gocpu-daemon",
-                    "--bin",
-                    "gocpu",
-                    "--",
-                ])
-                .args(args))
+            // The daemon's own exit status and message are the answer: pass them through
+            // without adding an error (or a backtrace) of our own.
+            let status = daemon_command(&args).status()?;
+            std::process::exit(exit_code(status))
         }
         Task::Test(args) => test::test(&args),
         Task::DeployCheck => deploy::check(),
@@ -120,5 +114,64 @@ fn main() -> Result<()> {
         Task::Offsets { args } => offsets::run(&args),
         Task::RuntimeNames { args } => runtime_names::run(&args),
         Task::BenchRuntime { args } => runtime_bench::run(&args),
+    }
+}
+
+/// `cargo run` of the daemon in release mode with `args`; the environment is the caller's (no
+/// RUST_BACKTRACE or RUST_LOG of ours).
+fn daemon_command(args: &[String]) -> Command {
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--release",
+        "--quiet",
+        "--package",
+        "gocpu-daemon",
+        "--bin",
+        "gocpu",
+        "--",
+    ])
+    .args(args);
+    c
+}
+
+/// The exit code that reports `status` (a signal `n` as 128 + n, as shells do).
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn run_adds_nothing_to_the_daemons_environment_but_cargos_bin_dir() {
+        let c = daemon_command(&["--listen".into(), "127.0.0.1:1".into()]);
+        let envs: Vec<_> = c.get_envs().map(|(k, _)| k.to_owned()).collect();
+        assert_eq!(envs, vec![std::ffi::OsString::from("PATH")]);
+        let path = c
+            .get_envs()
+            .find_map(|(_, v)| v)
+            .map(|v| v.to_owned())
+            .unwrap();
+        let first = std::env::split_paths(&path).next().unwrap();
+        assert_eq!(first, tools::cargo_bin_dir().unwrap());
+        let args: Vec<_> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args.last().map(String::as_str), Some("127.0.0.1:1"));
+    }
+
+    #[test]
+    fn exit_codes_pass_through() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(exit_code(ExitStatus::from_raw(1 << 8)), 1);
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(exit_code(ExitStatus::from_raw(2)), 130); // SIGINT
     }
 }

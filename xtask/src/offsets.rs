@@ -110,6 +110,7 @@ pub(crate) fn table_toolchains() -> Result<Vec<PathBuf>> {
         go_bin: GO_BIN_ALL,
         debian_go: true,
         promtool: false,
+        test_tools: false,
     })?;
     let mut gos = vec![PathBuf::from(DEBIAN_GO)];
     for v in GO_BIN_ALL {

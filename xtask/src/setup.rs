@@ -2,7 +2,7 @@
 //!
 //! Each step first checks for what it needs and returns at once when it is there; only the missing
 //! parts are installed. A step that cannot install says which command failed and why.
-use std::{path::PathBuf, process::Command, thread};
+use std::{process::Command, thread};
 
 use anyhow::{Context, Result, bail};
 
@@ -21,6 +21,9 @@ pub struct Needs {
     pub debian_go: bool,
     /// Prometheus' promtool, for the deploy checks.
     pub promtool: bool,
+    /// What the root tests run besides Go: capsh (libcap2-bin) to run the daemon under exact
+    /// capability sets, and kubectl (`.tools/kube`) to render the manifests they read.
+    pub test_tools: bool,
 }
 
 /// Runs every step `needs` asks for.
@@ -37,6 +40,9 @@ pub fn setup(needs: Needs) -> Result<()> {
     if needs.promtool {
         apt.push("prometheus".to_string());
     }
+    if needs.test_tools {
+        apt.push("libcap2-bin".to_string());
+    }
 
     apt_install(&apt)?;
     if needs.build {
@@ -44,6 +50,9 @@ pub fn setup(needs: Needs) -> Result<()> {
         bpf_linker()?;
     }
     go_bin(needs.go_bin)?;
+    if needs.test_tools {
+        crate::deploy_tools::kube_tools()?;
+    }
     Ok(())
 }
 
@@ -125,18 +134,14 @@ fn bpf_linker_ok(path: &std::path::Path) -> bool {
 }
 
 fn bpf_linker() -> Result<()> {
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .context("neither CARGO_HOME nor HOME is set")?;
-    let installed = cargo_home.join("bin").join("bpf-linker");
+    let installed = tools::cargo_bin_dir()?.join("bpf-linker");
     if bpf_linker_ok(&installed) {
         return Ok(());
     }
     eprintln!(
         "setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} (about 75 s)"
     );
-    let mut cmd = Command::new("cargo");
+    let mut cmd = tools::cargo();
     cmd.args([
         "install",
         "bpf-linker",

@@ -1,13 +1,13 @@
 //! `cargo xtask test`: everything CI checks, from a fresh machine: setup, formatting, lints,
 //! every test (unit, root integration with real BPF and Go workloads), deploy checks.
-use std::{process::Command, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use crate::{
     deploy,
     setup::{Needs, setup},
-    tools::{GO_BIN_ALL, PINNED_TOOLCHAIN, run, workspace_root},
+    tools::{GO_BIN_ALL, PINNED_TOOLCHAIN, cargo, run, workspace_root},
 };
 
 /// Options of `cargo xtask test`.
@@ -29,12 +29,6 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
-    let mut c = Command::new("cargo");
-    c.current_dir(workspace_root());
-    c
-}
-
 /// Runs the whole test suite.
 pub fn test(args: &TestArgs) -> Result<()> {
     let started = Instant::now();
@@ -44,6 +38,7 @@ pub fn test(args: &TestArgs) -> Result<()> {
             go_bin: GO_BIN_ALL,
             debian_go: true,
             promtool: true,
+            test_tools: true,
         })
     })?;
     if !args.no_lint {

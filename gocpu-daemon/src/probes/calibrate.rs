@@ -5,11 +5,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
-
 use crate::{
     discovery::maps::parse_maps,
-    probes::{ProbeError, loader::KernelProbes},
+    probes::{
+        ProbeError,
+        loader::KernelProbes,
+        uprobe_link::{Scope, UprobeLink},
+    },
 };
 
 /// Measured cost of one uprobe hit.
@@ -59,6 +61,15 @@ fn own_file_offset(addr: u64) -> Option<u64> {
         .map(|m| addr - m.start + m.offset)
 }
 
+/// Two functions of the daemon's own binary (the calibration targets) and their file offsets, to
+/// place short-lived probes on.
+pub(crate) fn probe_targets() -> Option<[(extern "C" fn(u64) -> u64, u64); 2]> {
+    let offset = |f: extern "C" fn(u64) -> u64| own_file_offset(f as usize as u64);
+    let (a, b): (extern "C" fn(u64) -> u64, extern "C" fn(u64) -> u64) =
+        (target_emulated, target_single_stepped);
+    Some([(a, offset(a)?), (b, offset(b)?)])
+}
+
 /// The calibration targets: (kind, function, calls to time).
 const TARGETS: [(Kind, extern "C" fn(u64) -> u64, u64); 2] = [
     (Kind::Emulated, target_emulated, 20_000),
@@ -76,43 +87,33 @@ enum Kind {
 /// around these two calls, not while timing).
 pub trait CalibrationProbe {
     /// Attaches the calibration program at `file_offset` of the daemon's own executable.
-    fn attach(&self, file_offset: u64) -> Result<UProbeLinkId, ProbeError>;
+    fn attach(&self, file_offset: u64) -> Result<UprobeLink, ProbeError>;
     /// Detaches it.
-    fn detach(&self, link: UProbeLinkId) -> Result<(), ProbeError>;
+    fn detach(&self, link: UprobeLink) -> Result<(), ProbeError>;
 }
 
-/// Attaches `program` at `file_offset` of the daemon's own executable (calling process only).
+/// Attaches `program` at `file_offset` of the daemon's own executable (the daemon only), by the
+/// same path as the hooks it calibrates.
 pub fn attach(
     kernel: &mut KernelProbes,
     program: &'static str,
     file_offset: u64,
-) -> Result<UProbeLinkId, ProbeError> {
-    kernel
-        .uprobe(program)?
-        .attach(
-            UProbeAttachLocation::AbsoluteOffset(file_offset),
-            "/proc/self/exe",
-            UProbeScope::CallingProcess,
-        )
-        .map_err(|source| ProbeError::Program {
-            name: program,
-            source,
-        })
+) -> Result<UprobeLink, ProbeError> {
+    kernel.attach_uprobe(
+        program,
+        std::path::Path::new("/proc/self/exe"),
+        file_offset,
+        Scope::Daemon,
+    )
 }
 
 /// Detaches a calibration probe.
 pub fn detach(
     kernel: &mut KernelProbes,
     program: &'static str,
-    link: UProbeLinkId,
+    link: UprobeLink,
 ) -> Result<(), ProbeError> {
-    kernel
-        .uprobe(program)?
-        .detach(link)
-        .map_err(|source| ProbeError::Program {
-            name: program,
-            source,
-        })
+    kernel.detach_uprobe(program, link)
 }
 
 /// Measures both costs: (time with the probe - time without) / calls, best of two runs each.

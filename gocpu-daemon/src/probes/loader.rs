@@ -2,23 +2,58 @@
 //! process lifecycle tracepoints and the per-CPU clock event. Uprobes are loaded here but attached
 //! per binary by [`crate::probes::uprobes`], the syscall tracepoints under the budget by
 //! [`crate::probes::syscalls`].
+use std::path::PathBuf;
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, PerCpuHashMap, PerfEventArray},
     programs::{
-        PerfEvent, RawTracePoint, TracePoint, UProbe,
+        PerfEvent, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
     util::online_cpus,
 };
 use aya_log::EbpfLogger;
-use gocpu_common::{ProcStats, globals, maps, programs};
+use gocpu_common::{ProcStats, ProgRun, ProgramId, globals, maps, programs};
 
 use crate::{
-    config::Config,
-    preflight::{KernelVersion, SWITCH_STATE_KERNEL},
-    probes::{ProbeError, tracefs},
+    config::{BpfStatsMode, Config},
+    preflight::{Features, KernelVersion, SWITCH_STATE_KERNEL, StatsSource},
+    probes::{
+        ProbeError, tracefs,
+        uprobe_link::{Scope, UprobeLink, UprobePath, UprobePrograms},
+    },
 };
+
+/// What the loader needs to know about the host (decided at start-up, before anything loads).
+#[derive(Clone, Debug)]
+pub struct HostSetup {
+    /// Kernel release, if known: picks the `sched_switch` program.
+    pub kernel: Option<KernelVersion>,
+    /// Where tracefs is mounted (tracepoint record layouts are read from it).
+    pub tracefs: PathBuf,
+    /// How uprobes are attached.
+    pub uprobe_path: UprobePath,
+    /// Where the programs' run-time figures come from.
+    pub bpf_stats: StatsSource,
+}
+
+impl HostSetup {
+    /// Prepares tracefs and tries the uprobe paths and statistics as the daemon does at start-up
+    /// (for tests and tools that load the kernel side without the daemon).
+    pub fn detect(proc_root: &std::path::Path) -> Result<Self, ProbeError> {
+        let tracefs = tracefs::prepare().map_err(|e| ProbeError::Tracefs {
+            reason: e.to_string(),
+        })?;
+        let features = Features::probe(proc_root, std::path::Path::new("/sys"));
+        Ok(Self {
+            kernel: KernelVersion::running(proc_root),
+            tracefs: tracefs.path,
+            uprobe_path: features.uprobe_path().0,
+            bpf_stats: features.stats_source(),
+        })
+    }
+}
 
 /// The eBPF object built by build.rs from gocpu-ebpf.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gocpu"));
@@ -36,11 +71,17 @@ pub struct KernelProbes {
     aggregates: Option<AggregateMaps>,
     /// aya-log records from the programs, until taken by the log forwarder.
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
-    /// Keeps the kernel's BPF run-time statistics on while held (`None`: unavailable).
+    /// The uprobe programs, loaded for this host's attach path.
+    uprobes: UprobePrograms,
+    /// Keeps the kernel's BPF run-time statistics on while held (`None`: not ours to hold).
     _stats: Option<std::os::fd::OwnedFd>,
+    /// Where [`KernelProbes::program_stats`] reads from.
+    stats_source: StatsSource,
+    /// `PROG_RUNS`: the programs' own timing (written only when self-timed).
+    prog_runs: PerCpuArray<MapData, ProgRun>,
 }
 
-/// Run-time statistics of one program (kernel-measured; 0 while statistics are off).
+/// Run time of one program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProgramStats {
     /// Program name.
@@ -49,24 +90,9 @@ pub struct ProgramStats {
     pub run_time: std::time::Duration,
     /// Number of runs.
     pub run_count: u64,
+    /// Who measured it.
+    pub source: StatsSource,
 }
-
-/// Every program of the object, in a stable order.
-pub const PROGRAMS: [&str; 13] = [
-    programs::SCHED_SWITCH,
-    programs::SCHED_SWITCH_PRE_5_18,
-    programs::SCHED_WAKEUP,
-    programs::PROCESS_EXEC,
-    programs::PROCESS_EXIT,
-    programs::SYS_FUTEX,
-    programs::SYS_NANOSLEEP,
-    programs::SYS_SCHED_YIELD,
-    programs::CPU_CLOCK,
-    programs::RUNTIME_FUTEX,
-    programs::RUNTIME_USLEEP,
-    programs::RUNTIME_MCALL,
-    programs::RUNTIME_CGOCALL,
-];
 
 /// The `sched_switch` program for `kernel`: the tracepoint gained its `prev_state` argument in
 /// 5.18. An unknown release gets the current one (its attach fails loudly on an old kernel).
@@ -83,6 +109,15 @@ pub fn sched_switch_program(kernel: Option<KernelVersion>) -> &'static str {
 const TRACEPOINTS: [(&str, &str, &str); 2] = [
     (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
     (programs::PROCESS_EXIT, "sched", "sched_process_exit"),
+];
+
+/// The uprobe programs: loaded here for the host's attach path, attached per binary by
+/// [`crate::probes::uprobes`].
+const UPROBE_PROGRAMS: [&str; 4] = [
+    programs::RUNTIME_FUTEX,
+    programs::RUNTIME_USLEEP,
+    programs::RUNTIME_MCALL,
+    programs::RUNTIME_CGOCALL,
 ];
 
 /// The syscall tracepoints: loaded here, attached under the budget by
@@ -129,13 +164,6 @@ fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> ProbeError
     move |source| ProbeError::Map { name, source }
 }
 
-fn missing_program(name: &'static str) -> ProbeError {
-    ProbeError::Program {
-        name,
-        source: aya::programs::ProgramError::UnexpectedProgramType,
-    }
-}
-
 fn missing_map(name: &'static str) -> ProbeError {
     ProbeError::Map {
         name,
@@ -147,20 +175,14 @@ fn missing_map(name: &'static str) -> ProbeError {
 
 impl KernelProbes {
     /// Loads every program, attaches the tracepoints and the CPU clock on every online CPU.
-    pub fn load(config: &Config) -> Result<KernelProbes, ProbeError> {
-        Self::load_for(config, KernelVersion::running(&config.discovery.proc_root))
-    }
-
-    /// As [`KernelProbes::load`], choosing the programs for kernel release `kernel` (tests
-    /// attach an older kernel's variant on a newer kernel, which accepts it).
-    pub fn load_for(
-        config: &Config,
-        kernel: Option<KernelVersion>,
-    ) -> Result<KernelProbes, ProbeError> {
+    /// `host.kernel` picks the programs for that kernel release (tests attach an older kernel's
+    /// variant on a newer kernel, which accepts it).
+    pub fn load(config: &Config, host: &HostSetup) -> Result<KernelProbes, ProbeError> {
         raise_memlock_limit();
-        let tracefs = tracefs::ensure_mounted()?;
+        let tracefs = &host.tracefs;
+        let kernel = host.kernel;
         let required = |category: &str, event: &str, field: &str| {
-            tracefs::field_offset(&tracefs, category, event, field)?.ok_or_else(|| {
+            tracefs::field_offset(tracefs, category, event, field)?.ok_or_else(|| {
                 ProbeError::Tracefs {
                     reason: format!("{category}:{event} has no {field} field"),
                 }
@@ -168,17 +190,23 @@ impl KernelProbes {
         };
         let futex_op = required("syscalls", "sys_enter_futex", "op")?;
         let group_dead =
-            tracefs::field_offset(&tracefs, "sched", "sched_process_exit", "group_dead")?
+            tracefs::field_offset(tracefs, "sched", "sched_process_exit", "group_dead")?
                 .unwrap_or(0);
         let futex_interval_ns = config.sampling.futex_stack_interval_us.saturating_mul(1000);
         let sample_stacks = u32::from(config.sampling.stacks);
+        let (stats_fd, stats_source) = run_time_stats(host.bpf_stats, config.probes.bpf_stats);
+        let self_timing = u32::from(stats_source == StatsSource::SelfTimed);
 
         let mut ebpf = EbpfLoader::new()
             .override_global(globals::FUTEX_OP_OFFSET, &futex_op, true)
             .override_global(globals::FUTEX_SAMPLE_INTERVAL_NS, &futex_interval_ns, true)
             .override_global(globals::SAMPLE_STACKS, &sample_stacks, true)
             .override_global(globals::EXIT_GROUP_DEAD_OFFSET, &group_dead, true)
+            .override_global(globals::SELF_TIMING, &self_timing, true)
             .load(EBPF_OBJECT)?;
+        // Before any map is taken: the multi path points its programs at aya's maps.
+        let uprobes =
+            UprobePrograms::load(host.uprobe_path, &mut ebpf, EBPF_OBJECT, &UPROBE_PROGRAMS)?;
         // Must exist before the programs load (they reference its ring buffer).
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(l) => Some(l),
@@ -222,20 +250,6 @@ impl KernelProbes {
                 .map_err(program_err(programs::CPU_CLOCK))?;
         }
 
-        for name in [
-            programs::RUNTIME_FUTEX,
-            programs::RUNTIME_USLEEP,
-            programs::RUNTIME_MCALL,
-            programs::RUNTIME_CGOCALL,
-        ] {
-            let up: &mut UProbe = ebpf
-                .program_mut(name)
-                .ok_or_else(|| missing_program(name))?
-                .try_into()
-                .map_err(program_err(name))?;
-            up.load().map_err(program_err(name))?;
-        }
-
         let procs = ebpf
             .take_map(maps::PROCS)
             .ok_or_else(|| missing_map(maps::PROCS))?;
@@ -248,6 +262,7 @@ impl KernelProbes {
             .take_map(maps::EVENTS)
             .ok_or_else(|| missing_map(maps::EVENTS))?;
         let events = PerfEventArray::try_from(events).map_err(map_err(maps::EVENTS))?;
+        let prog_runs = take(&mut ebpf, maps::PROG_RUNS)?;
         let aggregates = AggregateMaps {
             threads: take(&mut ebpf, maps::THREADS)?,
             samples: take(&mut ebpf, maps::CPU_SAMPLES)?,
@@ -264,7 +279,10 @@ impl KernelProbes {
             events: Some(events),
             aggregates: Some(aggregates),
             logger,
-            _stats: enable_run_time_stats(),
+            uprobes,
+            _stats: stats_fd,
+            stats_source,
+            prog_runs,
         })
     }
 
@@ -273,24 +291,71 @@ impl KernelProbes {
         typed(&mut self.ebpf, name)
     }
 
-    /// Uprobe program `name` (loaded, for attaching per binary).
-    pub fn uprobe(&mut self, name: &'static str) -> Result<&mut UProbe, ProbeError> {
-        typed(&mut self.ebpf, name)
+    /// How this kernel side attaches uprobes.
+    pub fn uprobe_path(&self) -> UprobePath {
+        self.uprobes.path()
     }
 
-    /// Kernel-measured run time and count of every program: the accounted BPF cost on targets.
+    /// Attaches uprobe program `name` at `file_offset` of the file at `path`.
+    pub fn attach_uprobe(
+        &mut self,
+        name: &'static str,
+        path: &std::path::Path,
+        file_offset: u64,
+        scope: Scope,
+    ) -> Result<UprobeLink, ProbeError> {
+        self.uprobes
+            .attach(&mut self.ebpf, name, path, file_offset, scope)
+    }
+
+    /// Detaches a uprobe of program `name`.
+    pub fn detach_uprobe(
+        &mut self,
+        name: &'static str,
+        link: UprobeLink,
+    ) -> Result<(), ProbeError> {
+        UprobePrograms::detach(&mut self.ebpf, name, link)
+    }
+
+    /// Run time and count of every loaded program (the accounted BPF cost on targets), from the
+    /// kernel's statistics or the programs' own timing.
     pub fn program_stats(&self) -> Vec<ProgramStats> {
-        PROGRAMS
+        ProgramId::ALL
             .iter()
-            .filter_map(|&name| {
-                let info = self.ebpf.program(name)?.info().ok()?;
+            .filter_map(|&id| {
+                let name = id.name();
+                let kernel = match self.uprobes.run_stats(name) {
+                    Some(s) => (s.run_time, s.runs),
+                    None => {
+                        let info = self.ebpf.program(name)?.info().ok()?;
+                        (info.run_time(), info.run_count())
+                    }
+                };
+                let (run_time, run_count) = match self.stats_source {
+                    StatsSource::Kernel => kernel,
+                    StatsSource::SelfTimed => {
+                        let per_cpu = self.prog_runs.get(&(id as u32), 0).ok()?;
+                        let mut sum = ProgRun::default();
+                        per_cpu.iter().for_each(|r| sum.add(r));
+                        (
+                            std::time::Duration::from_nanos(sum.estimated_ns()),
+                            sum.runs,
+                        )
+                    }
+                };
                 Some(ProgramStats {
                     name,
-                    run_time: info.run_time(),
-                    run_count: info.run_count(),
+                    run_time,
+                    run_count,
+                    source: self.stats_source,
                 })
             })
             .collect()
+    }
+
+    /// Where run-time figures come from.
+    pub fn stats_source(&self) -> StatsSource {
+        self.stats_source
     }
 
     /// Takes the aggregation maps (once) for ingest.
@@ -315,7 +380,7 @@ where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
     ebpf.program_mut(name)
-        .ok_or_else(|| missing_program(name))?
+        .ok_or(ProbeError::MissingProgram(name))?
         .try_into()
         .map_err(program_err(name))
 }
@@ -329,16 +394,30 @@ where
     M::try_from(map).map_err(map_err(name))
 }
 
-/// Turns on BPF run-time statistics for as long as the returned fd lives (two clock reads per
-/// program run, a few tens of nanoseconds): overhead is measured, never assumed.
-fn enable_run_time_stats() -> Option<std::os::fd::OwnedFd> {
+/// Decides where run-time figures come from (overhead is measured, never assumed): the kernel's
+/// statistics, turned on for as long as the returned fd lives when preflight found that allowed
+/// (two clock reads per program run) or already on node-wide; else the programs' own timing,
+/// which costs the same.
+fn run_time_stats(
+    planned: StatsSource,
+    mode: BpfStatsMode,
+) -> (Option<std::os::fd::OwnedFd>, StatsSource) {
+    if mode == BpfStatsMode::SelfTimed || planned == StatsSource::SelfTimed {
+        return (None, StatsSource::SelfTimed);
+    }
     match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
-        Ok(fd) => Some(fd),
+        Ok(fd) => (Some(fd), StatsSource::Kernel),
+        // Preflight saw the node keeping them (kernel.bpf_stats_enabled=1).
+        Err(_) if node_stats_enabled() => (None, StatsSource::Kernel),
         Err(e) => {
-            tracing::warn!(error = %e, "BPF run-time statistics unavailable");
-            None
+            tracing::warn!(error = %e, "BPF run-time statistics unavailable; the programs time themselves");
+            (None, StatsSource::SelfTimed)
         }
     }
+}
+
+fn node_stats_enabled() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1")
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it (harmless on newer ones).

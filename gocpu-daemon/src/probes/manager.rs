@@ -291,6 +291,16 @@ impl ProbeManager {
         self.kernel.program_stats()
     }
 
+    /// How uprobes are attached.
+    pub fn uprobe_path(&self) -> crate::probes::uprobe_link::UprobePath {
+        self.kernel.uprobe_path()
+    }
+
+    /// Where run-time figures come from.
+    pub fn stats_source(&self) -> crate::preflight::StatsSource {
+        self.kernel.stats_source()
+    }
+
     /// Detaches binaries idle for longer than `linger`.
     pub fn sweep(&mut self, linger: Duration) {
         self.uprobes.sweep(&mut self.kernel, Instant::now(), linger);

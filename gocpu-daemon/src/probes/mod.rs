@@ -8,6 +8,8 @@ pub mod loader;
 pub mod manager;
 pub mod syscalls;
 pub mod tracefs;
+pub mod uprobe_link;
+pub mod uprobe_multi;
 pub mod uprobes;
 
 /// Errors of the kernel side.
@@ -30,6 +32,12 @@ pub enum ProbeError {
         /// aya's error.
         source: aya::programs::ProgramError,
     },
+    /// The embedded object has no program of this name (a build mismatch).
+    #[error("program {0} is not in the eBPF object")]
+    MissingProgram(&'static str),
+    /// Loading or linking a program for `uprobe_multi` links failed.
+    #[error(transparent)]
+    Multi(#[from] crate::probes::uprobe_multi::MultiError),
     /// A map is missing from the object or has the wrong type.
     #[error("map {name}: {source}")]
     Map {

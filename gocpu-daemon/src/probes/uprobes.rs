@@ -9,12 +9,10 @@
 use std::{
     collections::{BTreeSet, HashMap},
     fs::File,
-    os::fd::AsRawFd,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use aya::programs::uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope};
 use gocpu_gobin::sites::UprobeHandling;
 use serde::Serialize;
 
@@ -28,6 +26,7 @@ use crate::{
         budget::{Action, Governor},
         calibrate::HitCost,
         loader::KernelProbes,
+        uprobe_link::{Scope, UprobeLink, fd_path},
     },
 };
 
@@ -98,7 +97,7 @@ struct HookSlot {
     hook: RuntimeHook,
     site: Result<ProbeSite, String>,
     enabled: bool,
-    link: Option<UProbeLinkId>,
+    link: Option<UprobeLink>,
     /// When `link` was attached.
     attached_at: Option<Instant>,
     governor: Governor,
@@ -351,15 +350,15 @@ fn attach(
     hook: RuntimeHook,
     handle: &File,
     file_offset: u64,
-) -> Result<UProbeLinkId, String> {
-    let path = format!("/proc/self/fd/{}", handle.as_raw_fd());
-    let prog = kernel.uprobe(hook.program()).map_err(|e| e.to_string())?;
-    prog.attach(
-        UProbeAttachLocation::AbsoluteOffset(file_offset),
-        path,
-        UProbeScope::AllProcesses,
-    )
-    .map_err(|e| format!("attach at offset {file_offset:#x}: {}", error_chain(&e)))
+) -> Result<UprobeLink, String> {
+    kernel
+        .attach_uprobe(
+            hook.program(),
+            &fd_path(handle),
+            file_offset,
+            Scope::AllProcesses,
+        )
+        .map_err(|e| format!("attach at offset {file_offset:#x}: {}", error_chain(&e)))
 }
 
 /// `e` and its sources, joined: aya's top-level messages omit the errno.
@@ -379,11 +378,8 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
         return;
     };
     h.attached_at = None;
-    let res = kernel
-        .uprobe(h.hook.program())
-        .map_err(|e| e.to_string())
-        .and_then(|p| p.detach(link).map_err(|e| error_chain(&e)));
-    if let Err(e) = res {
+    if let Err(e) = kernel.detach_uprobe(h.hook.program(), link) {
+        let e = error_chain(&e);
         tracing::warn!(function = h.hook.function(), error = %e, "uprobe detach failed");
     }
 }

@@ -36,6 +36,12 @@ impl Daemon {
     /// Starts `gocpu` with the embedded default overlaid by `extra_yaml` and a free port; waits
     /// until /readyz answers 200.
     pub fn start(extra_yaml: &str) -> Daemon {
+        Self::start_wrapped(extra_yaml, &[])
+    }
+
+    /// As [`Daemon::start`], through the command `prefix` (which must end by exec'ing its
+    /// arguments, so that the child is the daemon itself): `unshare`, `capsh`, `sh -c`.
+    pub fn start_wrapped(extra_yaml: &str, prefix: &[String]) -> Daemon {
         gocpu_testkit::require_root("the daemon integration tests");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -51,9 +57,16 @@ impl Daemon {
         .unwrap();
         let log = dir.path().join("gocpu.log");
         let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_gocpu"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_gocpu")),
+        };
         let child = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_gocpu"))
-                .arg("--listen")
+            cmd.arg("--listen")
                 .arg(addr.to_string())
                 .arg("--config")
                 .arg(&cfg)
@@ -81,6 +94,11 @@ impl Daemon {
             d.log_text()
         );
         d
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.pid())
     }
 
     /// The daemon's log so far.
@@ -143,6 +161,27 @@ fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A command prefix for [`Daemon::start_wrapped`]: a private mount namespace (nothing mounted in
+/// it reaches the host), the shell commands `setup` run there, then the daemon exec'd through
+/// `launcher` (empty, or e.g. `capsh --drop=... -- -c 'exec "$0" "$@"'`), keeping the pid.
+pub fn private_namespace(setup: &str, launcher: &str) -> Vec<String> {
+    vec![
+        "unshare".into(),
+        "--mount".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        format!("{setup} exec {launcher} \"$0\" \"$@\""),
+    ]
+}
+
+/// `capsh` as a [`private_namespace`] launcher, dropping `caps` (libcap names, comma-separated)
+/// from the bounding set, which for root is what its exec keeps.
+pub fn capsh_dropping(caps: &str) -> String {
+    format!("capsh --drop={caps} -- -c 'exec \"$0\" \"$@\"'")
 }
 
 /// Starts a built Go workload with `args`.

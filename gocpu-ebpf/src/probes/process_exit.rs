@@ -2,37 +2,39 @@
 //! marked, to be dropped at its last switch); the last one ends the process.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use aya_log_ebpf::warn;
-use gocpu_common::{EventKind, ProcEvent, THREAD_EXITING};
+use gocpu_common::{EventKind, ProcEvent, ProgramId, THREAD_EXITING};
 
 use crate::{
-    accounting::{current, current_task, emit, existing_thread_mut, now_ns, stats_mut},
+    accounting::{current, current_task, emit, existing_thread_mut, now_ns, stats_mut, timed},
     maps::EXIT_GROUP_DEAD_OFFSET,
 };
 
 #[tracepoint]
 pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-    let task = current();
-    let tgid = task.tgid;
-    // Only tracked processes matter; thread exits are far more frequent than process exits.
-    if stats_mut(tgid).is_none() {
-        return 0;
-    }
-    if let Some(th) = existing_thread_mut(current_task()) {
-        th.flags |= THREAD_EXITING;
-    }
-    let pid = task.tid;
-    if !group_dead(&ctx, tgid, pid) {
-        return 0;
-    }
-    let event = ProcEvent {
-        kind: EventKind::Exit as u32,
-        tgid,
-        pid,
-        reserved: 0,
-        ktime_ns: now_ns(),
-    };
-    emit(&ctx, &event);
-    0
+    timed(ProgramId::ProcessExit, || {
+        let task = current();
+        let tgid = task.tgid;
+        // Only tracked processes matter; thread exits are far more frequent than process exits.
+        if stats_mut(tgid).is_none() {
+            return 0;
+        }
+        if let Some(th) = existing_thread_mut(current_task()) {
+            th.flags |= THREAD_EXITING;
+        }
+        let pid = task.tid;
+        if !group_dead(&ctx, tgid, pid) {
+            return 0;
+        }
+        let event = ProcEvent {
+            kind: EventKind::Exit as u32,
+            tgid,
+            pid,
+            reserved: 0,
+            ktime_ns: now_ns(),
+        };
+        emit(&ctx, &event);
+        0
+    })
 }
 
 /// Whether this exit ends the whole thread group. Kernels with the `group_dead` field say so

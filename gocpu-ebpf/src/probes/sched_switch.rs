@@ -11,12 +11,12 @@
 //! has. The verifier checks a raw tracepoint program's argument reads against the tracepoint's
 //! argument count at attach, so one program cannot read `prev_state` only where it exists.
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use gocpu_common::THREAD_EXITING;
+use gocpu_common::{ProgramId, THREAD_EXITING};
 
 use crate::{
     accounting::{
         close_slice, current, existing_thread_mut, forget_thread, now_ns, stats_mut, thread_mut,
-        update_keyed, user_frames,
+        timed, update_keyed, user_frames,
     },
     maps::OFFCPU,
 };
@@ -32,9 +32,11 @@ const STATE_UNKNOWN: u64 = u64::MAX;
 /// struct task_struct *next, unsigned int prev_state)`.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
-    let prev_state: u64 = ctx.arg(3);
-    switch(&ctx, prev_state & 0xffff_ffff);
-    0
+    timed(ProgramId::SchedSwitch, || {
+        let prev_state: u64 = ctx.arg(3);
+        switch(&ctx, prev_state & 0xffff_ffff);
+        0
+    })
 }
 
 /// Before Linux 5.18 the tracepoint has no `prev_state`: a switch that is not a preemption
@@ -42,8 +44,10 @@ pub fn sched_switch(ctx: RawTracePointContext) -> u32 {
 /// runnable wait), and a thread's last switch is the first after `sched_process_exit` marked it.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch_pre_5_18(ctx: RawTracePointContext) -> u32 {
-    switch(&ctx, STATE_UNKNOWN);
-    0
+    timed(ProgramId::SchedSwitchPre518, || {
+        switch(&ctx, STATE_UNKNOWN);
+        0
+    })
 }
 
 /// One switch from `prev` to `next`; `state` is the outgoing task's state, or

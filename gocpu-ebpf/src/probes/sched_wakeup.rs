@@ -2,21 +2,24 @@
 //! runnable wait starts now (closed by sched_switch when it gets a CPU). Raw for the reason
 //! given in `sched_switch`: its argument is the woken task's pointer, the `THREADS` key.
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use gocpu_common::ProgramId;
 
-use crate::accounting::{existing_thread_mut, now_ns, stats_mut};
+use crate::accounting::{existing_thread_mut, now_ns, stats_mut, timed};
 
 #[raw_tracepoint(tracepoint = "sched_wakeup")]
 pub fn sched_wakeup(ctx: RawTracePointContext) -> u32 {
-    // TP_PROTO(struct task_struct *p)
-    let task: u64 = ctx.arg(0);
-    let Some(th) = existing_thread_mut(task) else {
-        return 0;
-    };
-    if th.off_since_ns != 0 {
-        th.woken_ns = now_ns();
-    }
-    if let Some(stats) = stats_mut(th.tgid) {
-        stats.wakeups = stats.wakeups.wrapping_add(1);
-    }
-    0
+    timed(ProgramId::SchedWakeup, || {
+        // TP_PROTO(struct task_struct *p)
+        let task: u64 = ctx.arg(0);
+        let Some(th) = existing_thread_mut(task) else {
+            return 0;
+        };
+        if th.off_since_ns != 0 {
+            th.woken_ns = now_ns();
+        }
+        if let Some(stats) = stats_mut(th.tgid) {
+            stats.wakeups = stats.wakeups.wrapping_add(1);
+        }
+        0
+    })
 }

@@ -4,10 +4,10 @@
 //! second: a stack per fixed number of calls would cost the target more than the budget, a stack
 //! per time interval costs the same whatever the rate.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use gocpu_common::{FutexKey, FutexOp};
+use gocpu_common::{FutexKey, FutexOp, ProgramId};
 
 use crate::{
-    accounting::{current, now_ns, stats_mut, update_keyed, user_stack},
+    accounting::{current, now_ns, stats_mut, timed, update_keyed, user_stack},
     maps::{FUTEX_CALLERS, FUTEX_OP_OFFSET, FUTEX_SAMPLE_INTERVAL_NS, FUTEX_TICK, STACKS_OFF},
 };
 
@@ -16,45 +16,47 @@ const CLOCK_EVERY_MASK: u64 = 15;
 
 #[tracepoint]
 pub fn sys_enter_futex(ctx: TracePointContext) -> u32 {
-    let task = current();
-    let Some(stats) = stats_mut(task.tgid) else {
-        return 0;
-    };
-    // SAFETY: the loader set the offset from this tracepoint's format; the helper bounds the read.
-    let op = unsafe { ctx.read_at::<u64>(FUTEX_OP_OFFSET.load() as usize) }.unwrap_or(u64::MAX);
-    let op = FutexOp::classify(op);
-    let c = match op {
-        FutexOp::Wait => &mut stats.futex_wait_syscalls,
-        FutexOp::Wake => &mut stats.futex_wake_syscalls,
-        FutexOp::Other => &mut stats.futex_other_syscalls,
-    };
-    *c = c.wrapping_add(1);
+    timed(ProgramId::SysFutex, || {
+        let task = current();
+        let Some(stats) = stats_mut(task.tgid) else {
+            return 0;
+        };
+        // SAFETY: the loader set the offset from this tracepoint's format; the helper bounds the read.
+        let op = unsafe { ctx.read_at::<u64>(FUTEX_OP_OFFSET.load() as usize) }.unwrap_or(u64::MAX);
+        let op = FutexOp::classify(op);
+        let c = match op {
+            FutexOp::Wait => &mut stats.futex_wait_syscalls,
+            FutexOp::Wake => &mut stats.futex_wake_syscalls,
+            FutexOp::Other => &mut stats.futex_other_syscalls,
+        };
+        *c = c.wrapping_add(1);
 
-    let Some(tick) = FUTEX_TICK.get_ptr_mut(0) else {
-        return 0;
-    };
-    // SAFETY: per-CPU slot; programs do not nest on one CPU.
-    let tick = unsafe { &mut *tick };
-    tick[0] = tick[0].wrapping_add(1);
-    if tick[0] & CLOCK_EVERY_MASK != 0 {
-        return 0;
-    }
-    let now = now_ns();
-    if now < tick[1] {
-        return 0;
-    }
-    tick[1] = now.wrapping_add(FUTEX_SAMPLE_INTERVAL_NS.load());
-    // The sample stands for this process's calls on this CPU since its previous sample here, so
-    // per-stack sums estimate all calls.
-    let calls = stats.futex_syscalls();
-    let weight = calls.wrapping_sub(stats.futex_sampled_syscalls);
-    stats.futex_sampled_syscalls = calls;
-    let key = FutexKey {
-        tgid: task.tgid,
-        stack: user_stack(&ctx, &STACKS_OFF),
-        op: op as u32,
-        reserved: 0,
-    };
-    update_keyed(&FUTEX_CALLERS, &key, |n| *n = n.wrapping_add(weight));
-    0
+        let Some(tick) = FUTEX_TICK.get_ptr_mut(0) else {
+            return 0;
+        };
+        // SAFETY: per-CPU slot; programs do not nest on one CPU.
+        let tick = unsafe { &mut *tick };
+        tick[0] = tick[0].wrapping_add(1);
+        if tick[0] & CLOCK_EVERY_MASK != 0 {
+            return 0;
+        }
+        let now = now_ns();
+        if now < tick[1] {
+            return 0;
+        }
+        tick[1] = now.wrapping_add(FUTEX_SAMPLE_INTERVAL_NS.load());
+        // The sample stands for this process's calls on this CPU since its previous sample here, so
+        // per-stack sums estimate all calls.
+        let calls = stats.futex_syscalls();
+        let weight = calls.wrapping_sub(stats.futex_sampled_syscalls);
+        stats.futex_sampled_syscalls = calls;
+        let key = FutexKey {
+            tgid: task.tgid,
+            stack: user_stack(&ctx, &STACKS_OFF),
+            op: op as u32,
+            reserved: 0,
+        };
+        update_keyed(&FUTEX_CALLERS, &key, |n| *n = n.wrapping_add(weight));
+        0
+    })
 }

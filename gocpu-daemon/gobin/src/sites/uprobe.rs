@@ -6,7 +6,7 @@
 //! families a software emulation that needs no single-step (`branch_setup_xol_ops`: `jmp rel8/32`,
 //! `call rel32`, `jcc rel8/32`, `0x90` nop with any prefixes; `push_setup_xol_ops`: `push r64`
 //! without a REX prefix or with exactly `0x41`), and single-steps everything else in an XOL slot.
-//! Measured here (docs/TOOLCHAIN.md): single-step ~5 µs per hit, emulation ~1.1 µs, and a 5-byte
+//! Measured here (docs/measurements.md): single-step ~5 µs per hit, emulation ~1.1 µs, and a 5-byte
 //! nop ~0.7 µs because the 6.18 kernel rewrites it into a call to a uprobe trampoline.
 
 /// What the kernel does when a uprobe at this instruction is hit.
