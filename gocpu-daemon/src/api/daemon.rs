@@ -4,7 +4,7 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 
 use crate::{
-    api::AppState,
+    api::{AppState, error::ApiError},
     preflight::{Report, StatsSource},
     probes::uprobe_link::UprobePath,
 };
@@ -40,7 +40,9 @@ pub struct DaemonView<'a> {
 }
 
 /// `GET /daemon`.
-pub async fn daemon_handler(State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn daemon_handler(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let s = &state.shared;
     let (uprobe_path, (binaries, links), bpf_stats, programs) = {
         let m = s.manager();
@@ -67,5 +69,7 @@ pub async fn daemon_handler(State(state): State<AppState>) -> Json<serde_json::V
             })
             .collect(),
     };
-    Json(serde_json::to_value(view).unwrap_or_default())
+    serde_json::to_value(view)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(format!("encoding /daemon: {e}")))
 }
