@@ -126,10 +126,22 @@ pub struct ProbesConfig {
     pub runtime_mcall: bool,
     /// Attach at `runtime.cgocall`.
     pub runtime_cgocall: bool,
+    /// How uprobes attach.
+    pub uprobe_attach: UprobeAttachMode,
     /// Where the programs' run-time figures come from.
     pub bpf_stats: BpfStatsMode,
     /// The overhead budget governing every uprobe.
     pub budget: crate::probes::budget::BudgetConfig,
+}
+
+/// `probes.uprobe_attach`: how uprobes attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UprobeAttachMode {
+    /// `uprobe_multi` links where the kernel has them, else perf events.
+    Auto,
+    /// Always perf events (needs CAP_SYS_ADMIN on current kernels; to compare the two paths).
+    PerfEvent,
 }
 
 /// `probes.bpf_stats`: where the programs' run-time figures come from.

@@ -172,6 +172,74 @@ fn the_daemonsets_capabilities_attach_every_uprobe_and_time_every_program() {
     d.stop();
 }
 
+/// The perf-event path, forced where multi links would be taken: as root it attaches and counts
+/// (the fallback kernels before 6.6 get); under the DaemonSet's set the kernel refuses it
+/// (EACCES: CAP_SYS_ADMIN), and the start-up report says so before any hook tries.
+#[test]
+fn perf_event_uprobes_work_as_root_and_are_refused_under_the_daemonsets_set() {
+    let _serial = serial();
+    let bin = build(
+        &go_bin_series("1.25"),
+        &workload("pingpong"),
+        Variant::Default,
+    );
+    let w = spawn(&bin, &["-pairs", "1", "-duration", "60s"]);
+    let pid = w.pid();
+    let perf = "probes:\n  uprobe_attach: perf_event\n";
+
+    let d = Daemon::start(perf);
+    d.wait_listed(pid);
+    let v = d.json("/daemon");
+    assert_eq!(v["uprobe_path"], "perf_event", "{v}");
+    assert_eq!(v["preflight"]["uprobes"]["usable"], true, "{v}");
+    wait(
+        "counts through perf-event uprobes",
+        Duration::from_secs(15),
+        || {
+            let t = d.json(&format!("/processes/{pid}"))["totals"].clone();
+            ["futex_calls", "usleep_calls", "mcall_calls"]
+                .iter()
+                .all(|k| t[k].as_u64().unwrap_or(0) > 0)
+                .then_some(())
+        },
+    );
+    d.stop();
+
+    let d = Daemon::start_wrapped(perf, &with_only(&manifest_caps()));
+    d.wait_listed(pid);
+    let v = d.json("/daemon");
+    assert_eq!(v["preflight"]["uprobes"]["path"], "perf_event", "{v}");
+    assert_eq!(v["preflight"]["uprobes"]["usable"], false, "{v}");
+    let refused = v["preflight"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["severity"] == "degraded")
+        .unwrap_or_else(|| panic!("no degraded finding: {v}"));
+    let problem = refused["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("perf-event uprobe was refused") && problem.contains("CAP_SYS_ADMIN"),
+        "{refused}"
+    );
+    // And the hooks fail as the report said they would.
+    let hooks = wait("hooks tried", Duration::from_secs(15), || {
+        let v = d.json(&format!("/processes/{pid}"));
+        let hooks = v["probes"].as_array()?.clone();
+        hooks
+            .iter()
+            .all(|h| h["state"] == "failed")
+            .then_some(hooks)
+    });
+    assert!(
+        hooks.iter().all(|h| h["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Permission denied")),
+        "{hooks:?}"
+    );
+    d.stop();
+}
+
 /// Sets `kernel.bpf_stats_enabled` for as long as it lives, then puts back what was there.
 struct NodeStats(String);
 

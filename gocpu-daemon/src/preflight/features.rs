@@ -5,10 +5,13 @@ use std::{os::fd::OwnedFd, path::Path};
 
 use serde::Serialize;
 
-use crate::probes::{
-    calibrate,
-    uprobe_link::UprobePath,
-    uprobe_multi::{self, Support},
+use crate::{
+    config::UprobeAttachMode,
+    probes::{
+        calibrate,
+        uprobe_link::UprobePath,
+        uprobe_multi::{self, Support},
+    },
 };
 
 /// Where the programs' run-time figures (`gocpu_bpf_program_run_seconds_total`) come from.
@@ -37,8 +40,11 @@ impl StatsSource {
 pub struct Features {
     /// Whether `uprobe_multi` links can be created.
     pub uprobe_multi: Support,
-    /// Whether a perf-event uprobe can be created (tried only when multi links cannot).
+    /// Whether a perf-event uprobe can be created (tried only when multi links cannot, or the
+    /// configuration asks for perf events).
     pub perf_uprobe: Option<Result<(), String>>,
+    /// The configured attach mode.
+    pub attach_mode: UprobeAttachMode,
     /// Whether BPF_ENABLE_STATS is allowed.
     pub enable_stats: Result<(), String>,
     /// Whether the node already collects run-time statistics (`kernel.bpf_stats_enabled`).
@@ -46,10 +52,13 @@ pub struct Features {
 }
 
 impl Features {
-    /// Tries each feature (`proc_root` and `sys_root` locate the sysctl and the uprobe PMU).
-    pub fn probe(proc_root: &Path, sys_root: &Path) -> Self {
+    /// Tries each feature (`proc_root` and `sys_root` locate the sysctl and the uprobe PMU) for
+    /// the configured `attach_mode`.
+    pub fn probe(proc_root: &Path, sys_root: &Path, attach_mode: UprobeAttachMode) -> Self {
         let uprobe_multi = uprobe_multi::support();
-        let perf_uprobe = (uprobe_multi != Support::Available).then(|| perf_uprobe(sys_root));
+        let perf_uprobe = (uprobe_multi != Support::Available
+            || attach_mode == UprobeAttachMode::PerfEvent)
+            .then(|| perf_uprobe(sys_root));
         let enable_stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
             .map(drop)
             .map_err(|e| crate::probes::uprobes::error_chain(&e));
@@ -58,6 +67,7 @@ impl Features {
         Self {
             uprobe_multi,
             perf_uprobe,
+            attach_mode,
             enable_stats,
             node_stats,
         }
@@ -66,7 +76,9 @@ impl Features {
     /// The uprobe path to use, and whether it is expected to work.
     pub fn uprobe_path(&self) -> (UprobePath, bool) {
         match (&self.uprobe_multi, &self.perf_uprobe) {
-            (Support::Available, _) => (UprobePath::MultiLink, true),
+            (Support::Available, _) if self.attach_mode == UprobeAttachMode::Auto => {
+                (UprobePath::MultiLink, true)
+            }
             (_, Some(Ok(()))) => (UprobePath::PerfEvent, true),
             _ => (UprobePath::PerfEvent, false),
         }
@@ -137,6 +149,7 @@ mod tests {
         Features {
             uprobe_multi: multi,
             perf_uprobe: perf,
+            attach_mode: UprobeAttachMode::Auto,
             enable_stats: Err("EPERM".into()),
             node_stats: false,
         }
@@ -149,6 +162,12 @@ mod tests {
         let f = features(Support::NotInKernel, Some(Ok(())));
         assert_eq!(f.uprobe_path(), (UprobePath::PerfEvent, true));
         let f = features(Support::NotInKernel, Some(Err("EACCES".into())));
+        assert_eq!(f.uprobe_path(), (UprobePath::PerfEvent, false));
+        // Asked for perf events: taken even where multi links work.
+        let mut f = features(Support::Available, Some(Ok(())));
+        f.attach_mode = UprobeAttachMode::PerfEvent;
+        assert_eq!(f.uprobe_path(), (UprobePath::PerfEvent, true));
+        f.perf_uprobe = Some(Err("EACCES".into()));
         assert_eq!(f.uprobe_path(), (UprobePath::PerfEvent, false));
     }
 
@@ -167,7 +186,11 @@ mod tests {
     fn as_root_on_this_kernel_everything_is_available() {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
-        let f = Features::probe(Path::new("/proc"), Path::new("/sys"));
+        let f = Features::probe(
+            Path::new("/proc"),
+            Path::new("/sys"),
+            UprobeAttachMode::Auto,
+        );
         assert_eq!(f.uprobe_multi, Support::Available);
         assert_eq!(f.enable_stats, Ok(()));
         // Not tried when multi links work; tried here directly: root may.

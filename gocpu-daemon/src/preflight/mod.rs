@@ -75,12 +75,13 @@ pub struct Inputs {
 
 impl Inputs {
     /// Reads the inputs under `proc_root` (normally `/proc`) and `sys_root` (normally `/sys`),
-    /// with `tracefs` as prepared and `placement` as detected.
+    /// with `tracefs` as prepared and `placement` as detected, trying uprobes for `attach_mode`.
     pub fn gather(
         proc_root: &Path,
         sys_root: &Path,
         tracefs: Result<Tracefs, TracefsError>,
         placement: Detected,
+        attach_mode: crate::config::UprobeAttachMode,
     ) -> Self {
         let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
         let missing_tracepoints = match &tracefs {
@@ -100,7 +101,7 @@ impl Inputs {
                 .and_then(|s| s.trim().parse().ok()),
             memlock_bytes: memlock_limit(),
             placement,
-            features: Features::probe(proc_root, sys_root),
+            features: Features::probe(proc_root, sys_root, attach_mode),
         }
     }
 }

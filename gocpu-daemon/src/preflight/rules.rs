@@ -1,5 +1,6 @@
 //! The findings, one function per concern; each fix names what applies where the daemon runs.
 use crate::{
+    config::UprobeAttachMode,
     preflight::{
         Finding, Inputs, Severity,
         capability::{Capability, cap_set, grant, uid},
@@ -167,6 +168,9 @@ pub(super) fn kernel(inputs: &Inputs, findings: &mut Vec<Finding>) {
 pub(super) fn uprobes(inputs: &Inputs, findings: &mut Vec<Finding>) {
     let f = &inputs.features;
     let multi = match &f.uprobe_multi {
+        Support::Available if f.attach_mode == UprobeAttachMode::PerfEvent => {
+            "probes.uprobe_attach is perf_event".to_string()
+        }
         Support::Available => return,
         Support::NotInKernel => format!(
             "kernel {} has no uprobe_multi links (6.6+)",
@@ -193,6 +197,9 @@ pub(super) fn uprobes(inputs: &Inputs, findings: &mut Vec<Finding>) {
             "{multi}, and a perf-event uprobe was refused ({perf}): Go runtime call counts (runtime.futex, usleep, mcall, cgocall) are unavailable"
         ),
         match inputs.placement.environment {
+            _ if f.uprobe_multi == Support::Available => {
+                "set probes.uprobe_attach: auto (uprobe_multi links work here), or grant CAP_SYS_ADMIN".into()
+            }
             Environment::Kubernetes => format!(
                 "run on nodes with kernel 6.6 or later, or deploy the privileged overlay: {PRIVILEGED_OVERLAY}"
             ),

@@ -50,6 +50,7 @@ fn inputs(cap_eff: &str, kernel: &str, env: Environment) -> Inputs {
         features: Features {
             uprobe_multi: Support::Available,
             perf_uprobe: None,
+            attach_mode: crate::config::UprobeAttachMode::Auto,
             enable_stats: Ok(()),
             node_stats: false,
         },
@@ -295,6 +296,19 @@ fn uprobes_take_multi_links_else_perf_events_else_say_what_to_grant() {
     assert!(
         f.fix.contains("as root") && !f.fix.contains("overlay"),
         "{r}"
+    );
+    // Perf events asked for where multi links work: said, and refused says to go back to auto.
+    i.features.uprobe_multi = Support::Available;
+    i.features.attach_mode = crate::config::UprobeAttachMode::PerfEvent;
+    let r = check(&i);
+    assert_eq!(r.uprobes.path, UprobePath::PerfEvent);
+    let f = finding(&r, "probes.uprobe_attach is perf_event");
+    assert!(f.fix.contains("uprobe_attach: auto"), "{r}");
+    i.features.perf_uprobe = Some(Ok(()));
+    let r = check(&i);
+    assert_eq!(
+        finding(&r, "uprobe_attach is perf_event").severity,
+        Severity::Info
     );
 }
 

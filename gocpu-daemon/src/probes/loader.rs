@@ -45,7 +45,11 @@ impl HostSetup {
         let tracefs = tracefs::prepare().map_err(|e| ProbeError::Tracefs {
             reason: e.to_string(),
         })?;
-        let features = Features::probe(proc_root, std::path::Path::new("/sys"));
+        let features = Features::probe(
+            proc_root,
+            std::path::Path::new("/sys"),
+            crate::config::UprobeAttachMode::Auto,
+        );
         Ok(Self {
             kernel: KernelVersion::running(proc_root),
             tracefs: tracefs.path,
