@@ -244,7 +244,7 @@ fn preflight(config: &Config) -> Result<Report, DaemonError> {
         std::path::Path::new("/sys"),
         tracefs::prepare(),
         placement,
-        config.probes.uprobe_attach,
+        &config.probes,
     ));
     if report.is_fatal() {
         return Err(DaemonError::Preflight(Box::new(report)));

@@ -32,7 +32,7 @@ fn threads_are_followed_from_first_switch_to_exit() {
         let program = sched_switch_program(kernel);
         let host = HostSetup {
             kernel,
-            ..HostSetup::detect(std::path::Path::new("/proc")).unwrap()
+            ..HostSetup::detect(&config).unwrap()
         };
         let mut kp = KernelProbes::load(&config, &host)
             .unwrap_or_else(|e| panic!("{program}: loading the kernel side failed: {e}"));

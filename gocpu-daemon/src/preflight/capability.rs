@@ -56,7 +56,9 @@ impl Capability {
             }
             Self::SysAdmin => "BPF and perf events on kernels before 5.8",
             Self::SysResource => "raising RLIMIT_MEMLOCK for BPF maps on kernels before 5.11",
-            Self::Perfmon => "perf events: tracepoints, the CPU clock sampler, uprobes",
+            Self::Perfmon => {
+                "perf events (tracepoints, the CPU clock sampler) and uprobes through uprobe_multi links"
+            }
             Self::Bpf => "loading eBPF programs and maps",
             Self::CheckpointRestore => "reading /proc/<pid>/map_files",
         }

@@ -6,7 +6,7 @@ use std::{os::fd::OwnedFd, path::Path};
 use serde::Serialize;
 
 use crate::{
-    config::UprobeAttachMode,
+    config::{BpfStatsMode, ProbesConfig, UprobeAttachMode},
     probes::{
         calibrate,
         uprobe_link::UprobePath,
@@ -35,6 +35,35 @@ impl StatsSource {
     }
 }
 
+/// How the daemon gets its programs' run-time figures; decided by preflight, carried out by the
+/// loader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsPlan {
+    /// gocpu turns the kernel's statistics on (BPF_ENABLE_STATS) for as long as it runs.
+    Enable,
+    /// The node keeps them on already (`kernel.bpf_stats_enabled=1`).
+    Node,
+    /// The programs time themselves (`SELF_TIMING`).
+    SelfTimed,
+}
+
+impl StatsPlan {
+    /// Where the figures will come from.
+    pub fn source(self) -> StatsSource {
+        match self {
+            Self::Enable | Self::Node => StatsSource::Kernel,
+            Self::SelfTimed => StatsSource::SelfTimed,
+        }
+    }
+}
+
+/// Serialized as its [`StatsSource`]: what the figures are, not how they were arranged.
+impl Serialize for StatsPlan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.source().serialize(s)
+    }
+}
+
 /// The results of trying.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Features {
@@ -45,6 +74,8 @@ pub struct Features {
     pub perf_uprobe: Option<Result<(), String>>,
     /// The configured attach mode.
     pub attach_mode: UprobeAttachMode,
+    /// The configured statistics mode.
+    pub stats_mode: BpfStatsMode,
     /// Whether BPF_ENABLE_STATS is allowed.
     pub enable_stats: Result<(), String>,
     /// Whether the node already collects run-time statistics (`kernel.bpf_stats_enabled`).
@@ -53,8 +84,9 @@ pub struct Features {
 
 impl Features {
     /// Tries each feature (`proc_root` and `sys_root` locate the sysctl and the uprobe PMU) for
-    /// the configured `attach_mode`.
-    pub fn probe(proc_root: &Path, sys_root: &Path, attach_mode: UprobeAttachMode) -> Self {
+    /// the configured uprobe attach and statistics modes.
+    pub fn probe(proc_root: &Path, sys_root: &Path, cfg: &ProbesConfig) -> Self {
+        let attach_mode = cfg.uprobe_attach;
         let uprobe_multi = uprobe_multi::support();
         let perf_uprobe = (uprobe_multi != Support::Available
             || attach_mode == UprobeAttachMode::PerfEvent)
@@ -68,6 +100,7 @@ impl Features {
             uprobe_multi,
             perf_uprobe,
             attach_mode,
+            stats_mode: cfg.bpf_stats,
             enable_stats,
             node_stats,
         }
@@ -84,12 +117,17 @@ impl Features {
         }
     }
 
-    /// Where run-time figures will come from.
-    pub fn stats_source(&self) -> StatsSource {
-        if self.enable_stats.is_ok() || self.node_stats {
-            StatsSource::Kernel
+    /// How run-time figures will be obtained: the kernel's where gocpu may turn them on or the
+    /// node keeps them, unless the configuration asks for self-timing.
+    pub fn stats_plan(&self) -> StatsPlan {
+        if self.stats_mode == BpfStatsMode::SelfTimed {
+            StatsPlan::SelfTimed
+        } else if self.enable_stats.is_ok() {
+            StatsPlan::Enable
+        } else if self.node_stats {
+            StatsPlan::Node
         } else {
-            StatsSource::SelfTimed
+            StatsPlan::SelfTimed
         }
     }
 }
@@ -143,6 +181,7 @@ fn perf_uprobe(sys_root: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn features(multi: Support, perf: Option<Result<(), String>>) -> Features {
@@ -150,6 +189,7 @@ mod tests {
             uprobe_multi: multi,
             perf_uprobe: perf,
             attach_mode: UprobeAttachMode::Auto,
+            stats_mode: BpfStatsMode::Auto,
             enable_stats: Err("EPERM".into()),
             node_stats: false,
         }
@@ -174,23 +214,23 @@ mod tests {
     #[test]
     fn run_time_comes_from_the_kernel_when_it_keeps_it() {
         let mut f = features(Support::Available, None);
-        assert_eq!(f.stats_source(), StatsSource::SelfTimed);
+        assert_eq!(f.stats_plan(), StatsPlan::SelfTimed);
         f.node_stats = true;
-        assert_eq!(f.stats_source(), StatsSource::Kernel);
-        f.node_stats = false;
+        assert_eq!(f.stats_plan(), StatsPlan::Node);
         f.enable_stats = Ok(());
-        assert_eq!(f.stats_source(), StatsSource::Kernel);
+        assert_eq!(f.stats_plan(), StatsPlan::Enable);
+        assert_eq!(f.stats_plan().source(), StatsSource::Kernel);
+        // Asked for self-timing: taken even where the kernel's could be had.
+        f.stats_mode = BpfStatsMode::SelfTimed;
+        assert_eq!(f.stats_plan(), StatsPlan::SelfTimed);
     }
 
     #[test]
     fn as_root_on_this_kernel_everything_is_available() {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "needs root");
-        let f = Features::probe(
-            Path::new("/proc"),
-            Path::new("/sys"),
-            UprobeAttachMode::Auto,
-        );
+        let config = crate::config::Config::embedded().unwrap();
+        let f = Features::probe(Path::new("/proc"), Path::new("/sys"), &config.probes);
         assert_eq!(f.uprobe_multi, Support::Available);
         assert_eq!(f.enable_stats, Ok(()));
         // Not tried when multi links work; tried here directly: root may.

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use capability::Capability;
 pub use environment::{Detected, Environment, Placement};
-pub use features::{Features, StatsSource};
+pub use features::{Features, StatsPlan, StatsSource};
 pub use kernel::{KernelVersion, SWITCH_STATE_KERNEL};
 
 use crate::probes::{
@@ -75,13 +75,13 @@ pub struct Inputs {
 
 impl Inputs {
     /// Reads the inputs under `proc_root` (normally `/proc`) and `sys_root` (normally `/sys`),
-    /// with `tracefs` as prepared and `placement` as detected, trying uprobes for `attach_mode`.
+    /// with `tracefs` as prepared and `placement` as detected, trying what `probes` configures.
     pub fn gather(
         proc_root: &Path,
         sys_root: &Path,
         tracefs: Result<Tracefs, TracefsError>,
         placement: Detected,
-        attach_mode: crate::config::UprobeAttachMode,
+        probes: &crate::config::ProbesConfig,
     ) -> Self {
         let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
         let missing_tracepoints = match &tracefs {
@@ -101,7 +101,7 @@ impl Inputs {
                 .and_then(|s| s.trim().parse().ok()),
             memlock_bytes: memlock_limit(),
             placement,
-            features: Features::probe(proc_root, sys_root, attach_mode),
+            features: Features::probe(proc_root, sys_root, probes),
         }
     }
 }
@@ -165,8 +165,8 @@ pub struct Report {
     pub tracefs: Option<Tracefs>,
     /// How uprobes are attached.
     pub uprobes: UprobePlan,
-    /// Where the programs' run-time figures come from.
-    pub bpf_stats: StatsSource,
+    /// How the programs' run-time figures are obtained (served as where they come from).
+    pub bpf_stats: StatsPlan,
     /// Findings, worst first.
     pub findings: Vec<Finding>,
 }
@@ -227,7 +227,7 @@ impl fmt::Display for Report {
             } else {
                 " (unusable)"
             },
-            self.bpf_stats.as_str(),
+            self.bpf_stats.source().as_str(),
         )?;
         if self.findings.is_empty() {
             return write!(f, ": all capabilities and kernel features present");
@@ -261,7 +261,7 @@ pub fn check(inputs: &Inputs) -> Report {
         placement: inputs.placement.clone(),
         tracefs: inputs.tracefs.as_ref().ok().cloned(),
         uprobes: UprobePlan { path, usable },
-        bpf_stats: inputs.features.stats_source(),
+        bpf_stats: inputs.features.stats_plan(),
         findings,
     }
 }

@@ -51,6 +51,7 @@ fn inputs(cap_eff: &str, kernel: &str, env: Environment) -> Inputs {
             uprobe_multi: Support::Available,
             perf_uprobe: None,
             attach_mode: crate::config::UprobeAttachMode::Auto,
+            stats_mode: crate::config::BpfStatsMode::Auto,
             enable_stats: Ok(()),
             node_stats: false,
         },
@@ -317,14 +318,14 @@ fn run_time_is_self_timed_when_the_kernel_keeps_none_and_says_so() {
     let mut i = inputs(MANIFEST, "6.18.44", Environment::Kubernetes);
     i.features.enable_stats = Err("Operation not permitted (os error 1)".into());
     let r = check(&i);
-    assert_eq!(r.bpf_stats, StatsSource::SelfTimed);
+    assert_eq!(r.bpf_stats, StatsPlan::SelfTimed);
     let f = finding(&r, "time themselves");
     assert_eq!(f.severity, Severity::Info);
     assert!(f.fix.contains("kernel.bpf_stats_enabled"), "{r}");
     // The node collecting them is as good as turning them on.
     i.features.node_stats = true;
     let r = check(&i);
-    assert_eq!(r.bpf_stats, StatsSource::Kernel);
+    assert_eq!(r.bpf_stats, StatsPlan::Node);
     assert!(r.findings.is_empty(), "{r}");
 }
 

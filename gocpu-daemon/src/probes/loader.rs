@@ -17,8 +17,8 @@ use aya_log::EbpfLogger;
 use gocpu_common::{ProcStats, ProgRun, ProgramId, globals, maps, programs};
 
 use crate::{
-    config::{BpfStatsMode, Config},
-    preflight::{Features, KernelVersion, SWITCH_STATE_KERNEL, StatsSource},
+    config::Config,
+    preflight::{Features, KernelVersion, SWITCH_STATE_KERNEL, StatsPlan, StatsSource},
     probes::{
         ProbeError, tracefs,
         uprobe_link::{Scope, UprobeLink, UprobePath, UprobePrograms},
@@ -34,27 +34,24 @@ pub struct HostSetup {
     pub tracefs: PathBuf,
     /// How uprobes are attached.
     pub uprobe_path: UprobePath,
-    /// Where the programs' run-time figures come from.
-    pub bpf_stats: StatsSource,
+    /// How the programs' run-time figures are obtained.
+    pub bpf_stats: StatsPlan,
 }
 
 impl HostSetup {
-    /// Prepares tracefs and tries the uprobe paths and statistics as the daemon does at start-up
-    /// (for tests and tools that load the kernel side without the daemon).
-    pub fn detect(proc_root: &std::path::Path) -> Result<Self, ProbeError> {
+    /// Prepares tracefs and tries the uprobe paths and statistics `config` asks for, as the daemon
+    /// does at start-up (for tests and tools that load the kernel side without the daemon).
+    pub fn detect(config: &Config) -> Result<Self, ProbeError> {
+        let proc_root = &config.discovery.proc_root;
         let tracefs = tracefs::prepare().map_err(|e| ProbeError::Tracefs {
             reason: e.to_string(),
         })?;
-        let features = Features::probe(
-            proc_root,
-            std::path::Path::new("/sys"),
-            crate::config::UprobeAttachMode::Auto,
-        );
+        let features = Features::probe(proc_root, std::path::Path::new("/sys"), &config.probes);
         Ok(Self {
             kernel: KernelVersion::running(proc_root),
             tracefs: tracefs.path,
             uprobe_path: features.uprobe_path().0,
-            bpf_stats: features.stats_source(),
+            bpf_stats: features.stats_plan(),
         })
     }
 }
@@ -198,7 +195,7 @@ impl KernelProbes {
                 .unwrap_or(0);
         let futex_interval_ns = config.sampling.futex_stack_interval_us.saturating_mul(1000);
         let sample_stacks = u32::from(config.sampling.stacks);
-        let (stats_fd, stats_source) = run_time_stats(host.bpf_stats, config.probes.bpf_stats);
+        let (stats_fd, stats_source) = run_time_stats(host.bpf_stats);
         let self_timing = u32::from(stats_source == StatsSource::SelfTimed);
 
         let mut ebpf = EbpfLoader::new()
@@ -398,30 +395,23 @@ where
     M::try_from(map).map_err(map_err(name))
 }
 
-/// Decides where run-time figures come from (overhead is measured, never assumed): the kernel's
-/// statistics, turned on for as long as the returned fd lives when preflight found that allowed
-/// (two clock reads per program run) or already on node-wide; else the programs' own timing,
-/// which costs the same.
-fn run_time_stats(
-    planned: StatsSource,
-    mode: BpfStatsMode,
-) -> (Option<std::os::fd::OwnedFd>, StatsSource) {
-    if mode == BpfStatsMode::SelfTimed || planned == StatsSource::SelfTimed {
-        return (None, StatsSource::SelfTimed);
+/// Carries out preflight's plan for run-time figures (overhead is measured, never assumed): the
+/// kernel's statistics, turned on for as long as the returned fd lives (two clock reads per
+/// program run) or already on node-wide; else the programs' own timing.
+fn run_time_stats(plan: StatsPlan) -> (Option<std::os::fd::OwnedFd>, StatsSource) {
+    match plan {
+        StatsPlan::Node => return (None, StatsSource::Kernel),
+        StatsPlan::SelfTimed => return (None, StatsSource::SelfTimed),
+        StatsPlan::Enable => {}
     }
     match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
         Ok(fd) => (Some(fd), StatsSource::Kernel),
-        // Preflight saw the node keeping them (kernel.bpf_stats_enabled=1).
-        Err(_) if node_stats_enabled() => (None, StatsSource::Kernel),
+        // Allowed a moment ago in preflight; should it fail now, the figures still come.
         Err(e) => {
             tracing::warn!(error = %e, "BPF run-time statistics unavailable; the programs time themselves");
             (None, StatsSource::SelfTimed)
         }
     }
-}
-
-fn node_stats_enabled() -> bool {
-    std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() == "1")
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; lift it (harmless on newer ones).
