@@ -9,9 +9,13 @@ mod support;
 
 use std::{collections::BTreeSet, process::Command, time::Duration};
 
-use gocpu_testkit::{Variant, build, go_bin_series, rendered_overlay, workload};
+use gocpu_testkit::rendered_overlay;
 use serde::Deserialize;
-use support::{Daemon, capsh_dropping, metrics::metrics, private_namespace, serial, spawn, wait};
+use support::{
+    Daemon, capsh_dropping,
+    metrics::{metrics, program_series},
+    pingpong, private_namespace, serial, wait, wait_runtime_calls,
+};
 
 /// The gocpu container's added capabilities in the rendered default overlay, as capsh names
 /// them (`cap_bpf`, ...); its `drop` must be ALL, or the list would not be the whole set.
@@ -83,12 +87,7 @@ fn effective(pid: u32) -> BTreeSet<String> {
 fn the_daemonsets_capabilities_attach_every_uprobe_and_time_every_program() {
     let _serial = serial();
     let keep = manifest_caps();
-    let bin = build(
-        &go_bin_series("1.25"),
-        &workload("pingpong"),
-        Variant::Default,
-    );
-    let w = spawn(&bin, &["-pairs", "1", "-duration", "60s"]);
+    let w = pingpong(&["-pairs", "1", "-duration", "60s"]);
     let d = Daemon::start_wrapped("", &with_only(&keep));
     assert_eq!(effective(d.pid()), keep, "capsh did not apply the set");
     let log = || d.log_text();
@@ -122,17 +121,7 @@ fn the_daemonsets_capabilities_attach_every_uprobe_and_time_every_program() {
         ])
     );
     // Counts of the runtime's calls grow.
-    wait(
-        "runtime.futex, usleep and mcall counted",
-        Duration::from_secs(15),
-        || {
-            let t = d.json(&format!("/processes/{pid}"))["totals"].clone();
-            ["futex_calls", "usleep_calls", "mcall_calls"]
-                .iter()
-                .all(|k| t[k].as_u64().unwrap_or(0) > 0)
-                .then_some(())
-        },
-    );
+    wait_runtime_calls(&d, pid);
     // Calibration went the same way.
     assert!(log().contains("uprobe hit cost calibrated"), "{}", log());
 
@@ -156,12 +145,7 @@ fn the_daemonsets_capabilities_attach_every_uprobe_and_time_every_program() {
     // Self-cost: the programs' own timing, non-zero, labelled with its source.
     let m = metrics(&d);
     for program in ["sched_switch", "runtime_mcall"] {
-        let series = m
-            .iter()
-            .find(|s| {
-                s.name == "gocpu_bpf_program_run_seconds_total"
-                    && s.labels.get("program").map(String::as_str) == Some(program)
-            })
+        let series = program_series(&m, "gocpu_bpf_program_run_seconds_total", program)
             .unwrap_or_else(|| panic!("no run time of {program}"));
         assert_eq!(series.labels["source"], "self_timed");
         assert!(series.value > 0.0, "{program}: {series:?}");
@@ -178,12 +162,7 @@ fn the_daemonsets_capabilities_attach_every_uprobe_and_time_every_program() {
 #[test]
 fn perf_event_uprobes_work_as_root_and_are_refused_under_the_daemonsets_set() {
     let _serial = serial();
-    let bin = build(
-        &go_bin_series("1.25"),
-        &workload("pingpong"),
-        Variant::Default,
-    );
-    let w = spawn(&bin, &["-pairs", "1", "-duration", "60s"]);
+    let w = pingpong(&["-pairs", "1", "-duration", "60s"]);
     let pid = w.pid();
     let perf = "probes:\n  uprobe_attach: perf_event\n";
 
@@ -192,17 +171,7 @@ fn perf_event_uprobes_work_as_root_and_are_refused_under_the_daemonsets_set() {
     let v = d.json("/daemon");
     assert_eq!(v["uprobe_path"], "perf_event", "{v}");
     assert_eq!(v["preflight"]["uprobes"]["usable"], true, "{v}");
-    wait(
-        "counts through perf-event uprobes",
-        Duration::from_secs(15),
-        || {
-            let t = d.json(&format!("/processes/{pid}"))["totals"].clone();
-            ["futex_calls", "usleep_calls", "mcall_calls"]
-                .iter()
-                .all(|k| t[k].as_u64().unwrap_or(0) > 0)
-                .then_some(())
-        },
-    );
+    wait_runtime_calls(&d, pid);
     d.stop();
 
     let d = Daemon::start_wrapped(perf, &with_only(&manifest_caps()));
@@ -264,12 +233,7 @@ fn where_the_node_keeps_bpf_statistics_the_daemonset_uses_them() {
     let _serial = serial();
     let keep = manifest_caps();
     let _node = NodeStats::set("1");
-    let bin = build(
-        &go_bin_series("1.25"),
-        &workload("pingpong"),
-        Variant::Default,
-    );
-    let w = spawn(&bin, &["-pairs", "1", "-duration", "30s"]);
+    let w = pingpong(&["-pairs", "1", "-duration", "30s"]);
     let d = Daemon::start_wrapped("", &with_only(&keep));
     d.wait_listed(w.pid());
     let v = d.json("/daemon");
@@ -280,10 +244,7 @@ fn where_the_node_keeps_bpf_statistics_the_daemonset_uses_them() {
         Duration::from_secs(10),
         || {
             let m = metrics(&d);
-            let s = m.iter().find(|s| {
-                s.name == "gocpu_bpf_program_run_seconds_total"
-                    && s.labels.get("program").map(String::as_str) == Some("sched_switch")
-            })?;
+            let s = program_series(&m, "gocpu_bpf_program_run_seconds_total", "sched_switch")?;
             assert_eq!(s.labels["source"], "kernel", "{s:?}");
             (s.value > 0.0).then_some(s.value)
         },

@@ -9,12 +9,8 @@ mod support;
 use std::{process::Command, time::Duration};
 
 use gocpu_daemon::probes::tracefs::tracefs_mounts;
-use gocpu_testkit::{
-    Variant, build, go_bin_series,
-    process::{KillOnDrop, proc_cpu_seconds},
-    workload,
-};
-use support::{Daemon, capsh_dropping, private_namespace, serial, spawn, wait};
+use gocpu_testkit::process::proc_cpu_seconds;
+use support::{Daemon, capsh_dropping, pingpong, private_namespace, serial, wait_runtime_calls};
 
 /// Mount points of every tracefs and debugfs in `pid`'s mount namespace, deepest first.
 fn tracing_mounts(pid: &str) -> Vec<String> {
@@ -47,18 +43,15 @@ fn fresh_namespace(setup: &str, launcher: &str) -> Vec<String> {
 fn assert_tracks(d: &Daemon, pid: u32) {
     let entry = d.wait_listed(pid);
     assert_eq!(entry["attach_state"], "attached", "{entry}");
-    let totals = |d: &Daemon| {
-        let v = d.json(&format!("/processes/{pid}"));
-        let t = &v["totals"];
-        (
-            t["oncpu_seconds"].as_f64().unwrap(),
-            t["futex_calls"].as_u64().unwrap() + t["mcall_calls"].as_u64().unwrap(),
-        )
+    let oncpu = |d: &Daemon| {
+        d.json(&format!("/processes/{pid}"))["totals"]["oncpu_seconds"]
+            .as_f64()
+            .unwrap()
     };
     std::thread::sleep(Duration::from_secs(1));
-    let (cpu0, proc0) = (totals(d).0, proc_cpu_seconds(pid));
+    let (cpu0, proc0) = (oncpu(d), proc_cpu_seconds(pid));
     std::thread::sleep(Duration::from_secs(5));
-    let (cpu1, proc1) = (totals(d).0, proc_cpu_seconds(pid));
+    let (cpu1, proc1) = (oncpu(d), proc_cpu_seconds(pid));
     let (ours, theirs) = (cpu1 - cpu0, proc1 - proc0);
     assert!(theirs > 0.5, "workload barely ran ({theirs} s)");
     assert!(
@@ -66,25 +59,13 @@ fn assert_tracks(d: &Daemon, pid: u32) {
         "on-CPU {ours:.3} s vs /proc {theirs:.3} s\n{}",
         d.log_text()
     );
-    // Governed uprobes count while attached: some count within 10 s.
-    wait("runtime call counts", Duration::from_secs(10), || {
-        (totals(d).1 > 0).then_some(())
-    });
-}
-
-fn pingpong() -> KillOnDrop {
-    let bin = build(
-        &go_bin_series("1.25"),
-        &workload("pingpong"),
-        Variant::Default,
-    );
-    spawn(&bin, &["-pairs", "1", "-duration", "60s"])
+    wait_runtime_calls(d, pid);
 }
 
 #[test]
 fn mounts_tracefs_where_none_is_and_only_in_its_own_namespace() {
     let _serial = serial();
-    let w = pingpong();
+    let w = pingpong(&["-pairs", "1", "-duration", "60s"]);
     let host = tracing_mounts("self");
     let d = Daemon::start_wrapped("", &fresh_namespace("", ""));
     let daemon_mounts =
@@ -110,7 +91,7 @@ fn mounts_tracefs_where_none_is_and_only_in_its_own_namespace() {
 #[test]
 fn uses_tracefs_under_debugfs_as_it_is() {
     let _serial = serial();
-    let w = pingpong();
+    let w = pingpong(&["-pairs", "1", "-duration", "60s"]);
     let host = tracing_mounts("self");
     let d = Daemon::start_wrapped(
         "",

