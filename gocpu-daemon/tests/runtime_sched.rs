@@ -21,7 +21,13 @@ use runtime_support::{Target, retry};
 
 /// The key=value fields of the last `SCHED` line in `text`, and how many lines there were.
 fn last_schedtrace(text: &str) -> (usize, HashMap<String, i64>) {
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("SCHED ")).collect();
+    // The runtime prints a SCHED line in several writes: a read can end inside one (seen once
+    // in a clean-clone run: the per-P queues not yet printed). Only complete lines count.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    let lines: Vec<&str> = complete
+        .lines()
+        .filter(|l| l.starts_with("SCHED "))
+        .collect();
     let mut fields = HashMap::new();
     if let Some(l) = lines.last() {
         for kv in l.split_whitespace() {
