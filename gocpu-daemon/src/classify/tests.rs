@@ -1,6 +1,9 @@
 //! Classification of stacks as they appear in real Go programs (function names from Go 1.19 to
 //! 1.27 binaries, innermost first).
-use super::{CpuClass, SampleView, classify};
+use std::sync::Arc;
+
+use super::{CpuClass, SampleView, attributed_frames, classify, classify_frames};
+use crate::symbolize::SymFrame;
 
 fn class(frames: &[&str]) -> CpuClass {
     let f: Vec<Option<&str>> = frames
@@ -297,4 +300,127 @@ fn labels_are_stable_and_indexed() {
         assert_eq!(c.index(), i);
     }
     assert_eq!(CpuClass::Gc.as_str(), "gc");
+}
+
+/// Symbolized frames, innermost first: `[obj]+off` names a native frame in object `obj` (no
+/// symbol), `obj!sym` one with an ELF symbol, anything else a Go function.
+fn sym(frames: &[&str]) -> Vec<SymFrame> {
+    frames
+        .iter()
+        .map(|f| {
+            if let Some((object, symbol)) = f.split_once('!') {
+                SymFrame::Native {
+                    object: Some(Arc::from(object)),
+                    offset: 0x1000,
+                    symbol: Some(Arc::from(symbol)),
+                }
+            } else if let Some((object, _)) = f.split_once('+') {
+                SymFrame::Native {
+                    object: Some(Arc::from(object)),
+                    offset: 0xb66,
+                    symbol: None,
+                }
+            } else {
+                SymFrame::Go {
+                    function: Arc::from(*f),
+                    file: Arc::from("x.go"),
+                    line: 1,
+                    inlined: false,
+                }
+            }
+        })
+        .collect()
+}
+
+/// What a pure-Go program's samples looked like where the cgo class used to show 0.3-1.2%:
+/// the stack capture failed (no frames) in about 1 sample in 100.
+#[test]
+fn a_sample_without_a_stack_is_unattributed_not_cgo() {
+    assert_eq!(attributed_frames(&[]), None);
+    assert_eq!(classify_frames(&[]), None);
+    // A walk that ended in the vDSO says nothing about its caller either.
+    let vdso = sym(&["[vdso]+0xb66"]);
+    assert!(attributed_frames(&vdso).is_none());
+    assert_eq!(classify_frames(&vdso), None);
+}
+
+/// Clock reads through the vDSO (runtime.nanotime1 / walltime switch to the system stack and call
+/// `clock_gettime` there) take the class of the Go code reading the clock, as Go counts them.
+#[test]
+fn clock_reads_in_the_vdso_belong_to_their_go_caller() {
+    // Frames as the daemon symbolized them from pingpong (Go 1.25, CGO_ENABLED=0).
+    assert_eq!(
+        classify_frames(&sym(&[
+            "[vdso]+0xb1f",
+            "runtime.nanotime1",
+            "runtime.nanotime",
+            "runtime.(*timers).check",
+            "runtime.findRunnable",
+            "runtime.schedule",
+            "runtime.park_m",
+            "runtime.mcall",
+        ])),
+        Some(CpuClass::Scheduler)
+    );
+    assert_eq!(
+        classify_frames(&sym(&[
+            "[vdso]+0xbb4",
+            "runtime.nanotime1",
+            "runtime.nanotime",
+            "runtime.casgstatus",
+            "runtime.execute",
+        ])),
+        Some(CpuClass::Scheduler)
+    );
+    // time.Now in the program's own loop is the program's.
+    assert_eq!(
+        classify_frames(&sym(&[
+            "[vdso]+0xa40",
+            "runtime.walltime",
+            "time.now",
+            "time.Now",
+            "main.hashLoop",
+        ])),
+        Some(CpuClass::User)
+    );
+    // A uprobe's out-of-line step runs for the probed function.
+    assert_eq!(
+        classify_frames(&sym(&[
+            "[uprobes]+0x0",
+            "runtime.futex",
+            "runtime.futexsleep"
+        ])),
+        Some(CpuClass::Futex)
+    );
+}
+
+/// Real C keeps its classes: the stack's class is left to the thread (cgo on a Go M, native on a
+/// C thread) and the ingest appends the Go stack of the thread's last cgo call when it has one.
+#[test]
+fn c_frames_are_still_cgo_or_native() {
+    let spin = sym(&[
+        "cgospin!gocpu_cgo_spin",
+        "cgospin!_cgo_1a2b_Cfunc_gocpu_cgo_spin",
+    ]);
+    assert!(attributed_frames(&spin).is_some());
+    assert_eq!(classify_frames(&spin), None);
+    // Broken walk out of C, then the appended cgocall stack.
+    assert_eq!(
+        classify_frames(&sym(&[
+            "cgospin!gocpu_cgo_spin",
+            "runtime.asmcgocall",
+            "runtime.cgocall",
+            "main._Cfunc_gocpu_cgo_spin",
+            "main.spinner",
+        ])),
+        Some(CpuClass::Cgo)
+    );
+    // A C thread's own clock read is C's, whatever the vDSO frame.
+    let native = sym(&[
+        "[vdso]+0xb1f",
+        "libc.so.6!clock_gettime",
+        "nativespin!gocpu_native_spin",
+    ]);
+    assert_eq!(attributed_frames(&native).map(<[_]>::len), Some(2));
+    assert_eq!(classify_frames(&native), None);
 }

@@ -91,6 +91,7 @@ pub fn apply(
         a.profile.begin(now);
         for s in own {
             let stack = if s.ips.is_empty() {
+                // No stack captured: the profile counts it unattributed, never as C on an M.
                 Arc::new(Stack {
                     frames: Vec::new(),
                     class: None,
@@ -99,8 +100,12 @@ pub fn apply(
                 let stack = a.stack(&s.ips);
                 match cgo_callers.get(&s.tid) {
                     // Outside Go with no way back (C without frame pointers): append the Go
-                    // stack that made the thread's last cgo call.
-                    Some(caller) if !stack.frames.iter().any(|f| f.go_function().is_some()) => {
+                    // stack that made the thread's last cgo call. Not to a walk that ended in
+                    // the vDSO: Go code reads the clock there too, long after a cgo call.
+                    Some(caller)
+                        if !stack.unattributed()
+                            && !stack.frames.iter().any(|f| f.go_function().is_some()) =>
+                    {
                         let mut ips = s.ips.clone();
                         ips.extend(off_stack(*caller).unwrap_or_default());
                         a.stack(&ips)

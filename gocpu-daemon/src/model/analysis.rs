@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use gocpu_common::ThreadStats;
 
 use crate::{
-    classify::{SampleView, classify},
+    classify::classify_frames,
     model::{
         blocking::Blocking,
         profile::{ClassAttribution, Profile, Stack},
@@ -66,26 +66,7 @@ impl ProcessAnalysis {
         for (i, ip) in ips.iter().enumerate() {
             frames.extend(self.symbolizer.frames(*ip, i == 0).iter().cloned());
         }
-        // Kernel-provided pseudo-objects at the leaf ([vdso] for clock reads, [uprobes] for a
-        // probe's out-of-line step) run on behalf of the Go function that called them.
-        let skip = frames
-            .iter()
-            .take_while(|f| match f {
-                SymFrame::Native {
-                    object: Some(o), ..
-                } => o.starts_with('['),
-                _ => false,
-            })
-            .count();
-        let names: Vec<Option<&str>> = frames[skip..].iter().map(SymFrame::go_function).collect();
-        let any_go = names.iter().any(Option::is_some);
-        // Whether the thread is a Go M only matters when the stack shows no Go code at all.
-        let class = any_go.then(|| {
-            classify(&SampleView {
-                frames: &names,
-                go_thread: true,
-            })
-        });
+        let class = classify_frames(&frames);
         Stack { frames, class }
     }
 

