@@ -15,14 +15,17 @@ pub use self_timing::{ProgRun, ProgramId};
 pub const MAX_TRACKED_PROCS: u32 = 8192;
 /// Threads of tracked processes the kernel remembers (LRU; least recently switched evicted).
 pub const MAX_THREADS: u32 = 32768;
-/// Distinct (process, thread, stack, mode) CPU sample keys between two user-space drains.
+/// Distinct (process, thread, stack, mode) CPU sample keys per generation (one poll interval).
 pub const MAX_SAMPLE_KEYS: u32 = 16384;
 /// Distinct (process, stack) off-CPU keys.
 pub const MAX_OFFCPU_KEYS: u32 = 8192;
-/// Distinct (process, stack, op) sampled futex call sites.
+/// Distinct (process, stack, op) sampled futex call sites per generation.
 pub const MAX_FUTEX_KEYS: u32 = 4096;
-/// Stacks kept per stack map.
+/// Stack ids per stack map and generation (a stack map is emptied when its generation is drained).
 pub const MAX_STACKS: u32 = 4096;
+/// Generations of the drained aggregations: the kernel writes one while user space drains the
+/// other (see [`maps::GENERATION`]).
+pub const GENERATIONS: usize = 2;
 /// Stack id meaning "no stack" (capture failed or not attempted).
 pub const NO_STACK: u32 = u32::MAX;
 
@@ -38,16 +41,27 @@ pub mod maps {
     pub const CPU_SLICE: &str = "CPU_SLICE";
     /// LRU hash `tid -> ThreadStats` of tracked processes' threads (the kernel inserts).
     pub const THREADS: &str = "THREADS";
-    /// Per-CPU hash `SampleKey -> u64`: CPU clock samples; user space drains it.
-    pub const CPU_SAMPLES: &str = "CPU_SAMPLES";
-    /// Stack traces of CPU samples (ids in `CPU_SAMPLES`); drained with it.
-    pub const STACKS_CPU: &str = "STACKS_CPU";
+    /// Array of one `u32`, written only by user space: the generation the kernel writes now.
+    /// Its parity selects the `_0`/`_1` map of each drained aggregation below.
+    pub const GENERATION: &str = "GENERATION";
+    /// Per-CPU hash `SampleKey -> u64`: CPU clock samples, one map per generation parity; user
+    /// space drains the generation the kernel no longer writes.
+    pub const CPU_SAMPLES: [&str; crate::GENERATIONS] = ["CPU_SAMPLES_0", "CPU_SAMPLES_1"];
+    /// Stack traces of CPU samples (ids in the same generation's `CPU_SAMPLES`); emptied when
+    /// that generation is drained.
+    pub const STACKS_CPU: [&str; crate::GENERATIONS] = ["STACKS_CPU_0", "STACKS_CPU_1"];
     /// Per-CPU hash `OffCpuKey -> OffCpuValue`: blocked time by the stack that blocked.
     pub const OFFCPU: &str = "OFFCPU";
-    /// Per-CPU hash `FutexKey -> u64`: sampled futex calls by call stack.
-    pub const FUTEX_CALLERS: &str = "FUTEX_CALLERS";
-    /// Stack traces of sampled futex callers (ids in `FUTEX_CALLERS`).
-    pub const STACKS_OFF: &str = "STACKS_OFF";
+    /// Per-CPU hash `FutexKey -> u64`: sampled futex calls by call stack, one map per
+    /// generation parity, drained like `CPU_SAMPLES`.
+    pub const FUTEX_CALLERS: [&str; crate::GENERATIONS] = ["FUTEX_CALLERS_0", "FUTEX_CALLERS_1"];
+    /// Stack traces of sampled futex callers and cgo calls (ids in the same generation's
+    /// `FUTEX_CALLERS` and in `ThreadStats::cgo_stack` with that `cgo_gen`); emptied when that
+    /// generation is drained.
+    pub const STACKS_OFF: [&str; crate::GENERATIONS] = ["STACKS_OFF_0", "STACKS_OFF_1"];
+    /// Per-CPU array of one [`crate::ThreadChurn`]: `THREADS` entries the kernel inserted and
+    /// deleted (user space derives LRU evictions from them).
+    pub const THREAD_CHURN: &str = "THREAD_CHURN";
     /// Per-CPU `u32` counter deciding which futex calls get their stack sampled.
     pub const FUTEX_TICK: &str = "FUTEX_TICK";
     /// Per-CPU array `ProgramId -> ProgRun`: the programs' own run time, when `SELF_TIMING` is set.
@@ -205,8 +219,9 @@ pub struct ThreadStats {
     pub flags: u32,
     /// Number of valid entries in `off_ips`.
     pub off_depth: u32,
-    /// Stack id (in `STACKS_OFF`) of the Go stack at its last `runtime.cgocall`, or
-    /// [`NO_STACK`]: the Go caller of C code whose own frames cannot be unwound.
+    /// Stack id (in the `STACKS_OFF` map of generation `cgo_gen`) of the Go stack at its last
+    /// `runtime.cgocall`, or [`NO_STACK`]: the Go caller of C code whose own frames cannot be
+    /// unwound. User space resolves it when generation `cgo_gen` is drained.
     pub cgo_stack: u32,
     /// Thread id.
     pub tid: u32,
@@ -221,8 +236,26 @@ pub struct ThreadStats {
     pub voluntary_switches: u64,
     /// Context switches out while runnable.
     pub involuntary_switches: u64,
+    /// Generation (`GENERATION` value) in which `cgo_stack` was captured.
+    pub cgo_gen: u32,
+    /// Reserved, 0: keeps the size a multiple of 8 without implicit padding.
+    pub reserved: u32,
 }
-const _: () = assert!(size_of::<ThreadStats>() == 80 + 8 * OFF_FRAMES);
+const _: () = assert!(size_of::<ThreadStats>() == 88 + 8 * OFF_FRAMES);
+
+/// `THREADS` entries the kernel inserted and deleted on one CPU (value of `THREAD_CHURN`).
+///
+/// The LRU map evicts without telling anyone; with user space's own deletes and the live
+/// entries, `inserts - deletes - user deletes - live` is what it evicted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadChurn {
+    /// Fresh entries the kernel inserted (a replaced stale entry counts as none).
+    pub inserts: u64,
+    /// Entries the kernel deleted (a thread's last switch).
+    pub deletes: u64,
+}
+const _: () = assert!(size_of::<ThreadChurn>() == 16);
 
 /// User frames recorded where a thread blocks.
 pub const OFF_FRAMES: usize = 4;
@@ -405,23 +438,33 @@ impl ProcEvent {
 pub enum DropReason {
     /// `bpf_perf_event_output` failed (perf buffer full).
     EventOutput = 0,
-    /// A counter update found no `PROCS` entry it expected (process removed concurrently).
+    /// A thread's `THREADS` entry named a process no longer in `PROCS` (untracked or exited
+    /// while the thread was off CPU): its closing off-CPU interval or wake-up went uncounted, and
+    /// the orphaned entry was deleted.
     StatsMissing = 1,
-    /// A stack could not be captured (stack map full, or the walk failed).
+    /// A stack could not be walked (no user stack, a fault in the walk).
     StackCapture = 2,
     /// A keyed aggregation map (`CPU_SAMPLES`, `OFFCPU`, `FUTEX_CALLERS`) was full.
     AggregationFull = 3,
+    /// A stack's id was taken by another stack of the same generation (no `BPF_F_REUSE_STACKID`,
+    /// so that ids already in keys keep their stack); the sample or call went without its stack.
+    StackIdCollision = 4,
+    /// Inserting a thread's `THREADS` entry failed (the LRU map found no entry to evict, or no
+    /// memory): that switch's per-thread times were not recorded.
+    ThreadInsert = 5,
 }
 
 impl DropReason {
     /// Number of reasons; the length of the `DROPS` array.
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 6;
     /// Every reason, in index order.
     pub const ALL: [DropReason; Self::COUNT as usize] = [
         Self::EventOutput,
         Self::StatsMissing,
         Self::StackCapture,
         Self::AggregationFull,
+        Self::StackIdCollision,
+        Self::ThreadInsert,
     ];
 
     /// Stable snake_case name, used as a metric label.
@@ -431,6 +474,8 @@ impl DropReason {
             Self::StatsMissing => "stats_missing",
             Self::StackCapture => "stack_capture",
             Self::AggregationFull => "aggregation_full",
+            Self::StackIdCollision => "stack_id_collision",
+            Self::ThreadInsert => "thread_insert",
         }
     }
 }
@@ -456,6 +501,8 @@ mod pod {
     unsafe impl aya::Pod for super::FutexKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProgRun {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ThreadChurn {}
 }
 
 #[cfg(test)]

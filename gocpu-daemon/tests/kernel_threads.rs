@@ -17,7 +17,7 @@ use gocpu_daemon::{
 const NAPS: u64 = 20;
 const NAP: Duration = Duration::from_millis(5);
 
-fn entry(aggs: &AggregateMaps, tid: u32) -> Option<ThreadStats> {
+fn entry(aggs: &mut AggregateMaps, tid: u32) -> Option<ThreadStats> {
     aggs.threads()
         .into_iter()
         .find(|(t, _)| *t == tid)
@@ -40,7 +40,7 @@ fn threads_are_followed_from_first_switch_to_exit() {
         let cpus = aya::util::nr_cpus().unwrap();
         let zero = PerCpuValues::try_from(vec![ProcStats::default(); cpus]).unwrap();
         kp.procs.insert(me, zero, 0).unwrap();
-        let aggs = kp.take_aggregates().unwrap();
+        let mut aggs = kp.take_aggregates().unwrap();
 
         // A worker blocks NAPS times, says who it is, and waits to be let go.
         let (tid_tx, tid_rx) = mpsc::channel();
@@ -54,7 +54,7 @@ fn threads_are_followed_from_first_switch_to_exit() {
             go_rx.recv().unwrap();
         });
         let tid = tid_rx.recv().unwrap();
-        let s = entry(&aggs, tid).unwrap_or_else(|| panic!("{program}: no entry for {tid}"));
+        let s = entry(&mut aggs, tid).unwrap_or_else(|| panic!("{program}: no entry for {tid}"));
         assert_eq!((s.tgid, s.tid), (me, tid), "{program}: {s:?}");
         assert!(s.voluntary_switches >= NAPS, "{program}: {s:?}");
         let napped = (NAP * NAPS as u32).as_nanos() as u64;
@@ -70,7 +70,7 @@ fn threads_are_followed_from_first_switch_to_exit() {
         go_tx.send(()).unwrap();
         worker.join().unwrap();
         let gone = (0..100).any(|_| {
-            let gone = entry(&aggs, tid).is_none();
+            let gone = entry(&mut aggs, tid).is_none();
             if !gone {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -11,10 +11,16 @@ use aya_ebpf::{
     programs::tracing::StackIdContext,
 };
 use gocpu_common::{
-    DropReason, NO_STACK, OFF_FRAMES, ProcEvent, ProcStats, ProgramId, THREAD_GO, ThreadStats,
+    DropReason, NO_STACK, OFF_FRAMES, ProcEvent, ProcStats, ProgramId, THREAD_GO, ThreadChurn,
+    ThreadStats,
 };
 
-use crate::maps::{CPU_SLICE, DROPS, EVENTS, PROCS, PROG_RUNS, SELF_TIMING, THREADS};
+use crate::maps::{
+    CPU_SLICE, DROPS, EVENTS, GENERATION, PROCS, PROG_RUNS, SELF_TIMING, THREAD_CHURN, THREADS,
+};
+
+/// `-EEXIST` from `bpf_get_stackid`: the stack's bucket holds another stack.
+const EEXIST: i32 = -17;
 
 /// Runs a program's `body`; with `SELF_TIMING` set, adds its run time and one run to the
 /// program's `PROG_RUNS` slot on this CPU. The global is read-only data, so with it zero the
@@ -91,12 +97,11 @@ pub fn current_task() -> u64 {
 /// its ids, or an entry outlived its task).
 #[inline(always)]
 pub fn thread_mut(key: u64, task: Task) -> Option<&'static mut ThreadStats> {
-    if let Some(t) = existing_thread_mut(key)
-        && t.tid == task.tid
-        && t.tgid == task.tgid
-    {
-        return Some(t);
-    }
+    let stale = match existing_thread_mut(key) {
+        Some(t) if t.tid == task.tid && t.tgid == task.tgid => return Some(t),
+        Some(_) => true,
+        None => false,
+    };
     let fresh = ThreadStats {
         tgid: task.tgid,
         tid: task.tid,
@@ -105,8 +110,26 @@ pub fn thread_mut(key: u64, task: Task) -> Option<&'static mut ThreadStats> {
     };
     // An LRU map makes room by evicting; BPF_ANY replaces a stale entry, and nothing
     // else inserts this key concurrently (only the task itself, on its own CPU).
-    let _ = THREADS.insert(key, fresh, u64::from(BPF_ANY));
+    if THREADS.insert(key, fresh, u64::from(BPF_ANY)).is_err() {
+        count_drop(DropReason::ThreadInsert);
+        return None;
+    }
+    if !stale {
+        // A replaced stale entry neither adds nor removes one: only fresh inserts count, so
+        // that user space's `inserts - deletes - live` is exactly what the LRU evicted.
+        count_churn(|c| &mut c.inserts);
+    }
     existing_thread_mut(key)
+}
+
+/// Counts one `THREADS` insert or delete of this CPU.
+#[inline(always)]
+fn count_churn(field: fn(&mut ThreadChurn) -> &mut u64) {
+    if let Some(c) = THREAD_CHURN.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot; programs do not nest on one CPU (see `stats_mut`).
+        let c = field(unsafe { &mut *c });
+        *c = c.wrapping_add(1);
+    }
 }
 
 /// The state of the task at `key` (its task_struct address), if it has one.
@@ -122,7 +145,23 @@ pub fn existing_thread_mut(key: u64) -> Option<&'static mut ThreadStats> {
 #[inline(always)]
 pub fn forget_thread(key: u64) {
     // Absent for almost every task (only threads of tracked processes have one).
-    let _ = THREADS.remove(key);
+    if THREADS.remove(key).is_ok() {
+        count_churn(|c| &mut c.deletes);
+    }
+}
+
+/// The entry at `key` names a process `PROCS` no longer has: what it was about to count is
+/// lost (counted), and the entry is deleted, since nothing will ever read it again.
+#[inline(always)]
+pub fn orphaned_thread(key: u64) {
+    count_drop(DropReason::StatsMissing);
+    forget_thread(key);
+}
+
+/// The generation the programs write now; its parity picks the `_0` or `_1` drained maps.
+#[inline(always)]
+pub fn generation() -> u32 {
+    GENERATION.get(0).copied().unwrap_or(0)
 }
 
 /// Increments the counter `field` selects for the current process, if it is tracked.
@@ -187,12 +226,21 @@ pub fn count_drop(reason: DropReason) {
 
 /// The current task's user stack id in `map`, or `NO_STACK` (counted as a drop) when it cannot
 /// be captured.
+///
+/// Without `BPF_F_REUSE_STACKID`: an id in a key must keep naming the stack it was taken for
+/// until user space reads it, and a reused id would silently name another stack (and merge two
+/// stacks' counts under one key). A collision is counted instead; the maps are emptied every
+/// generation, so only stacks of one poll interval can collide.
 #[inline(always)]
 pub fn user_stack<C: StackIdContext>(ctx: &C, map: &StackTrace) -> u32 {
     match ctx.get_stackid(map, u64::from(BPF_F_USER_STACK)) {
         Ok(id) => id as u32,
-        Err(_) => {
-            count_drop(DropReason::StackCapture);
+        Err(e) => {
+            count_drop(if e == EEXIST {
+                DropReason::StackIdCollision
+            } else {
+                DropReason::StackCapture
+            });
             NO_STACK
         }
     }

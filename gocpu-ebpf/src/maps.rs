@@ -4,12 +4,12 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{LruHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, StackTrace},
+    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, PerfEventArray, StackTrace},
 };
 use gocpu_common::{
     CpuSlice, DropReason, FutexKey, MAX_FUTEX_KEYS, MAX_OFFCPU_KEYS, MAX_SAMPLE_KEYS, MAX_STACKS,
     MAX_THREADS, MAX_TRACKED_PROCS, OffCpuKey, OffCpuValue, ProcEvent, ProcStats, ProgRun,
-    ProgramId, SampleKey, ThreadStats,
+    ProgramId, SampleKey, ThreadChurn, ThreadStats,
 };
 
 /// Tracked processes: `tgid -> ProcStats`. User space inserts and removes keys; the kernel only
@@ -29,28 +29,57 @@ pub static THREADS: LruHashMap<u64, ThreadStats> = LruHashMap::with_max_entries(
 #[map(name = "CPU_SLICE")]
 pub static CPU_SLICE: PerCpuArray<CpuSlice> = PerCpuArray::with_max_entries(1, 0);
 
-/// CPU clock samples by (process, thread, user stack, mode); drained by user space.
-#[map(name = "CPU_SAMPLES")]
-pub static CPU_SAMPLES: PerCpuHashMap<SampleKey, u64> =
+/// The generation the programs write now (slot 0), set only by user space. Its parity picks the
+/// `_0` or `_1` map of each drained aggregation, so user space empties the other one while no
+/// program writes it: a read-then-delete of a map being written would lose increments.
+#[map(name = "GENERATION")]
+pub static GENERATION: Array<u32> = Array::with_max_entries(1, 0);
+
+/// CPU clock samples by (process, thread, user stack, mode), generation 0 mod 2.
+#[map(name = "CPU_SAMPLES_0")]
+pub static CPU_SAMPLES_0: PerCpuHashMap<SampleKey, u64> =
     PerCpuHashMap::with_max_entries(MAX_SAMPLE_KEYS, 0);
 
-/// User stacks of CPU samples.
-#[map(name = "STACKS_CPU")]
-pub static STACKS_CPU: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+/// CPU clock samples, generation 1 mod 2.
+#[map(name = "CPU_SAMPLES_1")]
+pub static CPU_SAMPLES_1: PerCpuHashMap<SampleKey, u64> =
+    PerCpuHashMap::with_max_entries(MAX_SAMPLE_KEYS, 0);
 
-/// Blocked time by (process, stack where the thread blocked).
+/// User stacks of CPU samples, generation 0 mod 2 (emptied with its samples).
+#[map(name = "STACKS_CPU_0")]
+pub static STACKS_CPU_0: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+/// User stacks of CPU samples, generation 1 mod 2.
+#[map(name = "STACKS_CPU_1")]
+pub static STACKS_CPU_1: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+/// Blocked time by (process, stack where the thread blocked): cumulative, its key holds the
+/// frames themselves, so no stack id to free.
 #[map(name = "OFFCPU")]
 pub static OFFCPU: PerCpuHashMap<OffCpuKey, OffCpuValue> =
     PerCpuHashMap::with_max_entries(MAX_OFFCPU_KEYS, 0);
 
-/// Sampled futex calls by (process, user stack, operation).
-#[map(name = "FUTEX_CALLERS")]
-pub static FUTEX_CALLERS: PerCpuHashMap<FutexKey, u64> =
+/// Sampled futex calls by (process, user stack, operation), generation 0 mod 2.
+#[map(name = "FUTEX_CALLERS_0")]
+pub static FUTEX_CALLERS_0: PerCpuHashMap<FutexKey, u64> =
     PerCpuHashMap::with_max_entries(MAX_FUTEX_KEYS, 0);
 
-/// User stacks of blocking points and futex callers (persistent: few and stable per process).
-#[map(name = "STACKS_OFF")]
-pub static STACKS_OFF: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+/// Sampled futex calls, generation 1 mod 2.
+#[map(name = "FUTEX_CALLERS_1")]
+pub static FUTEX_CALLERS_1: PerCpuHashMap<FutexKey, u64> =
+    PerCpuHashMap::with_max_entries(MAX_FUTEX_KEYS, 0);
+
+/// User stacks of futex callers and cgo calls, generation 0 mod 2.
+#[map(name = "STACKS_OFF_0")]
+pub static STACKS_OFF_0: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+/// User stacks of futex callers and cgo calls, generation 1 mod 2.
+#[map(name = "STACKS_OFF_1")]
+pub static STACKS_OFF_1: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+/// `THREADS` entries the kernel inserted and deleted, per CPU (evictions are derived from them).
+#[map(name = "THREAD_CHURN")]
+pub static THREAD_CHURN: PerCpuArray<ThreadChurn> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per CPU: `[futex calls of tracked processes, earliest time (ns) of the next stack sample]`.
 #[map(name = "FUTEX_TICK")]

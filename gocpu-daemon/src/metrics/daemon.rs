@@ -16,13 +16,25 @@ pub(crate) fn encode(
     enc: &mut DescriptorEncoder,
     counts: Counts,
 ) -> Result<(), std::fmt::Error> {
-    let (binaries, links, drops, programs, attached, cost, syscalls, uprobe_path, stats_source) = {
-        let m = s.manager();
+    let (
+        binaries,
+        links,
+        drops,
+        user_losses,
+        programs,
+        attached,
+        cost,
+        syscalls,
+        uprobe_path,
+        stats_source,
+    ) = {
+        let mut m = s.manager();
         let (b, l) = m.attachment_counts();
         (
             b,
             l,
             m.drops(),
+            m.aggregates().user_losses(),
             m.program_stats(),
             m.attached_seconds(),
             m.hit_cost(),
@@ -139,6 +151,8 @@ pub(crate) fn encode(
         ("perf_buffer_full", loss.perf_lost.load(Ordering::Relaxed)),
         ("malformed", loss.malformed.load(Ordering::Relaxed)),
         ("queue_full", loss.queue_full.load(Ordering::Relaxed)),
+        ("thread_evicted", user_losses.thread_evicted),
+        ("futex_stack_overflow", user_losses.futex_stack_overflow),
     ] {
         lost.push((vec![("reason", reason.to_string())], counter(v)));
     }

@@ -14,7 +14,7 @@ use aya::{
     util::online_cpus,
 };
 use aya_log::EbpfLogger;
-use gocpu_common::{ProcStats, ProgRun, ProgramId, globals, maps, programs};
+use gocpu_common::{GENERATIONS, ProcStats, ProgRun, ProgramId, globals, maps, programs};
 
 use crate::{
     config::Config,
@@ -129,20 +129,30 @@ const SYSCALL_PROGRAMS: [&str; 3] = [
     programs::SYS_SCHED_YIELD,
 ];
 
-/// Maps user space reads besides `PROCS`, `DROPS` and `EVENTS`.
+/// Maps user space reads besides `PROCS`, `DROPS` and `EVENTS`, and what it keeps of them
+/// between polls (see [`crate::probes::aggregates`]).
 pub struct AggregateMaps {
     /// `THREADS`, keyed by task_struct address.
     pub threads: aya::maps::HashMap<MapData, u64, gocpu_common::ThreadStats>,
-    /// `CPU_SAMPLES`.
-    pub samples: PerCpuHashMap<MapData, gocpu_common::SampleKey, u64>,
-    /// `STACKS_CPU`.
-    pub stacks_cpu: aya::maps::StackTraceMap<MapData>,
+    /// `THREAD_CHURN`.
+    pub churn: PerCpuArray<MapData, gocpu_common::ThreadChurn>,
+    /// `GENERATION`.
+    pub generation: aya::maps::Array<MapData, u32>,
+    /// `CPU_SAMPLES_0`, `CPU_SAMPLES_1`.
+    pub samples: [PerCpuHashMap<MapData, gocpu_common::SampleKey, u64>; GENERATIONS],
+    /// `STACKS_CPU_0`, `STACKS_CPU_1`.
+    pub stacks_cpu: [aya::maps::StackTraceMap<MapData>; GENERATIONS],
     /// `OFFCPU`.
     pub offcpu: PerCpuHashMap<MapData, gocpu_common::OffCpuKey, gocpu_common::OffCpuValue>,
-    /// `FUTEX_CALLERS`.
-    pub futex: PerCpuHashMap<MapData, gocpu_common::FutexKey, u64>,
-    /// `STACKS_OFF`.
-    pub stacks_off: aya::maps::StackTraceMap<MapData>,
+    /// `FUTEX_CALLERS_0`, `FUTEX_CALLERS_1`.
+    pub futex: [PerCpuHashMap<MapData, gocpu_common::FutexKey, u64>; GENERATIONS],
+    /// `STACKS_OFF_0`, `STACKS_OFF_1`.
+    pub stacks_off: [aya::maps::StackTraceMap<MapData>; GENERATIONS],
+    /// The wait for running programs after a generation flip; `None` when the kernel refused
+    /// its map-of-maps (then a fixed pause stands in for it).
+    pub grace: Option<crate::probes::grace::RcuGrace>,
+    /// User-space state over the drained maps.
+    pub state: crate::probes::aggregates::DrainState,
 }
 
 impl std::fmt::Debug for AggregateMaps {
@@ -264,13 +274,34 @@ impl KernelProbes {
             .ok_or_else(|| missing_map(maps::EVENTS))?;
         let events = PerfEventArray::try_from(events).map_err(map_err(maps::EVENTS))?;
         let prog_runs = take(&mut ebpf, maps::PROG_RUNS)?;
+        let grace = crate::probes::grace::RcuGrace::new()
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "generation flips fall back to a fixed pause");
+            })
+            .ok();
         let aggregates = AggregateMaps {
             threads: take(&mut ebpf, maps::THREADS)?,
-            samples: take(&mut ebpf, maps::CPU_SAMPLES)?,
-            stacks_cpu: take(&mut ebpf, maps::STACKS_CPU)?,
+            churn: take(&mut ebpf, maps::THREAD_CHURN)?,
+            generation: take(&mut ebpf, maps::GENERATION)?,
+            samples: [
+                take(&mut ebpf, maps::CPU_SAMPLES[0])?,
+                take(&mut ebpf, maps::CPU_SAMPLES[1])?,
+            ],
+            stacks_cpu: [
+                take(&mut ebpf, maps::STACKS_CPU[0])?,
+                take(&mut ebpf, maps::STACKS_CPU[1])?,
+            ],
             offcpu: take(&mut ebpf, maps::OFFCPU)?,
-            futex: take(&mut ebpf, maps::FUTEX_CALLERS)?,
-            stacks_off: take(&mut ebpf, maps::STACKS_OFF)?,
+            futex: [
+                take(&mut ebpf, maps::FUTEX_CALLERS[0])?,
+                take(&mut ebpf, maps::FUTEX_CALLERS[1])?,
+            ],
+            stacks_off: [
+                take(&mut ebpf, maps::STACKS_OFF[0])?,
+                take(&mut ebpf, maps::STACKS_OFF[1])?,
+            ],
+            grace,
+            state: crate::probes::aggregates::DrainState::default(),
         };
 
         Ok(KernelProbes {

@@ -6,10 +6,10 @@ use gocpu_common::{ProgramId, SAMPLE_KERNEL, SampleKey};
 
 use crate::{
     accounting::{
-        close_slice, current, current_task, existing_thread_mut, now_ns, stats_mut, timed,
-        update_keyed, user_stack,
+        close_slice, current, current_task, existing_thread_mut, generation, now_ns, stats_mut,
+        timed, update_keyed, user_stack,
     },
-    maps::{CPU_SAMPLES, SAMPLE_STACKS, STACKS_CPU},
+    maps::{CPU_SAMPLES_0, CPU_SAMPLES_1, SAMPLE_STACKS, STACKS_CPU_0, STACKS_CPU_1},
 };
 
 /// Index of `cs` in x86-64 `struct pt_regs` (the start of `bpf_perf_event_data`).
@@ -34,12 +34,16 @@ pub fn cpu_clock(ctx: PerfEventContext) -> u32 {
         if let Some(th) = existing_thread_mut(current_task()) {
             th.oncpu_ns = th.oncpu_ns.wrapping_add(slice);
         }
-        let stack = if SAMPLE_STACKS.load() != 0 {
+        // Stack and sample go to the same generation's maps: user space empties both together.
+        let odd = generation() & 1 != 0;
+        let stack = if SAMPLE_STACKS.load() == 0 {
+            gocpu_common::NO_STACK
+        } else if odd {
             // With the CPU in kernel mode the user stack is still what the thread was doing: the
             // runtime's syscall wrapper at its leaf names the syscall.
-            user_stack(&ctx, &STACKS_CPU)
+            user_stack(&ctx, &STACKS_CPU_1)
         } else {
-            gocpu_common::NO_STACK
+            user_stack(&ctx, &STACKS_CPU_0)
         };
         let key = SampleKey {
             tgid: task.tgid,
@@ -47,7 +51,11 @@ pub fn cpu_clock(ctx: PerfEventContext) -> u32 {
             stack,
             flags: if kernel { SAMPLE_KERNEL } else { 0 },
         };
-        update_keyed(&CPU_SAMPLES, &key, |n| *n = n.wrapping_add(1));
+        if odd {
+            update_keyed(&CPU_SAMPLES_1, &key, |n| *n = n.wrapping_add(1));
+        } else {
+            update_keyed(&CPU_SAMPLES_0, &key, |n| *n = n.wrapping_add(1));
+        }
         0
     })
 }

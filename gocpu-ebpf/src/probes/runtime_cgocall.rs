@@ -6,15 +6,30 @@ use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use gocpu_common::ProgramId;
 
 use crate::{
-    accounting::{count_runtime_call, timed, user_stack},
-    maps::STACKS_OFF,
+    accounting::{count_runtime_call, generation, timed, user_stack},
+    maps::{STACKS_OFF_0, STACKS_OFF_1},
 };
 
 #[uprobe]
 pub fn runtime_cgocall(ctx: ProbeContext) -> u32 {
     timed(ProgramId::RuntimeCgocall, || {
         if let Some(th) = count_runtime_call(|s| &mut s.cgocall_calls) {
-            th.cgo_stack = user_stack(&ctx, &STACKS_OFF);
+            // The id is only meaningful with its generation: user space resolves it to frames
+            // when that generation is drained, before its stack map is emptied.
+            let generation = generation();
+            let stack = if generation & 1 != 0 {
+                user_stack(&ctx, &STACKS_OFF_1)
+            } else {
+                user_stack(&ctx, &STACKS_OFF_0)
+            };
+            // Generation first: a reader that catches the entry between the two stores sees
+            // the new generation with the old id, which it leaves for a later drain, never an
+            // id paired with the wrong generation's map.
+            // SAFETY: both point into the thread's entry, valid for the program's duration.
+            unsafe {
+                core::ptr::write_volatile(&mut th.cgo_gen, generation);
+                core::ptr::write_volatile(&mut th.cgo_stack, stack);
+            }
         }
         0
     })

@@ -15,8 +15,8 @@ use gocpu_common::{ProgramId, THREAD_EXITING};
 
 use crate::{
     accounting::{
-        close_slice, current, existing_thread_mut, forget_thread, now_ns, stats_mut, thread_mut,
-        timed, update_keyed, user_frames,
+        close_slice, current, existing_thread_mut, forget_thread, now_ns, orphaned_thread,
+        stats_mut, thread_mut, timed, update_keyed, user_frames,
     },
     maps::OFFCPU,
 };
@@ -134,12 +134,14 @@ fn switch_in(next: u64, now: u64) {
     th.blocked_ns = th.blocked_ns.wrapping_add(blocked);
     th.runq_wait_ns = th.runq_wait_ns.wrapping_add(waiting);
     let tgid = th.tgid;
-    if let Some(stats) = stats_mut(tgid) {
-        stats.blocked_ns = stats.blocked_ns.wrapping_add(blocked);
-        stats.runq_wait_ns = stats.runq_wait_ns.wrapping_add(waiting);
-    } else {
+    let Some(stats) = stats_mut(tgid) else {
+        // The entry was made while its process was tracked; user space removed the process
+        // meanwhile (untracked, or exited) before deleting the entry.
+        orphaned_thread(next);
         return;
-    }
+    };
+    stats.blocked_ns = stats.blocked_ns.wrapping_add(blocked);
+    stats.runq_wait_ns = stats.runq_wait_ns.wrapping_add(waiting);
     if blocked > 0 {
         let key = gocpu_common::OffCpuKey {
             tgid,

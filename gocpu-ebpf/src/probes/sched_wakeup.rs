@@ -4,7 +4,7 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use gocpu_common::ProgramId;
 
-use crate::accounting::{existing_thread_mut, now_ns, stats_mut, timed};
+use crate::accounting::{existing_thread_mut, now_ns, orphaned_thread, stats_mut, timed};
 
 #[raw_tracepoint(tracepoint = "sched_wakeup")]
 pub fn sched_wakeup(ctx: RawTracePointContext) -> u32 {
@@ -17,8 +17,10 @@ pub fn sched_wakeup(ctx: RawTracePointContext) -> u32 {
         if th.off_since_ns != 0 {
             th.woken_ns = now_ns();
         }
-        if let Some(stats) = stats_mut(th.tgid) {
-            stats.wakeups = stats.wakeups.wrapping_add(1);
+        match stats_mut(th.tgid) {
+            Some(stats) => stats.wakeups = stats.wakeups.wrapping_add(1),
+            // Made while its process was tracked; the process has left `PROCS` since.
+            None => orphaned_thread(task),
         }
         0
     })

@@ -7,8 +7,11 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use gocpu_common::{FutexKey, FutexOp, ProgramId};
 
 use crate::{
-    accounting::{current, now_ns, stats_mut, timed, update_keyed, user_stack},
-    maps::{FUTEX_CALLERS, FUTEX_OP_OFFSET, FUTEX_SAMPLE_INTERVAL_NS, FUTEX_TICK, STACKS_OFF},
+    accounting::{current, generation, now_ns, stats_mut, timed, update_keyed, user_stack},
+    maps::{
+        FUTEX_CALLERS_0, FUTEX_CALLERS_1, FUTEX_OP_OFFSET, FUTEX_SAMPLE_INTERVAL_NS, FUTEX_TICK,
+        STACKS_OFF_0, STACKS_OFF_1,
+    },
 };
 
 /// The clock is read on one call in this many (per CPU), so the common path stays clock-free.
@@ -50,13 +53,21 @@ pub fn sys_enter_futex(ctx: TracePointContext) -> u32 {
         let calls = stats.futex_syscalls();
         let weight = calls.wrapping_sub(stats.futex_sampled_syscalls);
         stats.futex_sampled_syscalls = calls;
-        let key = FutexKey {
+        // Stack and key go to the same generation's maps: user space empties both together.
+        let odd = generation() & 1 != 0;
+        let mut key = FutexKey {
             tgid: task.tgid,
-            stack: user_stack(&ctx, &STACKS_OFF),
+            stack: gocpu_common::NO_STACK,
             op: op as u32,
             reserved: 0,
         };
-        update_keyed(&FUTEX_CALLERS, &key, |n| *n = n.wrapping_add(weight));
+        if odd {
+            key.stack = user_stack(&ctx, &STACKS_OFF_1);
+            update_keyed(&FUTEX_CALLERS_1, &key, |n| *n = n.wrapping_add(weight));
+        } else {
+            key.stack = user_stack(&ctx, &STACKS_OFF_0);
+            update_keyed(&FUTEX_CALLERS_0, &key, |n| *n = n.wrapping_add(weight));
+        }
         0
     })
 }
