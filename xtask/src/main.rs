@@ -1,6 +1,7 @@
 //! gocpu's project tasks. `cargo xtask --help` lists them; README.md names the two a newcomer needs.
 #![allow(clippy::print_stdout)]
 
+mod accuracy;
 mod bench;
 mod deploy;
 mod deploy_k8s;
@@ -50,6 +51,9 @@ enum Task {
     /// Measure the daemon's overhead on the scheduler-storm workload: off / default / ungoverned /
     /// bpftrace, interleaved.
     Bench(bench::BenchArgs),
+    /// Check every estimated rate against an independent count, long form (needs root); writes
+    /// BENCHMARKS.md's "accuracy" section.
+    Accuracy,
     /// Run the cargo-fuzz targets of gocpu-gobin (long-running; see README).
     Fuzz {
         /// Arguments for the fuzz task.
@@ -109,6 +113,7 @@ fn main() -> Result<()> {
         Task::DeployCheck => deploy::check(),
         Task::DeployRender => deploy::render(),
         Task::Bench(args) => bench::bench(&args),
+        Task::Accuracy => accuracy::run(),
         Task::Fuzz { args } => fuzz::run(&args),
         Task::BenchGobin { args } => gobin_bench::run(&args),
         Task::Offsets { args } => offsets::run(&args),

@@ -42,6 +42,8 @@ pub fn setup(needs: Needs) -> Result<()> {
     }
     if needs.test_tools {
         apt.push("libcap2-bin".to_string());
+        // perf: the accuracy tests' independent syscall counts.
+        apt.push("linux-perf".to_string());
     }
 
     apt_install(&apt)?;

@@ -222,7 +222,7 @@ fn render_text(d: &HotspotsDoc) -> String {
         let rates: Vec<String> = rt
             .calls
             .iter()
-            .map(|(f, r)| format!("{f} {:.0}/s", r.per_second))
+            .filter_map(|(f, r)| Some(format!("{f} {:.0}/s", r.value()?)))
             .collect();
         if !rates.is_empty() {
             let _ = writeln!(s, "runtime calls: {}", rates.join("  "));

@@ -143,9 +143,11 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
             f.wakeups.push((base.clone(), counter(st.wakeups)));
             if let Some((at, _)) = p.window.latest() {
                 let rates = runtime_rates(p, *at, &p.latest_estimated(), &hooks);
+                // Only a rate the error model bounds is exported.
                 for (function, r) in rates.calls {
-                    f.call_rate
-                        .push((l("function", function), ConstGauge::new(r.per_second)));
+                    if let Some(v) = r.bounded() {
+                        f.call_rate.push((l("function", function), ConstGauge::new(v)));
+                    }
                 }
             }
             f.offcpu.push((

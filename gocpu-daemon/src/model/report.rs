@@ -11,7 +11,10 @@ use crate::{
         blocking::{FutexOpLabel, OffReason},
         process::GoProcess,
     },
-    probes::syscalls::Estimated,
+    probes::{
+        estimate::{RateEstimate, WindowFacts, window_rate},
+        syscalls::Estimated,
+    },
 };
 
 /// CPU time of one class over the window.
@@ -245,19 +248,45 @@ pub fn report(p: &GoProcess, now: Instant, current: &Estimated) -> Report {
 pub enum RateMethod {
     /// Exact: the uprobe stayed attached, the rate is the counter's increase over the window.
     Window,
-    /// Sampled: the governed uprobe's hit rate during its last attached period.
+    /// Sampled: the calls counted while attached, plus the calls per CPU second of the
+    /// uprobe's attached periods times the CPU time it did not watch (`probes/estimate.rs`).
     Sampled,
 }
 
 /// Entries per second into one hooked runtime function.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CallRate {
-    /// Calls per second.
-    pub per_second: f64,
+    /// Calls per second (null when withheld, see `withheld`).
+    pub per_second: Option<f64>,
     /// How it was obtained.
     pub method: RateMethod,
     /// Fraction of time the uprobe is attached.
     pub duty: Option<f64>,
+    /// About 95% interval, calls per second (equal to the rate when exact; null with too few
+    /// periods to say).
+    pub low: Option<f64>,
+    /// Upper end of the interval.
+    pub high: Option<f64>,
+    /// Attached seconds a sampled rate rests on.
+    pub sample_seconds: Option<f64>,
+    /// Attached periods a sampled rate rests on.
+    pub samples: Option<usize>,
+    /// Why the rate is withheld: its interval is wider than the rate itself (a rate resting
+    /// on one period has no interval, is given, and is not exported on /metrics).
+    pub withheld: Option<&'static str>,
+}
+
+impl CallRate {
+    /// The rate, when it is not withheld.
+    pub fn value(&self) -> Option<f64> {
+        self.per_second
+    }
+
+    /// The rate, when its interval is known and narrower than the rate: what /metrics
+    /// exports (one period says nothing of how periods differ).
+    pub fn bounded(&self) -> Option<f64> {
+        self.per_second.filter(|_| self.low.is_some() && self.high.is_some())
+    }
 }
 
 /// Call rates of the hooked runtime functions, and the wake-up amplification they allow.
@@ -270,6 +299,26 @@ pub struct RuntimeRates {
     pub wake_amplification: Option<f64>,
     /// cgo calls per second (runtime.cgocall).
     pub cgo_calls_per_second: Option<f64>,
+}
+
+/// A sampled rate, or why it is withheld: its interval is wider than the rate itself.
+fn sampled(e: RateEstimate, duty: Option<f64>) -> CallRate {
+    let withheld = match (e.low, e.high) {
+        (Some(lo), Some(hi)) if hi - lo > e.per_second && e.per_second > 0.0 => {
+            Some("interval wider than the rate")
+        }
+        _ => None,
+    };
+    CallRate {
+        per_second: withheld.is_none().then_some(e.per_second),
+        method: RateMethod::Sampled,
+        duty,
+        low: e.low,
+        high: e.high,
+        sample_seconds: Some(e.sample_seconds),
+        samples: Some(e.samples),
+        withheld,
+    }
 }
 
 /// Runtime call rates over the window ending `now` (counters `current`), given the hooks'
@@ -288,7 +337,7 @@ pub fn runtime_rates(
             attached,
             attached_since,
             duty,
-            calls_per_second,
+            ref samples,
             ..
         } = h.state
         else {
@@ -301,20 +350,36 @@ pub fn runtime_rates(
             "runtime.cgocall" => d.stats.cgocall_calls,
             _ => continue,
         };
-        // Counted exactly only when the uprobe saw the whole window; otherwise the governor's
-        // measurement from its last attached period.
-        let whole_window = matches!((attached_since, d.since), (Some(a), Some(s)) if a <= s);
-        let rate = if attached && whole_window && duty == Some(1.0) && d.seconds > 0.0 {
+        let Some(since) = d.since.filter(|_| d.seconds > 0.0) else {
+            continue;
+        };
+        // Counted exactly only when the uprobe saw the whole window; otherwise estimated from
+        // its attached periods.
+        let whole_window = matches!(attached_since, Some(a) if a <= since);
+        let rate = if attached && whole_window && duty == Some(1.0) {
+            let r = counter as f64 / d.seconds;
             Some(CallRate {
-                per_second: counter as f64 / d.seconds,
+                per_second: Some(r),
                 method: RateMethod::Window,
                 duty,
+                low: Some(r),
+                high: Some(r),
+                sample_seconds: None,
+                samples: None,
+                withheld: None,
             })
         } else {
-            calls_per_second.map(|r| CallRate {
-                per_second: r,
-                method: RateMethod::Sampled,
-                duty,
+            let running = attached_since
+                .filter(|_| attached)
+                .map_or(0.0, |a| now.saturating_duration_since(a.max(since)).as_secs_f64());
+            samples.pool(since, now).and_then(|pool| {
+                let facts = WindowFacts {
+                    seconds: d.seconds,
+                    counted: counter,
+                    cpu_seconds: d.stats.oncpu_ns as f64 / 1e9,
+                    watched: samples.watched(since) + running,
+                };
+                window_rate(facts, &pool).map(|e| sampled(e, duty))
             })
         };
         if let Some(r) = rate {
@@ -324,11 +389,12 @@ pub fn runtime_rates(
     let since = d.since.unwrap_or(now);
     let wakes = syscall_delta(since, now, current, (d.seconds, d.stats))
         .map(|(secs, s)| per_second(s.futex_wake_syscalls, secs));
-    let wake_amplification = match (wakes, calls.get("runtime.mcall")) {
-        (Some(w), Some(m)) if m.per_second > 0.0 => Some(w / m.per_second),
+    let mcalls = calls.get("runtime.mcall").and_then(CallRate::value);
+    let wake_amplification = match (wakes, mcalls) {
+        (Some(w), Some(m)) if m > 0.0 => Some(w / m),
         _ => None,
     };
-    let cgo_calls_per_second = calls.get("runtime.cgocall").map(|r| r.per_second);
+    let cgo_calls_per_second = calls.get("runtime.cgocall").and_then(CallRate::value);
     RuntimeRates {
         calls,
         wake_amplification,

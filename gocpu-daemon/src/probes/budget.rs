@@ -8,6 +8,16 @@
 //! attached; over budget it detaches for as long as keeps the average cost within budget
 //! (duty cycle = budget / cost while attached), capped so rates are refreshed at least every
 //! `max_period`. Pure: fed times and counters, returns actions.
+//!
+//! The periods are samples of the program, and their rates are extrapolated to the time
+//! between them (`estimate.rs`), so neither their start nor their length may depend on the
+//! program: a detached time of a fixed 2 s put every period at the same phase of a program
+//! busy every 250 ms (the estimate read x0.7 to x12 of the truth), and a period cut short
+//! because it began in a burst made bursts its only samples. The detached time is drawn
+//! between half and one and a half times what the duty cycle asks (the mean keeps the budget),
+//! and a period's length is fixed when it starts, from the previous period: short after one
+//! over budget, the full `sample_ms` after one within. Only a hook's first period, with
+//! nothing known, is cut short when it turns out far over budget.
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -74,8 +84,15 @@ pub enum Action {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum State {
-    Detached { until: Instant },
-    Attached { since: Instant, base_hits: u64 },
+    Detached {
+        until: Instant,
+    },
+    Attached {
+        since: Instant,
+        base_hits: u64,
+        /// The period's length, fixed when it started.
+        length: Duration,
+    },
 }
 
 /// A finished measurement period.
@@ -91,6 +108,8 @@ pub struct Period {
     pub overhead_attached: f64,
     /// Fraction of time the hook will be attached from now on (1 = continuously).
     pub duty: f64,
+    /// Cut short far over budget (a first period only): its rate is a biased sample.
+    pub cut_short: bool,
 }
 
 /// The governor of one hook in one binary.
@@ -99,12 +118,22 @@ pub struct Governor {
     state: State,
     last: Option<Period>,
     attached_total: Duration,
+    /// xorshift state for the detached times' jitter.
+    jitter: u64,
 }
 
-/// Shortest detached time: every attach and detach patches kernel text and, for a syscall
-/// tracepoint, flags every thread of the system, which the per-hit cost does not cover. A hook
-/// cut after 10 ms would otherwise cycle several times a second (the bench measured it).
+/// Shortest mean detached time (drawn between half and one and a half of it): every attach and
+/// detach patches kernel text and, for a syscall tracepoint, flags every thread of the system,
+/// which the per-hit cost does not cover. A hook cut after 10 ms would otherwise cycle several
+/// times a second (the bench measured it).
 const MIN_OFF: Duration = Duration::from_secs(2);
+
+/// Hits a period over budget aims to see.
+const TARGET_HITS: f64 = 200.0;
+
+/// Shortest period: registering a uprobe takes tens of microseconds, during which hits count
+/// but the period's clock has not started.
+const MIN_PERIOD: Duration = Duration::from_millis(2);
 
 /// Floor for the processes' CPU use in the overhead fraction, so that an almost idle process
 /// hit at a high rate (a sleeping program's timers) is not judged free.
@@ -113,10 +142,48 @@ const MIN_TARGET_CORES: f64 = 0.05;
 impl Governor {
     /// A governor that attaches at the first tick.
     pub fn new(now: Instant) -> Self {
+        // Governors made in the same instant must not draw the same jitter.
+        static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self::seeded(now, clock ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// A governor whose jitter is drawn from `seed` (tests).
+    pub fn seeded(now: Instant, seed: u64) -> Self {
         Self {
             state: State::Detached { until: now },
             last: None,
             attached_total: Duration::ZERO,
+            jitter: seed | 1,
+        }
+    }
+
+    /// A uniform draw in [0.5, 1.5).
+    fn draw(&mut self) -> f64 {
+        let mut x = self.jitter;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter = x;
+        0.5 + (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The length of a period starting now: after a period over budget, long enough to see
+    /// about [`TARGET_HITS`] hits at its rate, between [`MIN_PERIOD`] and a tenth of the sample
+    /// (a hook that costs that much is sampled briefly, and the same budget then buys more,
+    /// shorter periods: more phases of the program seen); the full sample otherwise.
+    fn planned_length(&self, cfg: &BudgetConfig) -> Duration {
+        let sample = Duration::from_millis(cfg.sample_ms.max(1));
+        match self.last {
+            Some(p) if p.duty < 1.0 => {
+                let short = (sample / 10).max(MIN_PERIOD);
+                let want = TARGET_HITS / p.hits_per_second.max(1.0);
+                Duration::from_secs_f64(want.clamp(MIN_PERIOD.as_secs_f64(), short.as_secs_f64()))
+            }
+            _ => sample,
         }
     }
 
@@ -141,19 +208,16 @@ impl Governor {
     }
 
     /// When the next [`Governor::tick`] can change anything: the end of the detached time, or
-    /// the runaway check a tenth into the measurement period (unless the last period was within
-    /// budget: a cheap hook is not checked early), or the period's end.
-    pub fn next_check(&self, cfg: &BudgetConfig, now: Instant) -> Instant {
+    /// the runaway check a tenth into a hook's first period, or the period's end.
+    pub fn next_check(&self, _cfg: &BudgetConfig, now: Instant) -> Instant {
         match self.state {
             State::Detached { until } => until,
-            State::Attached { since, .. } => {
-                let sample = Duration::from_millis(cfg.sample_ms.max(1));
-                let early = since + sample / 10;
-                let was_cheap = self.last.is_some_and(|p| p.duty >= 1.0);
-                if now < early && !was_cheap {
+            State::Attached { since, length, .. } => {
+                let early = since + length / 10;
+                if now < early && self.last.is_none() {
                     early
                 } else {
-                    since + sample
+                    since + length
                 }
             }
         }
@@ -163,10 +227,14 @@ impl Governor {
     /// here (registering a uprobe on a busy binary takes milliseconds, not to be counted as
     /// attached time without hits).
     pub fn attached_at(&mut self, now: Instant) {
-        if let State::Attached { base_hits, .. } = self.state {
+        if let State::Attached {
+            base_hits, length, ..
+        } = self.state
+        {
             self.state = State::Attached {
                 since: now,
                 base_hits,
+                length,
             };
         }
     }
@@ -213,15 +281,19 @@ impl Governor {
                     self.state = State::Attached {
                         since: now,
                         base_hits: hits,
+                        length: self.planned_length(cfg),
                     };
                     Action::Attach
                 } else {
                     Action::Keep
                 }
             }
-            State::Attached { since, base_hits } => {
+            State::Attached {
+                since,
+                base_hits,
+                length,
+            } => {
                 let elapsed = now.saturating_duration_since(since);
-                let sample = Duration::from_millis(cfg.sample_ms.max(1));
                 let secs = elapsed.as_secs_f64();
                 let rate = if secs > 0.0 {
                     hits.saturating_sub(base_hits) as f64 / secs
@@ -229,10 +301,12 @@ impl Governor {
                     0.0
                 };
                 let overhead = rate * hit_cost.as_secs_f64() / target_cores.max(MIN_TARGET_CORES);
-                // A hook far over budget is cut short after a tenth of the period.
-                let runaway =
-                    elapsed >= sample / 10 && overhead > 20.0 * cfg.max_overhead.max(1e-6);
-                if elapsed < sample && !runaway {
+                // A hook's first period is cut short after a tenth when far over budget; later
+                // ones run their planned length whatever they see.
+                let runaway = self.last.is_none()
+                    && elapsed >= length / 10
+                    && overhead > 20.0 * cfg.max_overhead.max(1e-6);
+                if elapsed < length && !runaway {
                     return Action::Keep;
                 }
                 self.attached_total += elapsed;
@@ -247,18 +321,19 @@ impl Governor {
                     hits_per_second: rate,
                     overhead_attached: overhead,
                     duty,
+                    cut_short: elapsed < length,
                 });
                 if duty >= 1.0 {
                     // Within budget: keep measuring, period after period.
                     self.state = State::Attached {
                         since: now,
                         base_hits: hits,
+                        length: self.planned_length(cfg),
                     };
                     return Action::Keep;
                 }
                 let off = elapsed.as_secs_f64() * (1.0 / duty - 1.0);
-                let off = off
-                    .max(MIN_OFF.as_secs_f64())
+                let off = (off.max(MIN_OFF.as_secs_f64()) * self.draw())
                     .min(cfg.max_period_seconds as f64);
                 let off = Duration::from_secs_f64(off);
                 self.state = State::Detached { until: now + off };
@@ -339,10 +414,12 @@ mod tests {
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!((p.overhead_attached - 1.25).abs() < 1e-9);
         assert!((p.duty - cfg.max_overhead / 1.25).abs() < 1e-12);
-        // Off for about 10 ms x (1/duty - 1) = 12.5 s.
-        let late = |s| t0 + Duration::from_secs(s);
-        assert_eq!(g.tick(&cfg, late(12), 5_000, 2.0, STEPPED), Action::Keep);
-        assert_eq!(g.tick(&cfg, late(13), 5_000, 2.0, STEPPED), Action::Attach);
+        // Off for 10 ms x (1/duty - 1) = 12.5 s on average, drawn from 6.25 to 18.75 s.
+        let until = g.next_check(&cfg, t0 + ms(10));
+        let off = until - (t0 + ms(10));
+        assert!(off >= ms(6240) && off < ms(18760), "{off:?}");
+        assert_eq!(g.tick(&cfg, until - ms(1), 5_000, 2.0, STEPPED), Action::Keep);
+        assert_eq!(g.tick(&cfg, until, 5_000, 2.0, STEPPED), Action::Attach);
         // The average cost over a cycle is the budget.
         let avg = p.overhead_attached * 0.010 / 12.5;
         assert!(avg <= cfg.max_overhead * 1.01, "{avg}");
@@ -363,7 +440,7 @@ mod tests {
             Action::Detach
         );
         let off = g.next_check(&cfg, t0 + ms(10));
-        assert!(off > t0 + Duration::from_secs(12), "{off:?}");
+        assert!(off > t0 + Duration::from_secs(6), "{off:?}");
         assert_eq!(g.tick(&cfg, off, 5_000, 2.0, STEPPED), Action::Attach);
         // A hook found cheap is next looked at when its period ends.
         let mut cheap = Governor::new(t0);
@@ -382,17 +459,17 @@ mod tests {
         let mut g = Governor::new(t0);
         g.tick(&cfg, t0, 0, 1.0, EMULATED);
         // 30k hits/s x 1.5 µs = 4.5% of one core: cut at 10 ms; the duty cycle alone would
-        // bring it back after 0.44 s.
+        // bring it back after 0.44 s, the minimum keeps it off 1 to 3 s.
         assert_eq!(
             g.tick(&cfg, t0 + ms(10), 300, 1.0, EMULATED),
             Action::Detach
         );
         assert_eq!(
-            g.tick(&cfg, t0 + ms(1900), 300, 1.0, EMULATED),
+            g.tick(&cfg, t0 + ms(1000), 300, 1.0, EMULATED),
             Action::Keep
         );
         assert_eq!(
-            g.tick(&cfg, t0 + ms(2020), 300, 1.0, EMULATED),
+            g.tick(&cfg, t0 + ms(3020), 300, 1.0, EMULATED),
             Action::Attach
         );
     }
@@ -431,7 +508,7 @@ mod tests {
             g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
             Action::Detach
         );
-        assert!(g.next_check(&cfg, t0 + ms(10)) > t0 + Duration::from_secs(12));
+        assert!(g.next_check(&cfg, t0 + ms(10)) > t0 + Duration::from_secs(6));
         g.measure_soon(t0 + ms(20));
         assert_eq!(g.next_check(&cfg, t0 + ms(20)), t0 + ms(20) + MIN_OFF);
         // Never later than it already was.
@@ -479,5 +556,69 @@ mod tests {
         assert_eq!(g.tick(&cfg, back, 1_000_000, 0.01, STEPPED), Action::Attach);
         g.attach_failed(t0 + Duration::from_secs(6), Duration::from_secs(1));
         assert!(!g.attached());
+    }
+
+    #[test]
+    fn after_a_period_over_budget_the_next_is_short_and_runs_its_length_whatever_it_sees() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::seeded(t0, 7);
+        g.tick(&cfg, t0, 0, 2.0, STEPPED);
+        assert_eq!(g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED), Action::Detach);
+        let back = g.next_check(&cfg, t0 + ms(10));
+        assert_eq!(g.tick(&cfg, back, 5_000, 2.0, STEPPED), Action::Attach);
+        // 500k hits/s: planned at the 2 ms minimum, not checked before its end, however hot.
+        assert_eq!(g.next_check(&cfg, back), back + ms(2));
+        assert_eq!(g.tick(&cfg, back + ms(1), 50_000, 2.0, STEPPED), Action::Keep);
+        assert_eq!(g.tick(&cfg, back + ms(2), 50_000, 2.0, STEPPED), Action::Detach);
+        let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+        assert!(!p.cut_short);
+        assert_eq!(p.attached, ms(2));
+        // 30k hits/s: about 200 hits take 6.7 ms.
+        let mut warm = Governor::seeded(t0, 7);
+        warm.tick(&cfg, t0, 0, 1.0, EMULATED);
+        warm.tick(&cfg, t0 + ms(10), 300, 1.0, EMULATED);
+        let back = warm.next_check(&cfg, t0 + ms(10));
+        warm.tick(&cfg, back, 300, 1.0, EMULATED);
+        let len = warm.next_check(&cfg, back) - back;
+        assert!(len > ms(6) && len < ms(7), "{len:?}");
+        // A period within budget is followed by a full one, with no early check either.
+        let mut cheap = Governor::seeded(t0, 7);
+        cheap.tick(&cfg, t0, 0, 1.0, EMULATED);
+        cheap.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED);
+        assert_eq!(cheap.next_check(&cfg, t0 + ms(100)), t0 + ms(200));
+        assert_eq!(cheap.tick(&cfg, t0 + ms(110), 100_000, 1.0, EMULATED), Action::Keep);
+    }
+
+    #[test]
+    fn detached_times_are_spread_around_what_the_duty_cycle_asks() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::seeded(t0, 12345);
+        let (mut t, mut hits) = (t0, 0u64);
+        let mut offs = Vec::new();
+        g.tick(&cfg, t, hits, 2.0, STEPPED);
+        for i in 0..400 {
+            // 500k hits/s: duty 0.0008; the first period is cut at 10 ms (12.5 s off on
+            // average), the others last 2 ms (2.5 s).
+            t += g.next_check(&cfg, t) - t;
+            hits += if i == 0 { 5_000 } else { 1_000 };
+            assert_eq!(g.tick(&cfg, t, hits, 2.0, STEPPED), Action::Detach);
+            let until = g.next_check(&cfg, t);
+            if i > 0 {
+                offs.push((until - t).as_secs_f64());
+            }
+            t = until;
+            assert_eq!(g.tick(&cfg, t, hits, 2.0, STEPPED), Action::Attach);
+        }
+        let mean = offs.iter().sum::<f64>() / offs.len() as f64;
+        let (lo, hi) = offs
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+        assert!((mean - 2.498).abs() < 0.12, "mean {mean}");
+        assert!(lo >= 1.24 && lo < 1.4 && hi > 3.6 && hi <= 3.75, "{lo} .. {hi}");
+        // Two governors made at once draw differently.
+        let (mut a, mut b) = (Governor::new(t0), Governor::new(t0));
+        assert_ne!(a.draw(), b.draw());
     }
 }

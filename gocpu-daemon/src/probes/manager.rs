@@ -24,7 +24,7 @@ use crate::{
         calibrate::HitCost,
         loader::{AggregateMaps, KernelProbes},
         syscalls::{Estimated, SyscallEstimates, SyscallProbes},
-        uprobes::{HitSource, HookStatus, UprobeSet},
+        uprobes::{HitReading, HitSource, HookStatus, UprobeSet},
     },
 };
 
@@ -32,13 +32,17 @@ use crate::{
 struct StatsHits(HashMap<ProcKey, ProcStats>);
 
 impl HitSource for StatsHits {
-    fn hits(&self, key: ProcKey, hook: RuntimeHook) -> Option<u64> {
+    fn read(&self, key: ProcKey, hook: RuntimeHook) -> Option<HitReading> {
         let s = self.0.get(&key)?;
-        Some(match hook {
+        let hits = match hook {
             RuntimeHook::Futex => s.futex_calls,
             RuntimeHook::Usleep => s.usleep_calls,
             RuntimeHook::Mcall => s.mcall_calls,
             RuntimeHook::Cgocall => s.cgocall_calls,
+        };
+        Some(HitReading {
+            hits,
+            cpu_ns: s.oncpu_ns,
         })
     }
 }
@@ -147,19 +151,22 @@ impl ProbeManager {
         let files: std::collections::HashSet<FileKey> =
             self.tracked.values().map(|(_, f)| *f).collect();
         let all_cores: f64 = files.iter().map(|f| cores(*f)).sum();
-        let all: Vec<ProcStats> = stats.values().copied().collect();
         let syscalls = if self.tracked.is_empty() {
             self.syscalls.suspend(&mut self.kernel, now);
             None
         } else {
-            self.syscalls.govern(
+            let (next, samples) = self.syscalls.govern(
                 &mut self.kernel,
                 now,
                 budget,
-                &all,
+                &stats,
                 all_cores,
                 Duration::from_nanos(budget.syscall_hit_ns),
-            )
+            );
+            for (key, s) in samples {
+                self.estimates.record(key, s);
+            }
+            next
         };
         let uprobes = self.uprobes.govern(
             &mut self.kernel,
@@ -235,7 +242,7 @@ impl ProbeManager {
         }
         self.tracked.remove(&key.pid);
         if let Some(last) = self.read(key.pid) {
-            self.syscalls.forget(&last);
+            self.syscalls.forget(key, &last);
         }
         self.estimates.forget(key);
         if let Err(e) = self.kernel.procs.remove(&key.pid) {

@@ -3,6 +3,7 @@
 pub mod aggregates;
 pub mod budget;
 pub mod calibrate;
+pub mod estimate;
 pub mod events;
 pub mod grace;
 pub mod loader;

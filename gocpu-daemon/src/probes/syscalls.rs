@@ -18,8 +18,9 @@
 //! the small part.
 //!
 //! While the group is duty-cycled, each process's counts are estimated: the calls counted while
-//! attached, scaled by the share of time it was attached ([`SyscallEstimates`]); the estimate is
-//! exact whenever the group stayed attached.
+//! attached, plus, for the time detached, the calls per CPU second its attached periods saw
+//! times its CPU time then ([`SyscallEstimates`], the ratio estimator of `estimate.rs`); the
+//! estimate is exact whenever the group stayed attached.
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
@@ -32,6 +33,7 @@ use crate::{
     discovery::ProcKey,
     probes::{
         budget::{Action, BudgetConfig, Governor},
+        estimate::{Sample, SampleLog},
         loader::KernelProbes,
         uprobes::error_chain,
     },
@@ -103,7 +105,13 @@ pub struct SyscallProbes {
     links: [Option<TracePointLinkId>; 3],
     /// Calls of processes no longer tracked, so that the governor's total stays monotonic.
     base: u64,
+    /// Per process: its counters when the current attached period started.
+    bases: HashMap<ProcKey, ProcStats>,
 }
+
+/// One finished attached period of the group, seen from one process: a sample per
+/// [`COUNTERS`] entry.
+pub type PeriodSamples = (ProcKey, [Sample; 5]);
 
 /// Retry delay after a failed attach.
 const ATTACH_RETRY: Duration = Duration::from_secs(10);
@@ -115,28 +123,39 @@ impl SyscallProbes {
             governor: Governor::new(now),
             links: [None, None, None],
             base: 0,
+            bases: HashMap::new(),
         }
     }
 
     /// Runs the group's governor: `stats` are the tracked processes' counters, `target_cores`
-    /// their CPU use, `hit_cost` the cost of one traced call. Returns when it next wants a tick.
+    /// their CPU use, `hit_cost` the cost of one traced call. Returns when it next wants a tick,
+    /// and each process's samples of the period that ended, if one did.
     pub fn govern(
         &mut self,
         kernel: &mut KernelProbes,
         now: Instant,
         budget: &BudgetConfig,
-        stats: &[ProcStats],
+        stats: &HashMap<ProcKey, ProcStats>,
         target_cores: f64,
         hit_cost: Duration,
-    ) -> Option<Instant> {
-        let total: u64 = stats.iter().map(group_calls).sum();
+    ) -> (Option<Instant>, Vec<PeriodSamples>) {
+        let total: u64 = stats.values().map(group_calls).sum();
         // Processes come and go: count from a base so that the governor sees a monotonic total
         // of calls made while it watched.
         let hits = self.base.wrapping_add(total);
-        match self
+        let was_attached = self.governor.attached();
+        let before = self.governor.last_period();
+        let action = self
             .governor
-            .tick(budget, now, hits, target_cores, hit_cost)
-        {
+            .tick(budget, now, hits, target_cores, hit_cost);
+        let finished = self.governor.last_period().filter(|p| Some(*p) != before);
+        let samples = finished
+            .map(|p| period_samples(&self.bases, stats, now, p.attached))
+            .unwrap_or_default();
+        if finished.is_some() || (action == Action::Attach && !was_attached) {
+            self.bases = stats.clone();
+        }
+        match action {
             Action::Attach => match self.attach_all(kernel) {
                 Ok(()) => self.governor.attached_at(Instant::now()),
                 Err(e) => {
@@ -148,7 +167,7 @@ impl SyscallProbes {
             Action::Detach => self.detach_all(kernel),
             Action::Keep => {}
         }
-        Some(self.governor.next_check(budget, now))
+        (Some(self.governor.next_check(budget, now)), samples)
     }
 
     /// Attaches every tracepoint of the group; on an error, those attached stay for the caller
@@ -183,8 +202,9 @@ impl SyscallProbes {
     }
 
     /// A tracked process left: its calls leave the totals, so raise the bases by them.
-    pub fn forget(&mut self, last: &ProcStats) {
+    pub fn forget(&mut self, key: ProcKey, last: &ProcStats) {
         self.base = self.base.wrapping_add(group_calls(last));
+        self.bases.remove(&key);
     }
 
     /// Cumulative attached time of the group (of each of its tracepoints).
@@ -216,42 +236,38 @@ fn detach(kernel: &mut KernelProbes, tp: SyscallTracepoint, link: TracePointLink
     }
 }
 
-/// Below this much pooled attached time, counts say too little to give a rate at all.
-const MIN_EXPOSURE: Duration = Duration::from_millis(1);
-
-/// How much of the latest attached time a rate pools. A tracepoint far over budget stays
-/// attached ~10 ms every 2 s, and in 10 ms a process sharing its CPUs with a storm may not run
-/// at all: one such sample alone would set its rate to zero until the next. Pooling the last
-/// ~50 ms (five such samples; one 100 ms measurement alone) keeps the rate a mean over enough
-/// attached time to see a few hundred calls a second.
-const RATE_POOL: Duration = Duration::from_millis(50);
-
-/// Calls counted over attached time, pooled over the last [`RATE_POOL`] of it.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Pool {
-    calls: f64,
-    seconds: f64,
+/// Each process's samples of a finished attached period of `attached` ending `now`, from its
+/// counters at the period's start (`bases`) and now; a process tracked during the period has no
+/// base and no sample.
+fn period_samples(
+    bases: &HashMap<ProcKey, ProcStats>,
+    now_stats: &HashMap<ProcKey, ProcStats>,
+    now: Instant,
+    attached: Duration,
+) -> Vec<PeriodSamples> {
+    let seconds = attached.as_secs_f64();
+    if seconds <= 0.0 {
+        return Vec::new();
+    }
+    now_stats
+        .iter()
+        .filter_map(|(k, s)| {
+            let (mut base, mut cur) = (*bases.get(k)?, *s);
+            let cpu_ns = cur.oncpu_ns.saturating_sub(base.oncpu_ns);
+            let samples = COUNTERS.map(|field| Sample {
+                ended: now,
+                seconds,
+                calls: field(&mut cur).saturating_sub(*field(&mut base)),
+                cpu_ns,
+            });
+            Some((*k, samples))
+        })
+        .collect()
 }
 
-impl Pool {
-    /// Adds `calls` counted in `seconds` attached, fading older time out so that about
-    /// [`RATE_POOL`] is pooled (all of the newest interval, however long).
-    fn add(&mut self, calls: f64, seconds: f64) {
-        let room = (RATE_POOL.as_secs_f64() - seconds).max(0.0);
-        let keep = if self.seconds > room {
-            room / self.seconds
-        } else {
-            1.0
-        };
-        self.calls = self.calls * keep + calls;
-        self.seconds = self.seconds * keep + seconds;
-    }
-
-    /// Calls per second while attached, once enough time is pooled.
-    fn rate(&self) -> Option<f64> {
-        (self.seconds >= MIN_EXPOSURE.as_secs_f64()).then(|| self.calls / self.seconds)
-    }
-}
+/// How far back a process's rates pool its periods (more when fewer than
+/// [`crate::probes::estimate::MIN_SAMPLES`] are that recent).
+const POOL_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 struct Estimate {
@@ -260,8 +276,8 @@ struct Estimate {
     raw: ProcStats,
     /// Estimated cumulative counts (the [`COUNTERS`]; the rest is raw).
     estimated: ProcStats,
-    /// Calls and attached time per [`COUNTERS`] entry, pooled over the latest watched time.
-    rates: [Pool; 5],
+    /// The process's attached periods, per [`COUNTERS`] entry.
+    samples: [SampleLog; 5],
     /// See [`Estimated::syscalls_known_since`].
     known_since: Option<(Instant, ProcStats)>,
 }
@@ -291,7 +307,7 @@ impl Estimate {
             exposure,
             raw,
             estimated: raw,
-            rates: [Pool::default(); 5],
+            samples: Default::default(),
             known_since,
         }
     }
@@ -360,6 +376,15 @@ impl SyscallEstimates {
         }
     }
 
+    /// Adds `key`'s samples of a finished attached period.
+    pub fn record(&mut self, key: ProcKey, samples: [Sample; 5]) {
+        if let Some(e) = self.procs.get_mut(&key) {
+            for (log, s) in e.samples.iter_mut().zip(samples) {
+                log.push(s);
+            }
+        }
+    }
+
     /// Forgets `key`.
     pub fn forget(&mut self, key: ProcKey) {
         self.procs.remove(&key);
@@ -375,26 +400,37 @@ fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: Duration) -> Es
         exposure,
         raw,
         estimated: raw,
-        rates: e.rates,
+        samples: e.samples.clone(),
         known_since: e.known_since,
     };
     let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
     let exposed = exposure.saturating_sub(e.exposure).as_secs_f64();
+    // The CPU time of the interval not watched, taking the attached time as spread evenly over
+    // it (the periods' own CPU time went into the ratio).
+    let cpu = raw.oncpu_ns.saturating_sub(e.raw.oncpu_ns) as f64 / 1e9;
+    let unwatched = if dt > 0.0 {
+        (1.0 - exposed / dt).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let mut unknown = false;
     for (k, field) in COUNTERS.iter().enumerate() {
         let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
-        if exposed > 0.0 {
-            next.rates[k].add(counted, exposed);
-        }
         let add = if exposed + 1e-3 >= dt {
             // Watched throughout: the count itself.
             counted
         } else {
-            // Partly watched or not at all: what was counted, plus the pooled rate over the
-            // time not watched.
-            let rate = next.rates[k].rate();
-            unknown |= rate.is_none();
-            counted + rate.unwrap_or(0.0) * (dt - exposed)
+            // Partly watched or not at all: what was counted, plus the pooled calls per CPU
+            // second times the CPU time not watched.
+            let since = now.checked_sub(POOL_WINDOW).unwrap_or(now);
+            let extra = next.samples[k].pool(since, now).map(|p| {
+                p.ratio().map_or_else(
+                    || p.calls / p.seconds.max(1e-9) * (dt - exposed),
+                    |r| r * cpu * unwatched,
+                )
+            });
+            unknown |= extra.is_none();
+            counted + extra.unwrap_or(0.0)
         };
         *field(&mut next.estimated) = field(&mut est).saturating_add(add.round() as u64);
     }
@@ -440,35 +476,68 @@ mod tests {
         );
     }
 
+    /// A finished period: `calls` futex waits and `cpu_ms` of CPU in `ms` attached.
+    fn period(at: Instant, calls: u64, cpu_ms: u64, ms: u64) -> [Sample; 5] {
+        let mut s = [Sample {
+            ended: at,
+            seconds: ms as f64 / 1000.0,
+            calls: 0,
+            cpu_ns: cpu_ms * 1_000_000,
+        }; 5];
+        s[0].calls = calls;
+        s
+    }
+
+    fn with_cpu(wait: u64, cpu_ms: u64) -> ProcStats {
+        ProcStats {
+            oncpu_ns: cpu_ms * 1_000_000,
+            ..stats(wait, 0)
+        }
+    }
+
     #[test]
-    fn duty_cycled_counts_are_scaled_by_the_attached_share_and_carried_while_detached() {
+    fn duty_cycled_counts_add_the_calls_per_cpu_second_times_the_cpu_not_watched() {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
         est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
-        // Attached 0.1 s of 1 s, 100 waits counted: 1000 per second, 1000 estimated.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), secs(0.1));
+        // One 10 ms period saw 10 waits in 5 ms of CPU: 2000 per CPU second.
+        est.record(key(), period(t0 + secs(0.5), 10, 5, 10));
+        // Over the second: 0.5 CPU seconds, 10 ms of it watched (10 waits counted), the rest
+        // 0.99 x 0.5 s x 2000 = 990.
+        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(10, 500), secs(0.01));
         assert_eq!(s.stats.futex_wait_syscalls, 1000);
-        // Detached for the next 2 s: the rate carries on.
-        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), secs(0.1));
+        // Detached for the next 2 s, the process idle: no CPU, no calls estimated.
+        let s = est.estimate(key(), t0 + secs(3.0), with_cpu(10, 500), secs(0.01));
+        assert_eq!(s.stats.futex_wait_syscalls, 1000);
+        // Busy again for a second at one core: 2000 more.
+        let s = est.estimate(key(), t0 + secs(4.0), with_cpu(10, 1500), secs(0.01));
         assert_eq!(s.stats.futex_wait_syscalls, 3000);
+        // A peek neither moves the estimate nor differs from what a poll would say.
+        let raw = with_cpu(10, 2000);
+        let peeked = est.peek(key(), t0 + secs(5.0), raw, secs(0.01));
+        assert_eq!(peeked.stats.futex_wait_syscalls, 4000);
+        assert_eq!(est.peek(key(), t0 + secs(5.0), raw, secs(0.01)), peeked);
+        let s = est.estimate(key(), t0 + secs(5.0), raw, secs(0.01));
+        assert_eq!(s, peeked);
         // Other counters pass through untouched.
-        let raw = ProcStats {
-            oncpu_ns: 5,
-            ..stats(100, 0)
-        };
-        let s = est.estimate(key(), t0 + secs(4.0), raw, secs(0.1));
-        assert_eq!(s.stats.oncpu_ns, 5);
-        // A peek in between neither moves the estimate nor differs from what a poll would say.
-        let raw5 = ProcStats {
-            oncpu_ns: 5,
-            ..stats(100, 0)
-        };
-        let peeked = est.peek(key(), t0 + secs(5.0), raw5, secs(0.1));
-        assert_eq!(peeked.stats.futex_wait_syscalls, 5000);
-        let again = est.peek(key(), t0 + secs(5.0), raw5, secs(0.1));
-        assert_eq!(again, peeked);
-        let s = est.estimate(key(), t0 + secs(5.0), raw5, secs(0.1));
-        assert_eq!(s.stats.futex_wait_syscalls, 5000);
+        assert_eq!(s.stats.oncpu_ns, 2_000_000_000);
+    }
+
+    #[test]
+    fn periods_in_the_quiet_do_not_zero_the_rate_of_a_bursty_process() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
+        // One period in a burst (100 waits in 10 ms of CPU), then seven in the quiet, seeing
+        // nothing: per wall second the pool would say 100 / 80 ms; per CPU second it says
+        // 10 000, the burst's ratio.
+        est.record(key(), period(t0 + secs(0.1), 100, 10, 10));
+        for i in 0..7 {
+            est.record(key(), period(t0 + secs(0.2 + 0.1 * i as f64), 0, 0, 10));
+        }
+        // A second of 0.25 CPU seconds (its bursts), 80 ms of it watched.
+        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(100, 250), secs(0.08));
+        assert_eq!(s.stats.futex_wait_syscalls, 100 + 2300);
     }
 
     #[test]
@@ -476,44 +545,11 @@ mod tests {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
         est.start(key(), t0, secs(3.0));
-        // Attached 10 ms of the first second, 100 waits counted: 10000 per second.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(100, 0), secs(3.01));
-        assert_eq!(s.stats.futex_wait_syscalls, 10_000);
-        let s = est.estimate(key(), t0 + secs(2.0), stats(100, 0), secs(3.01));
-        assert_eq!(s.stats.futex_wait_syscalls, 20_000);
-    }
-
-    #[test]
-    fn short_samples_pool_their_rates_and_one_long_measurement_stands_alone() {
-        let mut est = SyscallEstimates::default();
-        let t0 = Instant::now();
-        est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
-        // 10 ms watched per second: 10 waits (1000/s), then a sample in which the process
-        // made none. Alone that sample would say 0/s; pooled with the first it says 500/s
-        // for the 0.99 s not watched.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), secs(0.01));
-        assert_eq!(s.stats.futex_wait_syscalls, 1000);
-        let s = est.estimate(key(), t0 + secs(2.0), stats(10, 0), secs(0.02));
-        assert_eq!(s.stats.futex_wait_syscalls, 1000 + 495);
-        // Five more 10 ms samples at 2000/s fill the 50 ms pool and start fading the first
-        // two out: 80.8 calls in 50 ms.
-        let mut t = 2.0;
-        let (mut waits, mut exposed) = (10, 0.02);
-        for _ in 0..5 {
-            t += 1.0;
-            waits += 20;
-            exposed += 0.01;
-            est.estimate(key(), t0 + secs(t), stats(waits, 0), secs(exposed));
-        }
-        let k = est.procs[&key()].rates[0];
-        assert!((k.rate().unwrap_or(0.0) - 1616.0).abs() < 1e-6, "{k:?}");
-        // One 100 ms measurement outweighs everything before it.
-        t += 1.0;
-        waits += 30;
-        exposed += 0.1;
-        est.estimate(key(), t0 + secs(t), stats(waits, 0), secs(exposed));
-        let k = est.procs[&key()].rates[0];
-        assert!((k.rate().unwrap_or(0.0) - 300.0).abs() < 1e-6, "{k:?}");
+        // Attached 10 ms of the first second: 100 waits in 5 ms of CPU; 0.5 CPU seconds in all.
+        est.record(key(), period(t0 + secs(0.5), 100, 5, 10));
+        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(100, 500), secs(3.01));
+        assert_eq!(s.stats.futex_wait_syscalls, 100 + 9900);
+        assert_eq!(s.syscalls_known_since, None);
     }
 
     #[test]
@@ -536,19 +572,17 @@ mod tests {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
         est.start(key(), t0, secs(5.0));
-        // Two seconds detached before the process's first measurement: 100 waits made then
-        // are not seen, and no rate says how many.
-        let s = est.estimate(key(), t0 + secs(1.0), stats(0, 0), secs(5.0));
-        assert_eq!(s.syscalls_known_since, Some((t0 + secs(1.0), stats(0, 0))));
-        let s = est.estimate(key(), t0 + secs(2.0), stats(0, 0), secs(5.0));
-        let known = Some((t0 + secs(2.0), stats(0, 0)));
+        // Two seconds detached before the process's first period: calls made then are not
+        // seen, and no rate says how many.
+        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(0, 300), secs(5.0));
+        assert_eq!(s.syscalls_known_since, Some((t0 + secs(1.0), s.stats)));
+        let s = est.estimate(key(), t0 + secs(2.0), with_cpu(0, 600), secs(5.0));
+        let known = Some((t0 + secs(2.0), s.stats));
         assert_eq!(s.syscalls_known_since, known);
-        // Then 100 ms attached, 100 waits: 1000/s from here on, and known from t0 + 2 s.
-        let s = est.estimate(key(), t0 + secs(3.0), stats(100, 0), secs(5.1));
-        assert_eq!(s.stats.futex_wait_syscalls, 1000);
-        assert_eq!(s.syscalls_known_since, known);
-        let s = est.estimate(key(), t0 + secs(4.0), stats(100, 0), secs(5.1));
-        assert_eq!(s.stats.futex_wait_syscalls, 2000);
+        // Then a 100 ms period: 100 waits in 30 ms of CPU; known from t0 + 2 s on.
+        est.record(key(), period(t0 + secs(2.5), 100, 30, 100));
+        let s = est.estimate(key(), t0 + secs(3.0), with_cpu(100, 900), secs(5.1));
+        assert_eq!(s.stats.futex_wait_syscalls, 100 + 900);
         assert_eq!(s.syscalls_known_since, known);
     }
 
@@ -557,8 +591,9 @@ mod tests {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
         est.start(key(), t0, secs(1.0));
-        let s = est.estimate(key(), t0 + secs(1.0), stats(10, 0), secs(1.05));
-        assert_eq!(s.stats.futex_wait_syscalls, 200);
+        est.record(key(), period(t0 + secs(0.05), 10, 10, 50));
+        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(10, 200), secs(1.05));
+        assert_eq!(s.stats.futex_wait_syscalls, 10 + 190);
         assert_eq!(s.syscalls_known_since, None);
     }
 }

@@ -25,6 +25,7 @@ use crate::{
     probes::{
         budget::{Action, Governor},
         calibrate::HitCost,
+        estimate::{Sample, SampleLog},
         loader::KernelProbes,
         uprobe_link::{Scope, UprobeLink, fd_path},
     },
@@ -49,6 +50,9 @@ pub enum HookState {
         duty: Option<f64>,
         /// This process's hits per second measured during the last attached period.
         calls_per_second: Option<f64>,
+        /// This process's recent attached periods (what its rates are estimated from).
+        #[serde(skip)]
+        samples: SampleLog,
         /// Cost while attached, as a fraction of the binary's processes' CPU time.
         overhead_while_attached: Option<f64>,
         /// Seconds since the last measurement ended.
@@ -102,10 +106,10 @@ struct HookSlot {
     attached_at: Option<Instant>,
     governor: Governor,
     error: Option<String>,
-    /// Per process: its hit counter when the current period started.
-    bases: HashMap<ProcKey, u64>,
-    /// Per process: hits per second over the last finished period.
-    rates: HashMap<ProcKey, f64>,
+    /// Per process: its hit counter and CPU time when the current period started.
+    bases: HashMap<ProcKey, HitReading>,
+    /// Per process: its finished periods.
+    samples: HashMap<ProcKey, SampleLog>,
 }
 
 #[derive(Debug)]
@@ -116,10 +120,19 @@ struct BinaryProbes {
     idle_since: Option<Instant>,
 }
 
+/// A process's cumulative hits of one hook, and its CPU time, read together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HitReading {
+    /// Cumulative hits.
+    pub hits: u64,
+    /// Cumulative on-CPU time, nanoseconds.
+    pub cpu_ns: u64,
+}
+
 /// Reads a process's cumulative hit counter of a hook.
 pub trait HitSource {
-    /// Cumulative hits of `hook` in process `key`.
-    fn hits(&self, key: ProcKey, hook: RuntimeHook) -> Option<u64>;
+    /// Cumulative hits of `hook` in process `key`, with its CPU time.
+    fn read(&self, key: ProcKey, hook: RuntimeHook) -> Option<HitReading>;
 }
 
 /// Every binary's uprobe attachments.
@@ -157,7 +170,7 @@ impl UprobeSet {
                     governor: Governor::new(now),
                     error: None,
                     bases: HashMap::new(),
-                    rates: HashMap::new(),
+                    samples: HashMap::new(),
                 })
                 .collect(),
             users: BTreeSet::new(),
@@ -173,7 +186,7 @@ impl UprobeSet {
             b.users.remove(&user);
             for h in &mut b.hooks {
                 h.bases.remove(&user);
-                h.rates.remove(&user);
+                h.samples.remove(&user);
             }
             if b.users.is_empty() {
                 b.idle_since = Some(now);
@@ -231,12 +244,12 @@ impl UprobeSet {
                 if !h.enabled {
                     continue;
                 }
-                let per_user: Vec<(ProcKey, u64)> = b
+                let per_user: Vec<(ProcKey, HitReading)> = b
                     .users
                     .iter()
-                    .map(|u| (*u, hits.hits(*u, h.hook).unwrap_or(0)))
+                    .map(|u| (*u, hits.read(*u, h.hook).unwrap_or_default()))
                     .collect();
-                let total: u64 = per_user.iter().map(|(_, n)| *n).sum();
+                let total: u64 = per_user.iter().map(|(_, n)| n.hits).sum();
                 let hit_cost = match site.handling {
                     UprobeHandling::Optimizable | UprobeHandling::Emulated => cost.emulated,
                     _ => cost.single_stepped,
@@ -246,8 +259,9 @@ impl UprobeSet {
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
                 if let Some(p) = h.governor.last_period().filter(|_| finished) {
-                    let rates = period_rates(&h.bases, &per_user, p.attached);
-                    h.rates.extend(rates);
+                    for (user, sample) in period_samples(&h.bases, &per_user, now, p.attached) {
+                        h.samples.entry(user).or_default().push(sample);
+                    }
                 }
                 if finished || (action == Action::Attach && !was_attached) {
                     h.bases = per_user.iter().copied().collect();
@@ -293,13 +307,18 @@ impl UprobeSet {
                     },
                     (Ok(site), true, None) => {
                         let last = h.governor.last_period();
+                        let samples = h.samples.get(&user).cloned().unwrap_or_default();
                         HookState::Governed {
                             attached: h.link.is_some(),
                             attached_since: h.attached_at.filter(|_| h.link.is_some()),
                             vaddr: site.vaddr,
                             file_offset: site.file_offset,
                             duty: last.map(|p| p.duty),
-                            calls_per_second: h.rates.get(&user).copied(),
+                            calls_per_second: samples
+                                .last()
+                                .filter(|s| s.seconds > 0.0)
+                                .map(|s| s.calls as f64 / s.seconds),
+                            samples,
                             overhead_while_attached: last.map(|p| p.overhead_attached),
                             measured_seconds_ago: last
                                 .map(|p| now.saturating_duration_since(p.ended).as_secs_f64()),
@@ -384,23 +403,32 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
     }
 }
 
-/// Each process's hits per second over a finished attached period of `attached`, from its hit
-/// count at the period's start (`bases`) and at its end (`now`). A process tracked during the
-/// period has no base and gets no rate: its hits cover only part of the period (counted over
-/// all of it they read low, or zero), so it waits for a whole one.
-fn period_rates(
-    bases: &HashMap<ProcKey, u64>,
-    now: &[(ProcKey, u64)],
+/// Each process's sample of a finished attached period of `attached` ending `now`, from its
+/// readings at the period's start (`bases`) and now. A process tracked during the period has no
+/// base and gets no sample: its hits cover only part of it, so it waits for a whole one.
+fn period_samples(
+    bases: &HashMap<ProcKey, HitReading>,
+    now_readings: &[(ProcKey, HitReading)],
+    now: Instant,
     attached: Duration,
-) -> Vec<(ProcKey, f64)> {
-    let secs = attached.as_secs_f64();
-    if secs <= 0.0 {
+) -> Vec<(ProcKey, Sample)> {
+    let seconds = attached.as_secs_f64();
+    if seconds <= 0.0 {
         return Vec::new();
     }
-    now.iter()
-        .filter_map(|(u, n)| {
+    now_readings
+        .iter()
+        .filter_map(|(u, r)| {
             let base = bases.get(u)?;
-            Some((*u, n.saturating_sub(*base) as f64 / secs))
+            Some((
+                *u,
+                Sample {
+                    ended: now,
+                    seconds,
+                    calls: r.hits.saturating_sub(base.hits),
+                    cpu_ns: r.cpu_ns.saturating_sub(base.cpu_ns),
+                },
+            ))
         })
         .collect()
 }
@@ -416,12 +444,26 @@ mod tests {
         }
     }
 
+    fn reading(hits: u64, cpu_ns: u64) -> HitReading {
+        HitReading { hits, cpu_ns }
+    }
+
     #[test]
-    fn only_processes_present_for_the_whole_period_get_a_rate() {
-        let bases = HashMap::from([(key(1), 100), (key(2), 0)]);
-        let now = [(key(1), 150), (key(2), 0), (key(3), 7)];
-        let rates = period_rates(&bases, &now, Duration::from_millis(100));
-        assert_eq!(rates, vec![(key(1), 500.0), (key(2), 0.0)]);
-        assert!(period_rates(&bases, &now, Duration::ZERO).is_empty());
+    fn only_processes_present_for_the_whole_period_get_a_sample() {
+        let bases = HashMap::from([(key(1), reading(100, 5)), (key(2), reading(0, 0))]);
+        let now = [
+            (key(1), reading(150, 25)),
+            (key(2), reading(0, 0)),
+            (key(3), reading(7, 9)),
+        ];
+        let t = Instant::now();
+        let samples = period_samples(&bases, &now, t, Duration::from_millis(100));
+        let got: Vec<(u32, u64, u64)> = samples
+            .iter()
+            .map(|(k, s)| (k.pid, s.calls, s.cpu_ns))
+            .collect();
+        assert_eq!(got, vec![(1, 50, 20), (2, 0, 0)]);
+        assert!(samples.iter().all(|(_, s)| s.ended == t && s.seconds == 0.1));
+        assert!(period_samples(&bases, &now, t, Duration::ZERO).is_empty());
     }
 }

