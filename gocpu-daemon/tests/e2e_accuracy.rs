@@ -61,7 +61,10 @@ fn cases(long: bool) -> Vec<Case> {
         ),
         Case {
             processes: 3,
-            ..bursty("3 processes, bursty 60/250 ms", vec!["-period", "250ms", "-on", "60ms"])
+            ..bursty(
+                "3 processes, bursty 60/250 ms",
+                vec!["-period", "250ms", "-on", "60ms"],
+            )
         },
         Case {
             name: "gc-heavy",
@@ -72,7 +75,10 @@ fn cases(long: bool) -> Vec<Case> {
         },
     ];
     if long {
-        v.push(bursty("bursty 20/100 ms", vec!["-period", "100ms", "-on", "20ms"]));
+        v.push(bursty(
+            "bursty 20/100 ms",
+            vec!["-period", "100ms", "-on", "20ms"],
+        ));
         v.push(bursty("bursty 1/2 s", vec!["-period", "2s", "-on", "1s"]));
         v.push(bursty(
             "phases quiet 20 s/storm 10 s",
@@ -171,8 +177,16 @@ fn run(case: &Case, tracefs: &Arc<Tracefs>, warmup: Duration, windows: usize) ->
                 .map(|(a, b)| a + b);
             let rows = [
                 ("futex(2) per process", futex, "futex"),
-                ("nanosleep(2) per process", est(&v["usleep_per_second"]), "nanosleep"),
-                ("sched_yield(2) per process", est(&v["osyield_per_second"]), "sched_yield"),
+                (
+                    "nanosleep(2) per process",
+                    est(&v["usleep_per_second"]),
+                    "nanosleep",
+                ),
+                (
+                    "sched_yield(2) per process",
+                    est(&v["osyield_per_second"]),
+                    "sched_yield",
+                ),
             ];
             for (label, estimate, sys) in rows {
                 pending.push(Pending {
@@ -267,7 +281,12 @@ fn judge(readings: &[Reading], steady: bool, strict: bool) -> Option<String> {
 fn row(case: &str, number: &str, readings: &[Reading], verdict: &Option<String>) -> String {
     let judged: Vec<&Reading> = readings.iter().filter(|r| r.truth >= MIN_RATE).collect();
     let truth = median(readings.iter().map(|r| r.truth).collect());
-    let est = median(readings.iter().map(|r| r.estimate.unwrap_or(f64::NAN)).collect());
+    let est = median(
+        readings
+            .iter()
+            .map(|r| r.estimate.unwrap_or(f64::NAN))
+            .collect(),
+    );
     let ratios: Vec<f64> = judged
         .iter()
         .map(|r| r.estimate.map_or(0.0, |e| e / r.truth))
@@ -327,5 +346,9 @@ fn every_estimated_rate_matches_an_independent_count() {
     if let Ok(path) = std::env::var("GOCPU_ACCURACY_TABLE") {
         std::fs::write(path, format!("{text}\n")).unwrap();
     }
-    assert!(failures.is_empty(), "rates off target:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "rates off target:\n{}",
+        failures.join("\n")
+    );
 }

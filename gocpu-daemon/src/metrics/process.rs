@@ -146,7 +146,8 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 // Only a rate the error model bounds is exported.
                 for (function, r) in rates.calls {
                     if let Some(v) = r.bounded() {
-                        f.call_rate.push((l("function", function), ConstGauge::new(v)));
+                        f.call_rate
+                            .push((l("function", function), ConstGauge::new(v)));
                     }
                 }
             }

@@ -285,7 +285,8 @@ impl CallRate {
     /// The rate, when its interval is known and narrower than the rate: what /metrics
     /// exports (one period says nothing of how periods differ).
     pub fn bounded(&self) -> Option<f64> {
-        self.per_second.filter(|_| self.low.is_some() && self.high.is_some())
+        self.per_second
+            .filter(|_| self.low.is_some() && self.high.is_some())
     }
 }
 
@@ -369,9 +370,9 @@ pub fn runtime_rates(
                 withheld: None,
             })
         } else {
-            let running = attached_since
-                .filter(|_| attached)
-                .map_or(0.0, |a| now.saturating_duration_since(a.max(since)).as_secs_f64());
+            let running = attached_since.filter(|_| attached).map_or(0.0, |a| {
+                now.saturating_duration_since(a.max(since)).as_secs_f64()
+            });
             samples.pool(since, now).and_then(|pool| {
                 let facts = WindowFacts {
                     seconds: d.seconds,

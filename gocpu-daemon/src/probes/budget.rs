@@ -418,7 +418,10 @@ mod tests {
         let until = g.next_check(&cfg, t0 + ms(10));
         let off = until - (t0 + ms(10));
         assert!(off >= ms(6240) && off < ms(18760), "{off:?}");
-        assert_eq!(g.tick(&cfg, until - ms(1), 5_000, 2.0, STEPPED), Action::Keep);
+        assert_eq!(
+            g.tick(&cfg, until - ms(1), 5_000, 2.0, STEPPED),
+            Action::Keep
+        );
         assert_eq!(g.tick(&cfg, until, 5_000, 2.0, STEPPED), Action::Attach);
         // The average cost over a cycle is the budget.
         let avg = p.overhead_attached * 0.010 / 12.5;
@@ -564,13 +567,22 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Governor::seeded(t0, 7);
         g.tick(&cfg, t0, 0, 2.0, STEPPED);
-        assert_eq!(g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED), Action::Detach);
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
+            Action::Detach
+        );
         let back = g.next_check(&cfg, t0 + ms(10));
         assert_eq!(g.tick(&cfg, back, 5_000, 2.0, STEPPED), Action::Attach);
         // 500k hits/s: planned at the 2 ms minimum, not checked before its end, however hot.
         assert_eq!(g.next_check(&cfg, back), back + ms(2));
-        assert_eq!(g.tick(&cfg, back + ms(1), 50_000, 2.0, STEPPED), Action::Keep);
-        assert_eq!(g.tick(&cfg, back + ms(2), 50_000, 2.0, STEPPED), Action::Detach);
+        assert_eq!(
+            g.tick(&cfg, back + ms(1), 50_000, 2.0, STEPPED),
+            Action::Keep
+        );
+        assert_eq!(
+            g.tick(&cfg, back + ms(2), 50_000, 2.0, STEPPED),
+            Action::Detach
+        );
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!(!p.cut_short);
         assert_eq!(p.attached, ms(2));
@@ -587,7 +599,10 @@ mod tests {
         cheap.tick(&cfg, t0, 0, 1.0, EMULATED);
         cheap.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED);
         assert_eq!(cheap.next_check(&cfg, t0 + ms(100)), t0 + ms(200));
-        assert_eq!(cheap.tick(&cfg, t0 + ms(110), 100_000, 1.0, EMULATED), Action::Keep);
+        assert_eq!(
+            cheap.tick(&cfg, t0 + ms(110), 100_000, 1.0, EMULATED),
+            Action::Keep
+        );
     }
 
     #[test]
@@ -616,7 +631,10 @@ mod tests {
             .iter()
             .fold((f64::MAX, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
         assert!((mean - 2.498).abs() < 0.12, "mean {mean}");
-        assert!(lo >= 1.24 && lo < 1.4 && hi > 3.6 && hi <= 3.75, "{lo} .. {hi}");
+        assert!(
+            lo >= 1.24 && lo < 1.4 && hi > 3.6 && hi <= 3.75,
+            "{lo} .. {hi}"
+        );
         // Two governors made at once draw differently.
         let (mut a, mut b) = (Governor::new(t0), Governor::new(t0));
         assert_ne!(a.draw(), b.draw());

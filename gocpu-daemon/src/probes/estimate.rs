@@ -222,7 +222,12 @@ mod tests {
         // 10 000; per CPU second they are 10 000 throughout.
         for i in 0..8 {
             let busy = i % 4 == 0;
-            log.push(sample(t0, (i + 1) as f64, if busy { 100 } else { 0 }, if busy { 10 } else { 0 }));
+            log.push(sample(
+                t0,
+                (i + 1) as f64,
+                if busy { 100 } else { 0 },
+                if busy { 10 } else { 0 },
+            ));
         }
         let now = t0 + Duration::from_secs(10);
         let pool = log.pool(t0, now).unwrap();
@@ -253,7 +258,10 @@ mod tests {
         let p = log.pool(now - Duration::from_millis(1500), now).unwrap();
         assert_eq!(p.samples, MIN_SAMPLES);
         // Twelve in the window: all twelve.
-        assert_eq!(log.pool(t0 + Duration::from_secs(7), now).unwrap().samples, 12);
+        assert_eq!(
+            log.pool(t0 + Duration::from_secs(7), now).unwrap().samples,
+            12
+        );
         // Ten minutes later nothing is recent enough.
         assert!(log.pool(now, now + Duration::from_secs(700)).is_none());
         assert!(p.ratio_se.unwrap() > 0.0);
@@ -272,7 +280,12 @@ mod tests {
         let (mut steady, mut noisy) = (SampleLog::default(), SampleLog::default());
         for i in 0..10 {
             steady.push(sample(t0, (i + 1) as f64, 100, 10));
-            noisy.push(sample(t0, (i + 1) as f64, if i % 2 == 0 { 190 } else { 10 }, 10));
+            noisy.push(sample(
+                t0,
+                (i + 1) as f64,
+                if i % 2 == 0 { 190 } else { 10 },
+                10,
+            ));
         }
         let now = t0 + Duration::from_secs(10);
         let w = WindowFacts {

@@ -463,7 +463,11 @@ mod tests {
             .map(|(k, s)| (k.pid, s.calls, s.cpu_ns))
             .collect();
         assert_eq!(got, vec![(1, 50, 20), (2, 0, 0)]);
-        assert!(samples.iter().all(|(_, s)| s.ended == t && s.seconds == 0.1));
+        assert!(
+            samples
+                .iter()
+                .all(|(_, s)| s.ended == t && s.seconds == 0.1)
+        );
         assert!(period_samples(&bases, &now, t, Duration::ZERO).is_empty());
     }
 }

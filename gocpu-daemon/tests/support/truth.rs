@@ -140,8 +140,7 @@ impl UprobeTruth {
         std::fs::write(t.instance.join("tracing_on"), "0").unwrap();
         for (_, name) in &t.events {
             std::fs::write(
-                t.instance
-                    .join(format!("events/{}/{name}/enable", t.group)),
+                t.instance.join(format!("events/{}/{name}/enable", t.group)),
                 "1",
             )
             .unwrap();
