@@ -308,3 +308,15 @@ pub fn emit<C: EbpfContext>(ctx: &C, event: &ProcEvent) {
         count_drop(DropReason::EventOutput);
     }
 }
+
+/// A classic tracepoint program's body, timed like [`timed`], returning non-zero: the kernel
+/// hands an event to the tracepoint's perf consumers only when its BPF programs return
+/// non-zero, so returning 0 (what aya's `#[tracepoint]` entry does) hides every event from,
+/// say, `perf stat -e syscalls:sys_enter_futex` on the node while gocpu is attached. gocpu's
+/// own perf event then counts it too (a counter add on the one CPU it is opened on).
+pub fn classic_tracepoint(id: ProgramId, body: impl FnOnce()) -> u32 {
+    timed(id, || {
+        body();
+        1
+    })
+}

@@ -632,7 +632,7 @@ mod tests {
             .fold((f64::MAX, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
         assert!((mean - 2.498).abs() < 0.12, "mean {mean}");
         assert!(
-            lo >= 1.24 && lo < 1.4 && hi > 3.6 && hi <= 3.75,
+            (1.24..1.4).contains(&lo) && hi > 3.6 && hi <= 3.75,
             "{lo} .. {hi}"
         );
         // Two governors made at once draw differently.

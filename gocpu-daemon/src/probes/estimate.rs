@@ -200,6 +200,7 @@ pub fn window_rate(w: WindowFacts, pool: &Pool) -> Option<RateEstimate> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use std::time::Duration;
 
     use super::*;

@@ -7,10 +7,9 @@
 //!   nothing. It is always attached: gocpu's attaching and detaching its own uprobe there does
 //!   not change it (two consumers of one breakpoint).
 //! - Syscalls: `perf stat -p <pid>` on `raw_syscalls:sys_enter` filtered by syscall number, one
-//!   perf per syscall. Not `syscalls:sys_enter_<name>`: gocpu attaches BPF programs to those, and
-//!   a BPF program returning 0 on a tracepoint drops the event for every perf consumer of it
-//!   (the kernel's `perf_trace_run_bpf_submit`), so perf counts them only while gocpu's are
-//!   detached (see docs/measurements.md).
+//!   perf per syscall: a tracepoint gocpu does not attach to, so that nothing gocpu does to its
+//!   own (`syscalls:sys_enter_<name>`) can reach the truth (ARCHITECTURE.md, "Estimates and
+//!   their error model").
 //!
 //! Both are sampled in the background with the instant each reading arrived, so that a count
 //! over any window `[t0, t1]` is read from the series by interpolation.
@@ -290,6 +289,7 @@ impl PerfCounter {
 impl Drop for PerfCounter {
     fn drop(&mut self) {
         // SIGINT: perf prints its last interval and exits.
+        // SAFETY: kill(2) on our own child's pid, which is not reaped before the wait below.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let _ = self.child.wait();
         if let Some(r) = self.reader.take() {

@@ -1,29 +1,35 @@
 //! `sched:sched_process_exit`: a thread of a tracked process is exiting (its `THREADS` entry is
 //! marked, to be dropped at its last switch); the last one ends the process.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::programs::TracePointContext;
 use aya_log_ebpf::warn;
 use gocpu_common::{EventKind, ProcEvent, ProgramId, THREAD_EXITING};
 
 use crate::{
-    accounting::{current, current_task, emit, existing_thread_mut, now_ns, stats_mut, timed},
+    accounting::{
+        classic_tracepoint, current, current_task, emit, existing_thread_mut, now_ns, stats_mut,
+    },
     maps::EXIT_GROUP_DEAD_OFFSET,
 };
 
-#[tracepoint]
-pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-    timed(ProgramId::ProcessExit, || {
+// Not aya's #[tracepoint]: its entry returns 0 whatever the body says, and 0 hides the
+// event from the tracepoint's perf consumers (see `classic_tracepoint`).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint")]
+pub fn sched_process_exit(raw: *mut core::ffi::c_void) -> u32 {
+    let ctx = TracePointContext::new(raw);
+    classic_tracepoint(ProgramId::ProcessExit, || {
         let task = current();
         let tgid = task.tgid;
         // Only tracked processes matter; thread exits are far more frequent than process exits.
         if stats_mut(tgid).is_none() {
-            return 0;
+            return;
         }
         if let Some(th) = existing_thread_mut(current_task()) {
             th.flags |= THREAD_EXITING;
         }
         let pid = task.tid;
         if !group_dead(&ctx, tgid, pid) {
-            return 0;
+            return;
         }
         let event = ProcEvent {
             kind: EventKind::Exit as u32,
@@ -33,7 +39,6 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             ktime_ns: now_ns(),
         };
         emit(&ctx, &event);
-        0
     })
 }
 

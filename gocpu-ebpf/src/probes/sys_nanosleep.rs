@@ -1,14 +1,17 @@
 //! `syscalls:sys_enter_nanosleep`: Go's runtime.usleep (spinning Ms backing off, sysmon) counted
 //! from a tracepoint, at a fraction of a uprobe's cost.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::programs::TracePointContext;
 use gocpu_common::ProgramId;
 
-use crate::accounting::{count_call, timed};
+use crate::accounting::{classic_tracepoint, count_call};
 
-#[tracepoint]
-pub fn sys_enter_nanosleep(_ctx: TracePointContext) -> u32 {
-    timed(ProgramId::SysNanosleep, || {
+// Not aya's #[tracepoint]: its entry returns 0 whatever the body says, and 0 hides the
+// event from the tracepoint's perf consumers (see `classic_tracepoint`).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint")]
+pub fn sys_enter_nanosleep(raw: *mut core::ffi::c_void) -> u32 {
+    let _ctx = TracePointContext::new(raw);
+    classic_tracepoint(ProgramId::SysNanosleep, || {
         count_call(|s| &mut s.nanosleep_syscalls);
-        0
     })
 }

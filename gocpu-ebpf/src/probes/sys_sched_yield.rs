@@ -1,13 +1,16 @@
 //! `syscalls:sys_enter_sched_yield`: Go's runtime.osyield (lock spinning giving up its slice).
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::programs::TracePointContext;
 use gocpu_common::ProgramId;
 
-use crate::accounting::{count_call, timed};
+use crate::accounting::{classic_tracepoint, count_call};
 
-#[tracepoint]
-pub fn sys_enter_sched_yield(_ctx: TracePointContext) -> u32 {
-    timed(ProgramId::SysSchedYield, || {
+// Not aya's #[tracepoint]: its entry returns 0 whatever the body says, and 0 hides the
+// event from the tracepoint's perf consumers (see `classic_tracepoint`).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint")]
+pub fn sys_enter_sched_yield(raw: *mut core::ffi::c_void) -> u32 {
+    let _ctx = TracePointContext::new(raw);
+    classic_tracepoint(ProgramId::SysSchedYield, || {
         count_call(|s| &mut s.sched_yield_syscalls);
-        0
     })
 }
