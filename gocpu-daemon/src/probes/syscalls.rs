@@ -18,8 +18,8 @@
 //! the small part.
 //!
 //! While the group is duty-cycled, each process's counts are estimated: the calls counted while
-//! attached, plus, for the time detached, the calls per CPU second its attached periods saw
-//! times its CPU time then ([`SyscallEstimates`], the ratio estimator of `estimate.rs`); the
+//! attached, plus, for the time detached, what the model fitted to its attached periods (calls
+//! per wall second and per CPU second, `estimate.rs`) says of that time and its CPU time; the
 //! estimate is exact whenever the group stayed attached.
 use std::{
     collections::HashMap,
@@ -420,15 +420,12 @@ fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: Duration) -> Es
             // Watched throughout: the count itself.
             counted
         } else {
-            // Partly watched or not at all: what was counted, plus the pooled calls per CPU
-            // second times the CPU time not watched.
+            // Partly watched or not at all: what was counted, plus the model's calls for the
+            // time and CPU time not watched.
             let since = now.checked_sub(POOL_WINDOW).unwrap_or(now);
-            let extra = next.samples[k].pool(since, now).map(|p| {
-                p.ratio().map_or_else(
-                    || p.calls / p.seconds.max(1e-9) * (dt - exposed),
-                    |r| r * cpu * unwatched,
-                )
-            });
+            let extra = next.samples[k]
+                .pool(since, now)
+                .map(|p| p.predict(dt - exposed, cpu * unwatched).0);
             unknown |= extra.is_none();
             counted + extra.unwrap_or(0.0)
         };

@@ -146,7 +146,8 @@ const ATTACH_RETRY: Duration = Duration::from_secs(30);
 
 impl UprobeSet {
     /// Registers `user` as running binary `file` (open as `handle`). The governor attaches the
-    /// enabled hooks at its next tick.
+    /// enabled hooks at its next tick, or within the shortest detached time when they are
+    /// duty-cycled.
     pub fn acquire(
         &mut self,
         user: ProcKey,
@@ -176,7 +177,13 @@ impl UprobeSet {
             users: BTreeSet::new(),
             idle_since: None,
         });
-        entry.users.insert(user);
+        if entry.users.insert(user) {
+            // A process that joins during a period gets no sample from it; a hook detached by
+            // its duty cycle could leave it without a rate for a minute. Measure again soon.
+            for h in &mut entry.hooks {
+                h.governor.measure_soon(now);
+            }
+        }
         entry.idle_since = None;
     }
 
