@@ -156,6 +156,7 @@ fn run(case: &Case, tracefs: &Arc<Tracefs>, warmup: Duration, windows: usize) ->
     assert_eq!(probes.len(), HOOKS.len(), "probe sites: {detail}");
     let uprobes = UprobeRecorder::start(UprobeTruth::attach(Arc::clone(tracefs), &bin, &probes));
     let syscalls: Vec<SyscallTruth> = pids.iter().map(|p| SyscallTruth::start(*p)).collect();
+    let started = Instant::now();
     std::thread::sleep(warmup);
     // Truth is read after the run: a window ending at a request needs readings after it.
     let mut pending: Vec<Pending> = Vec::new();
@@ -224,6 +225,14 @@ fn run(case: &Case, tracefs: &Arc<Tracefs>, warmup: Duration, windows: usize) ->
             Source::Syscall(i, sys) => syscalls[i].series(sys),
         };
         if let Some(truth) = series.rate(p.window.0, p.window.1) {
+            eprintln!(
+                "{}: {} ends {:.1} s in: estimate {:?} ({}), truth {truth:.1}",
+                case.name,
+                p.label,
+                (p.window.1 - started).as_secs_f64(),
+                p.estimate,
+                p.method
+            );
             out.entry(p.label).or_default().push(Reading {
                 estimate: p.estimate,
                 truth,
@@ -253,10 +262,16 @@ fn judge(readings: &[Reading], steady: bool, strict: bool) -> Option<String> {
     if judged.is_empty() {
         return None;
     }
+    // A rate gocpu withholds (its interval wider than itself, or not known yet) is no claim;
+    // but a number withheld most of the time is no number.
     let ratios: Vec<f64> = judged
         .iter()
-        .map(|r| r.estimate.map_or(0.0, |e| e / r.truth))
+        .filter_map(|r| Some(r.estimate? / r.truth))
         .collect();
+    let given = ratios.len() as f64 / judged.len() as f64;
+    if given < MIN_GIVEN {
+        return Some(format!("given in {:.0}% of windows", given * 100.0));
+    }
     let exact = judged.iter().all(|r| r.method == "window");
     if exact && steady {
         let worst = ratios.iter().map(|r| (r - 1.0).abs()).fold(0.0, f64::max);
@@ -278,28 +293,31 @@ fn judge(readings: &[Reading], steady: bool, strict: bool) -> Option<String> {
     (!why.is_empty()).then(|| why.join(", "))
 }
 
+/// Least share of windows in which a judged number must be given (not withheld).
+const MIN_GIVEN: f64 = 0.75;
+
 fn row(case: &str, number: &str, readings: &[Reading], verdict: &Option<String>) -> String {
     let judged: Vec<&Reading> = readings.iter().filter(|r| r.truth >= MIN_RATE).collect();
     let truth = median(readings.iter().map(|r| r.truth).collect());
-    let est = median(
-        readings
-            .iter()
-            .map(|r| r.estimate.unwrap_or(f64::NAN))
-            .collect(),
-    );
-    let ratios: Vec<f64> = judged
-        .iter()
-        .map(|r| r.estimate.map_or(0.0, |e| e / r.truth))
-        .collect();
-    let (m, lo, hi) = if ratios.is_empty() {
-        ("-".to_string(), "-".to_string(), "-".to_string())
+    let given: Vec<f64> = readings.iter().filter_map(|r| r.estimate).collect();
+    let est = if given.is_empty() {
+        "-".to_string()
     } else {
-        let mut s = ratios.clone();
-        s.sort_by(f64::total_cmp);
-        (
-            format!("x{:.2}", median(ratios)),
-            format!("x{:.2}", s[0]),
-            format!("x{:.2}", s[s.len() - 1]),
+        format!("{:.0}", median(given.clone()))
+    };
+    let mut ratios: Vec<f64> = judged
+        .iter()
+        .filter_map(|r| Some(r.estimate? / r.truth))
+        .collect();
+    let range = if ratios.is_empty() {
+        "-".to_string()
+    } else {
+        ratios.sort_by(f64::total_cmp);
+        format!(
+            "x{:.2} (x{:.2} .. x{:.2})",
+            median(ratios.clone()),
+            ratios[0],
+            ratios[ratios.len() - 1]
         )
     };
     let method = readings.last().map_or("", |r| r.method.as_str());
@@ -309,7 +327,9 @@ fn row(case: &str, number: &str, readings: &[Reading], verdict: &Option<String>)
         (false, Some(w)) => format!("FAIL: {w}"),
     };
     format!(
-        "| {case} | {number} | {method} | {est:.0} | {truth:.0} | {m} | {lo} .. {hi} | {verdict} |"
+        "| {case} | {number} | {method} | {est} | {truth:.0} | {}/{} | {range} | {verdict} |",
+        given.len(),
+        readings.len()
     )
 }
 
@@ -325,7 +345,7 @@ fn every_estimated_rate_matches_an_independent_count() {
     };
     let tracefs = Arc::new(Tracefs::open());
     let mut table = vec![
-        "| workload | number | method | estimate (median /s) | truth (median /s) | estimate/truth (median) | range | verdict |".to_string(),
+        "| workload | number | method | estimate (median /s) | truth (median /s) | given | estimate/truth: median (range) | verdict |".to_string(),
         "|---|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut failures = Vec::new();

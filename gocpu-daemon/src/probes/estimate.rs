@@ -89,10 +89,83 @@ impl Pool {
     }
 }
 
-/// Weighted least squares of calls on (seconds, cpu seconds), weights 1 / seconds, with
-/// non-negative coefficients.
+/// What a period's CPU time may be off by: slices are charged when they end, at a switch or at
+/// the 99 Hz clock, so a period can miss or gain about one tick's worth.
+const CPU_CHARGE_ERROR: f64 = 0.010;
+
+/// The models a pool may be fitted with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Model {
+    /// Calls per wall second only.
+    Wall,
+    /// Calls per CPU second only.
+    Cpu,
+    /// Both.
+    Both,
+}
+
+/// One period as a regression row: (seconds, cpu seconds, calls).
+type Row = (f64, f64, f64);
+
+/// A fitted model: (a, b, inverse of the weighted normal matrix, parameters).
+type Fitted = (f64, f64, [[f64; 2]; 2], usize);
+
+/// Weighted least squares (weights 1 / seconds: a count's variance grows with its length) of
+/// `rows` under `model`; `None` when it cannot be fitted or a coefficient comes out negative.
+fn fit_model(rows: &[Row], model: Model) -> Option<Fitted> {
+    let (mut stt, mut stc, mut scc, mut sty, mut scy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (t, c, y) in rows {
+        stt += t;
+        stc += c;
+        scc += c * c / t;
+        sty += y;
+        scy += c * y / t;
+    }
+    match model {
+        Model::Wall => (stt > 0.0).then(|| (sty / stt, 0.0, [[1.0 / stt, 0.0], [0.0, 0.0]], 1)),
+        Model::Cpu => (scc > 0.0).then(|| (0.0, scy / scc, [[0.0, 0.0], [0.0, 1.0 / scc]], 1)),
+        Model::Both => {
+            let det = stt * scc - stc * stc;
+            if det <= 1e-9 * stt * scc || scc <= 0.0 {
+                return None;
+            }
+            let a = (scc * sty - stc * scy) / det;
+            let b = (stt * scy - stc * sty) / det;
+            (a >= 0.0 && b >= 0.0)
+                .then(|| (a, b, [[scc / det, -stc / det], [-stc / det, stt / det]], 2))
+        }
+    }
+}
+
+/// Leave-one-out prediction error of `model` over `rows` (weighted like the fit).
+fn loo_error(rows: &[Row], model: Model) -> f64 {
+    let mut err = 0.0;
+    for i in 0..rows.len() {
+        let rest: Vec<Row> = rows
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, r)| *r)
+            .collect();
+        let Some((a, b, _, _)) = fit_model(&rest, model) else {
+            return f64::INFINITY;
+        };
+        let (t, c, y) = rows[i];
+        err += (y - a * t - b * c).powi(2) / t;
+    }
+    err
+}
+
+/// Fewest periods before the model is chosen by leave-one-out prediction error.
+const MIN_FOR_CHOICE: usize = 4;
+
+/// The pool's model: calls per wall second, per CPU second, or both, whichever predicts the
+/// periods left out best. CPU time enters only when the periods' total is large against what
+/// charging may have put in the wrong period ([`CPU_CHARGE_ERROR`] each, adding up as noise):
+/// a 2 ms period of a storm is charged 0 or 10 ms of CPU, and calls per CPU second from a few
+/// of them are off by multiples, where calls per wall second are not.
 fn fit(samples: &[&Sample]) -> Option<Pool> {
-    let rows: Vec<(f64, f64, f64)> = samples
+    let rows: Vec<Row> = samples
         .iter()
         .filter(|s| s.seconds > 0.0)
         .map(|s| (s.seconds, s.cpu_ns as f64 / 1e9, s.calls as f64))
@@ -100,39 +173,24 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
     if rows.is_empty() {
         return None;
     }
-    let (mut stt, mut stc, mut scc, mut sty, mut scy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (t, c, y) in &rows {
-        stt += t;
-        stc += c;
-        scc += c * c / t;
-        sty += y;
-        scy += c * y / t;
-    }
     let n = rows.len();
-    // Each candidate: (a, b, inverse of the normal matrix, parameters).
-    let wall_only = (sty / stt, 0.0, [[1.0 / stt, 0.0], [0.0, 0.0]], 1usize);
-    let det = stt * scc - stc * stc;
-    let cpu_only = (0.0, scy / scc, [[0.0, 0.0], [0.0, 1.0 / scc]], 1usize);
-    let model = if scc <= 0.0 {
-        // No CPU time charged in any period: calls per wall second is all there is.
-        wall_only
-    } else if det <= 1e-9 * stt * scc {
-        // CPU time in proportion to wall time (a steady program, or one period): one variable
-        // says it, and calls per CPU second carry over to a window busier or quieter than the
-        // periods were.
-        cpu_only
+    let cpu: f64 = rows.iter().map(|r| r.1).sum();
+    let cpu_reliable = cpu >= 5.0 * CPU_CHARGE_ERROR * (n as f64).sqrt();
+    let candidates: &[Model] = if cpu_reliable {
+        &[Model::Cpu, Model::Both, Model::Wall]
     } else {
-        let a = (scc * sty - stc * scy) / det;
-        let b = (stt * scy - stc * sty) / det;
-        if a >= 0.0 && b >= 0.0 {
-            (a, b, [[scc / det, -stc / det], [-stc / det, stt / det]], 2)
-        } else if a < 0.0 {
-            cpu_only
-        } else {
-            wall_only
-        }
+        &[Model::Wall]
     };
-    let (a, b, inv, params) = model;
+    let model = if n >= MIN_FOR_CHOICE && candidates.len() > 1 {
+        candidates
+            .iter()
+            .copied()
+            .min_by(|x, y| loo_error(&rows, *x).total_cmp(&loo_error(&rows, *y)))
+            .unwrap_or(Model::Wall)
+    } else {
+        candidates[0]
+    };
+    let (a, b, inv, params) = fit_model(&rows, model).or_else(|| fit_model(&rows, Model::Wall))?;
     let cov = (n > params).then(|| {
         let rss: f64 = rows
             .iter()
@@ -146,8 +204,8 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
         per_cpu_second: b,
         cov,
         calls: rows.iter().map(|r| r.2).sum(),
-        cpu_seconds: rows.iter().map(|r| r.1).sum(),
-        seconds: stt,
+        cpu_seconds: cpu,
+        seconds: rows.iter().map(|r| r.0).sum(),
         samples: n,
     })
 }
@@ -264,33 +322,47 @@ mod tests {
     fn calls_per_cpu_second_carry_a_program_busy_in_bursts() {
         let t0 = Instant::now();
         let mut log = SampleLog::default();
-        // A program busy a quarter of the time: periods in a burst see 10 ms of CPU and 100
-        // calls, periods in the quiet see neither. Calls per wall second swing from 0 to
-        // 10 000; per CPU second they are 10 000 throughout.
+        // A program busy a quarter of the time: 100 ms periods in a burst see 100 ms of CPU
+        // and 1000 calls, periods in the quiet see neither. Calls per wall second swing from 0
+        // to 10 000; per CPU second they are 10 000 throughout.
         for i in 0..8 {
             let busy = i % 4 == 0;
-            log.push(sample(
-                t0,
-                (i + 1) as f64,
-                if busy { 100 } else { 0 },
-                if busy { 10 } else { 0 },
-            ));
+            log.push(Sample {
+                ended: t0 + Duration::from_secs(i + 1),
+                seconds: 0.1,
+                calls: if busy { 1000 } else { 0 },
+                cpu_ns: if busy { 100_000_000 } else { 0 },
+            });
         }
         let now = t0 + Duration::from_secs(10);
         let pool = log.pool(t0, now).unwrap();
         assert_eq!(pool.samples, 8);
-        // 10 s window, 2.5 CPU seconds, 80 ms watched with 200 calls counted.
+        assert!((pool.per_cpu_second - 10_000.0).abs() < 1e-6, "{pool:?}");
+        // 10 s window, 2.5 CPU seconds, 0.8 s watched with 2000 calls counted.
         let w = WindowFacts {
             seconds: 10.0,
-            counted: 200,
+            counted: 2000,
             cpu_seconds: 2.5,
             watched: log.watched(t0),
         };
         let r = window_rate(w, &pool).unwrap();
-        // 20/s counted + 10 000 × 2.5 × (1 − 0.008) / 10.
-        assert!((r.per_second - (20.0 + 2480.0)).abs() < 1e-6, "{r:?}");
+        // 200/s counted + 10 000 × 2.5 × (1 − 0.08) / 10.
+        assert!((r.per_second - 2500.0).abs() < 1e-6, "{r:?}");
         // Calls exactly proportional to CPU: no spread.
         assert!((r.low.unwrap() - r.per_second).abs() < 1e-6, "{r:?}");
+        // The same periods charged 2 ms of CPU each, too little to trust (a tick's worth can
+        // land in the wrong period): calls per wall second.
+        let mut short = SampleLog::default();
+        for i in 0..8 {
+            short.push(Sample {
+                ended: t0 + Duration::from_secs(i + 1),
+                seconds: 0.002,
+                calls: 20,
+                cpu_ns: 2_000_000,
+            });
+        }
+        let p = short.pool(t0, now).unwrap();
+        assert_eq!((p.per_second, p.per_cpu_second), (10_000.0, 0.0));
     }
 
     #[test]
@@ -325,15 +397,15 @@ mod tests {
     fn calls_made_while_quiet_are_charged_to_time_not_to_the_storm_cpu() {
         let t0 = Instant::now();
         let mut log = SampleLog::default();
-        // Quiet: idle Ms parking and waking, 10 calls in 10 ms (1000/s) and no CPU charged;
+        // Quiet: idle Ms parking and waking, 100 calls in 100 ms (1000/s) and no CPU charged;
         // storm: 10 000 per CPU second on top, a core busy.
         for i in 0..10 {
             let storm = i % 2 == 0;
             log.push(Sample {
                 ended: t0 + Duration::from_secs(i + 1),
-                seconds: 0.01,
-                calls: if storm { 110 } else { 10 },
-                cpu_ns: if storm { 10_000_000 } else { 0 },
+                seconds: 0.1,
+                calls: if storm { 1100 } else { 100 },
+                cpu_ns: if storm { 100_000_000 } else { 0 },
             });
         }
         let now = t0 + Duration::from_secs(11);
@@ -346,7 +418,7 @@ mod tests {
             cpu_seconds,
             watched: 0.0,
         };
-        // A window of quiet: 1000/s, where calls per CPU second alone (600 calls in 50 ms of
+        // A window of quiet: 1000/s, where calls per CPU second alone (6000 calls in 0.5 s of
         // CPU) would say none; a window of storm: 11 000/s, where they would say 12 000.
         let quiet = window_rate(window(0.0), &p).unwrap();
         assert!((quiet.per_second - 1000.0).abs() < 1e-6, "{quiet:?}");
@@ -358,14 +430,15 @@ mod tests {
     fn the_interval_widens_with_disagreeing_periods() {
         let t0 = Instant::now();
         let (mut steady, mut noisy) = (SampleLog::default(), SampleLog::default());
+        let at = |i: u64, calls| Sample {
+            ended: t0 + Duration::from_secs(i + 1),
+            seconds: 0.1,
+            calls,
+            cpu_ns: 100_000_000,
+        };
         for i in 0..10 {
-            steady.push(sample(t0, (i + 1) as f64, 100, 10));
-            noisy.push(sample(
-                t0,
-                (i + 1) as f64,
-                if i % 2 == 0 { 190 } else { 10 },
-                10,
-            ));
+            steady.push(at(i, 1000));
+            noisy.push(at(i, if i % 2 == 0 { 1900 } else { 100 }));
         }
         let now = t0 + Duration::from_secs(10);
         let w = WindowFacts {

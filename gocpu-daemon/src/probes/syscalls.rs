@@ -497,24 +497,24 @@ mod tests {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
         est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
-        // One 10 ms period saw 10 waits in 5 ms of CPU: 2000 per CPU second.
-        est.record(key(), period(t0 + secs(0.5), 10, 5, 10));
-        // Over the second: 0.5 CPU seconds, 10 ms of it watched (10 waits counted), the rest
-        // 0.99 x 0.5 s x 2000 = 990.
-        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(10, 500), secs(0.01));
+        // One 100 ms period saw 100 waits in 50 ms of CPU: 2000 per CPU second.
+        est.record(key(), period(t0 + secs(0.5), 100, 50, 100));
+        // Over the second: 0.5 CPU seconds, 100 ms of it watched (100 waits counted), the
+        // rest 0.9 x 0.5 s x 2000 = 900.
+        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(100, 500), secs(0.1));
         assert_eq!(s.stats.futex_wait_syscalls, 1000);
         // Detached for the next 2 s, the process idle: no CPU, no calls estimated.
-        let s = est.estimate(key(), t0 + secs(3.0), with_cpu(10, 500), secs(0.01));
+        let s = est.estimate(key(), t0 + secs(3.0), with_cpu(100, 500), secs(0.1));
         assert_eq!(s.stats.futex_wait_syscalls, 1000);
         // Busy again for a second at one core: 2000 more.
-        let s = est.estimate(key(), t0 + secs(4.0), with_cpu(10, 1500), secs(0.01));
+        let s = est.estimate(key(), t0 + secs(4.0), with_cpu(100, 1500), secs(0.1));
         assert_eq!(s.stats.futex_wait_syscalls, 3000);
         // A peek neither moves the estimate nor differs from what a poll would say.
-        let raw = with_cpu(10, 2000);
-        let peeked = est.peek(key(), t0 + secs(5.0), raw, secs(0.01));
+        let raw = with_cpu(100, 2000);
+        let peeked = est.peek(key(), t0 + secs(5.0), raw, secs(0.1));
         assert_eq!(peeked.stats.futex_wait_syscalls, 4000);
-        assert_eq!(est.peek(key(), t0 + secs(5.0), raw, secs(0.01)), peeked);
-        let s = est.estimate(key(), t0 + secs(5.0), raw, secs(0.01));
+        assert_eq!(est.peek(key(), t0 + secs(5.0), raw, secs(0.1)), peeked);
+        let s = est.estimate(key(), t0 + secs(5.0), raw, secs(0.1));
         assert_eq!(s, peeked);
         // Other counters pass through untouched.
         assert_eq!(s.stats.oncpu_ns, 2_000_000_000);
@@ -525,16 +525,17 @@ mod tests {
         let mut est = SyscallEstimates::default();
         let t0 = Instant::now();
         est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
-        // One period in a burst (100 waits in 10 ms of CPU), then seven in the quiet, seeing
-        // nothing: per wall second the pool would say 100 / 80 ms; per CPU second it says
-        // 10 000, the burst's ratio.
-        est.record(key(), period(t0 + secs(0.1), 100, 10, 10));
-        for i in 0..7 {
-            est.record(key(), period(t0 + secs(0.2 + 0.1 * i as f64), 0, 0, 10));
+        // Two 100 ms periods in a burst (1000 waits in 100 ms of CPU), six in the quiet,
+        // seeing nothing: per wall second the pool would say 2000 in 0.8 s; per CPU second it
+        // says 10 000, the bursts' ratio, and the periods left out agree with it.
+        for i in 0..8 {
+            let busy = i % 4 == 0;
+            let (calls, cpu) = if busy { (1000, 100) } else { (0, 0) };
+            est.record(key(), period(t0 + secs(0.1 * (i + 1) as f64), calls, cpu, 100));
         }
-        // A second of 0.25 CPU seconds (its bursts), 80 ms of it watched.
-        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(100, 250), secs(0.08));
-        assert_eq!(s.stats.futex_wait_syscalls, 100 + 2300);
+        // Two seconds of 0.5 CPU seconds (its bursts), 0.8 s of it watched.
+        let s = est.estimate(key(), t0 + secs(2.0), with_cpu(2000, 500), secs(0.8));
+        assert_eq!(s.stats.futex_wait_syscalls, 2000 + 3000);
     }
 
     #[test]
