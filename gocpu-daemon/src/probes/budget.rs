@@ -92,6 +92,8 @@ enum State {
         base_hits: u64,
         /// The period's length, fixed when it started.
         length: Duration,
+        /// Whether it began after a detached time of the duty cycle (see [`Period::after_off`]).
+        after_off: bool,
     },
 }
 
@@ -110,6 +112,11 @@ pub struct Period {
     pub duty: f64,
     /// Cut short far over budget (a first period only): its rate is a biased sample.
     pub cut_short: bool,
+    /// It began after a detached time of the duty cycle, at a time drawn at random: a sample
+    /// of the time the hook is detached. A period continuing a cheap one is not (the hook is
+    /// detached only once a period finds it expensive, so the periods that end a cheap run
+    /// all hold the onset of a storm, never its middle).
+    pub after_off: bool,
 }
 
 /// The governor of one hook in one binary.
@@ -233,13 +240,17 @@ impl Governor {
     /// attached time without hits).
     pub fn attached_at(&mut self, now: Instant) {
         if let State::Attached {
-            base_hits, length, ..
+            base_hits,
+            length,
+            after_off,
+            ..
         } = self.state
         {
             self.state = State::Attached {
                 since: now,
                 base_hits,
                 length,
+                after_off,
             };
         }
     }
@@ -287,6 +298,7 @@ impl Governor {
                         since: now,
                         base_hits: hits,
                         length: self.planned_length(cfg),
+                        after_off: self.last.is_some_and(|p| p.duty < 1.0),
                     };
                     Action::Attach
                 } else {
@@ -297,6 +309,7 @@ impl Governor {
                 since,
                 base_hits,
                 length,
+                after_off,
             } => {
                 let elapsed = now.saturating_duration_since(since);
                 let secs = elapsed.as_secs_f64();
@@ -327,6 +340,7 @@ impl Governor {
                     overhead_attached: overhead,
                     duty,
                     cut_short: elapsed < length,
+                    after_off,
                 });
                 if duty >= 1.0 {
                     // Within budget: keep measuring, period after period.
@@ -334,6 +348,7 @@ impl Governor {
                         since: now,
                         base_hits: hits,
                         length: self.planned_length(cfg),
+                        after_off: false,
                     };
                     return Action::Keep;
                 }
@@ -590,6 +605,8 @@ mod tests {
         );
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!(!p.cut_short);
+        // Drawn at random after a detached time: a sample of the time the hook is off.
+        assert!(p.after_off);
         assert_eq!(p.attached, ms(2));
         // 30k hits/s at 1.5 µs on one core: 4.5%, duty 0.0222; what that allows in the 2 s
         // minimum off time, 45.5 ms, is longer than 200 hits' worth (6.7 ms).

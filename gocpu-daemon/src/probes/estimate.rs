@@ -47,6 +47,8 @@ pub struct Sample {
     pub calls: u64,
     /// The process's on-CPU time in it, nanoseconds.
     pub cpu_ns: u64,
+    /// It began at a random time after a detached one ([`crate::probes::budget::Period`]).
+    pub after_off: bool,
 }
 
 /// A process's recent periods of one hook, newest last.
@@ -137,33 +139,12 @@ fn fit_model(rows: &[Row], model: Model) -> Option<Fitted> {
     }
 }
 
-/// Leave-one-out prediction error of `model` over `rows` (weighted like the fit).
-fn loo_error(rows: &[Row], model: Model) -> f64 {
-    let mut err = 0.0;
-    for i in 0..rows.len() {
-        let rest: Vec<Row> = rows
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, r)| *r)
-            .collect();
-        let Some((a, b, _, _)) = fit_model(&rest, model) else {
-            return f64::INFINITY;
-        };
-        let (t, c, y) = rows[i];
-        err += (y - a * t - b * c).powi(2) / t;
-    }
-    err
-}
-
-/// Fewest periods before the model is chosen by leave-one-out prediction error.
-const MIN_FOR_CHOICE: usize = 4;
-
-/// The pool's model: calls per wall second, per CPU second, or both, whichever predicts the
-/// periods left out best. CPU time enters only when the periods' total is large against what
-/// charging may have put in the wrong period ([`CPU_CHARGE_ERROR`] each, adding up as noise):
-/// a 2 ms period of a storm is charged 0 or 10 ms of CPU, and calls per CPU second from a few
-/// of them are off by multiples, where calls per wall second are not.
+/// The pool's model: calls per wall second and per CPU second (per CPU second alone when the
+/// periods cannot tell them apart, or one comes out negative). CPU time enters only when the
+/// periods' total is large against what charging may have put in the wrong period
+/// ([`CPU_CHARGE_ERROR`] each, adding up as noise): a 2 ms period of a storm is charged 0 or
+/// 10 ms of CPU, and calls per CPU second from a few of them are off by multiples, where calls
+/// per wall second are not.
 fn fit(samples: &[&Sample]) -> Option<Pool> {
     let rows: Vec<Row> = samples
         .iter()
@@ -176,21 +157,16 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
     let n = rows.len();
     let cpu: f64 = rows.iter().map(|r| r.1).sum();
     let cpu_reliable = cpu >= 5.0 * CPU_CHARGE_ERROR * (n as f64).sqrt();
-    let candidates: &[Model] = if cpu_reliable {
-        &[Model::Cpu, Model::Both, Model::Wall]
+    let model = if !cpu_reliable {
+        Model::Wall
+    } else if fit_model(&rows, Model::Both).is_some() {
+        Model::Both
     } else {
-        &[Model::Wall]
+        Model::Cpu
     };
-    let model = if n >= MIN_FOR_CHOICE && candidates.len() > 1 {
-        candidates
-            .iter()
-            .copied()
-            .min_by(|x, y| loo_error(&rows, *x).total_cmp(&loo_error(&rows, *y)))
-            .unwrap_or(Model::Wall)
-    } else {
-        candidates[0]
-    };
-    let (a, b, inv, params) = fit_model(&rows, model).or_else(|| fit_model(&rows, Model::Wall))?;
+    let (a, b, inv, params) = fit_model(&rows, model)
+        .or_else(|| fit_model(&rows, Model::Cpu))
+        .or_else(|| fit_model(&rows, Model::Wall))?;
     let cov = (n > params).then(|| {
         let rss: f64 = rows
             .iter()
@@ -237,13 +213,28 @@ impl SampleLog {
     /// [`MIN_POOL_CPU`] of CPU time if they hold less (none older than [`MAX_AGE`] before
     /// `now`).
     pub fn pool(&self, since: Instant, now: Instant) -> Option<Pool> {
+        let recent = |s: &&Sample| now.saturating_duration_since(s.ended).as_secs_f64() <= MAX_AGE;
+        // What is estimated is the time the hook was detached: the periods drawn at random in
+        // it say what it holds, when there are some; the others (a cheap hook measuring on,
+        // and the period that found it expensive) are the time it was watched.
+        let random = self
+            .samples
+            .iter()
+            .filter(recent)
+            .filter(|s| s.after_off)
+            .count();
+        let only_random = random >= 2;
         let mut picked: Vec<&Sample> = Vec::new();
         let mut cpu = 0.0;
         for s in self.samples.iter().rev() {
+            if !recent(&s) {
+                break;
+            }
+            if only_random && !s.after_off {
+                continue;
+            }
             let enough = picked.len() >= MIN_SAMPLES && cpu >= MIN_POOL_CPU;
-            if (s.ended <= since && enough)
-                || now.saturating_duration_since(s.ended).as_secs_f64() > MAX_AGE
-            {
+            if s.ended <= since && enough {
                 break;
             }
             cpu += s.cpu_ns as f64 / 1e9;
@@ -315,6 +306,7 @@ mod tests {
             seconds: 0.01,
             calls,
             cpu_ns: cpu_ms * 1_000_000,
+            after_off: true,
         }
     }
 
@@ -332,6 +324,7 @@ mod tests {
                 seconds: 0.1,
                 calls: if busy { 1000 } else { 0 },
                 cpu_ns: if busy { 100_000_000 } else { 0 },
+                after_off: true,
             });
         }
         let now = t0 + Duration::from_secs(10);
@@ -359,6 +352,7 @@ mod tests {
                 seconds: 0.002,
                 calls: 20,
                 cpu_ns: 2_000_000,
+                after_off: true,
             });
         }
         let p = short.pool(t0, now).unwrap();
@@ -406,6 +400,7 @@ mod tests {
                 seconds: 0.1,
                 calls: if storm { 1100 } else { 100 },
                 cpu_ns: if storm { 100_000_000 } else { 0 },
+                after_off: true,
             });
         }
         let now = t0 + Duration::from_secs(11);
@@ -427,6 +422,34 @@ mod tests {
     }
 
     #[test]
+    fn the_time_not_watched_is_estimated_from_the_periods_drawn_at_random_in_it() {
+        let t0 = Instant::now();
+        let mut log = SampleLog::default();
+        let sample = |at: u64, calls, after_off| Sample {
+            ended: t0 + Duration::from_secs(at),
+            seconds: 0.1,
+            calls,
+            cpu_ns: 200_000_000,
+            after_off,
+        };
+        // Each storm's onset (a wake-up burst: 5000 calls in 100 ms) ends a cheap run of
+        // periods; its middle, sampled at random after detached times, makes 1000.
+        for i in 0..6 {
+            log.push(sample(4 * i + 1, 5000, false));
+            log.push(sample(4 * i + 3, 1000, true));
+        }
+        let now = t0 + Duration::from_secs(30);
+        let p = log.pool(t0, now).unwrap();
+        assert_eq!(p.samples, 6);
+        assert!((p.per_cpu_second - 5000.0).abs() < 1e-6, "{p:?}");
+        // Until there are two such periods, all of them.
+        let mut young = SampleLog::default();
+        young.push(sample(1, 5000, false));
+        young.push(sample(3, 1000, true));
+        assert_eq!(young.pool(t0, now).unwrap().samples, 2);
+    }
+
+    #[test]
     fn the_interval_widens_with_disagreeing_periods() {
         let t0 = Instant::now();
         let (mut steady, mut noisy) = (SampleLog::default(), SampleLog::default());
@@ -435,6 +458,7 @@ mod tests {
             seconds: 0.1,
             calls,
             cpu_ns: 100_000_000,
+            after_off: true,
         };
         for i in 0..10 {
             steady.push(at(i, 1000));

@@ -32,7 +32,7 @@ use gocpu_common::{ProcStats, programs};
 use crate::{
     discovery::ProcKey,
     probes::{
-        budget::{Action, BudgetConfig, Governor},
+        budget::{Action, BudgetConfig, Governor, Period},
         estimate::{Sample, SampleLog},
         loader::KernelProbes,
         uprobes::error_chain,
@@ -150,7 +150,7 @@ impl SyscallProbes {
             .tick(budget, now, hits, target_cores, hit_cost);
         let finished = self.governor.last_period().filter(|p| Some(*p) != before);
         let samples = finished
-            .map(|p| period_samples(&self.bases, stats, now, p.attached))
+            .map(|p| period_samples(&self.bases, stats, now, &p))
             .unwrap_or_default();
         if finished.is_some() || (action == Action::Attach && !was_attached) {
             self.bases = stats.clone();
@@ -243,9 +243,9 @@ fn period_samples(
     bases: &HashMap<ProcKey, ProcStats>,
     now_stats: &HashMap<ProcKey, ProcStats>,
     now: Instant,
-    attached: Duration,
+    period: &Period,
 ) -> Vec<PeriodSamples> {
-    let seconds = attached.as_secs_f64();
+    let seconds = period.attached.as_secs_f64();
     if seconds <= 0.0 {
         return Vec::new();
     }
@@ -259,6 +259,7 @@ fn period_samples(
                 seconds,
                 calls: field(&mut cur).saturating_sub(*field(&mut base)),
                 cpu_ns,
+                after_off: period.after_off,
             });
             Some((*k, samples))
         })
@@ -480,6 +481,7 @@ mod tests {
             seconds: ms as f64 / 1000.0,
             calls: 0,
             cpu_ns: cpu_ms * 1_000_000,
+            after_off: true,
         }; 5];
         s[0].calls = calls;
         s
@@ -531,7 +533,10 @@ mod tests {
         for i in 0..8 {
             let busy = i % 4 == 0;
             let (calls, cpu) = if busy { (1000, 100) } else { (0, 0) };
-            est.record(key(), period(t0 + secs(0.1 * (i + 1) as f64), calls, cpu, 100));
+            est.record(
+                key(),
+                period(t0 + secs(0.1 * (i + 1) as f64), calls, cpu, 100),
+            );
         }
         // Two seconds of 0.5 CPU seconds (its bursts), 0.8 s of it watched.
         let s = est.estimate(key(), t0 + secs(2.0), with_cpu(2000, 500), secs(0.8));

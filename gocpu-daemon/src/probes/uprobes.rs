@@ -23,7 +23,7 @@ use crate::{
         binaries::{GoFacts, ProbeSite, RuntimeHook},
     },
     probes::{
-        budget::{Action, Governor},
+        budget::{Action, Governor, Period},
         calibrate::HitCost,
         estimate::{Sample, SampleLog},
         loader::KernelProbes,
@@ -266,7 +266,7 @@ impl UprobeSet {
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
                 if let Some(p) = h.governor.last_period().filter(|_| finished) {
-                    for (user, sample) in period_samples(&h.bases, &per_user, now, p.attached) {
+                    for (user, sample) in period_samples(&h.bases, &per_user, now, &p) {
                         h.samples.entry(user).or_default().push(sample);
                     }
                 }
@@ -417,9 +417,9 @@ fn period_samples(
     bases: &HashMap<ProcKey, HitReading>,
     now_readings: &[(ProcKey, HitReading)],
     now: Instant,
-    attached: Duration,
+    period: &Period,
 ) -> Vec<(ProcKey, Sample)> {
-    let seconds = attached.as_secs_f64();
+    let seconds = period.attached.as_secs_f64();
     if seconds <= 0.0 {
         return Vec::new();
     }
@@ -434,6 +434,7 @@ fn period_samples(
                     seconds,
                     calls: r.hits.saturating_sub(base.hits),
                     cpu_ns: r.cpu_ns.saturating_sub(base.cpu_ns),
+                    after_off: period.after_off,
                 },
             ))
         })
@@ -464,7 +465,16 @@ mod tests {
             (key(3), reading(7, 9)),
         ];
         let t = Instant::now();
-        let samples = period_samples(&bases, &now, t, Duration::from_millis(100));
+        let mut period = Period {
+            ended: t,
+            attached: Duration::from_millis(100),
+            hits_per_second: 0.0,
+            overhead_attached: 0.0,
+            duty: 1.0,
+            cut_short: false,
+            after_off: true,
+        };
+        let samples = period_samples(&bases, &now, t, &period);
         let got: Vec<(u32, u64, u64)> = samples
             .iter()
             .map(|(k, s)| (k.pid, s.calls, s.cpu_ns))
@@ -473,8 +483,9 @@ mod tests {
         assert!(
             samples
                 .iter()
-                .all(|(_, s)| s.ended == t && s.seconds == 0.1)
+                .all(|(_, s)| s.ended == t && s.seconds == 0.1 && s.after_off)
         );
-        assert!(period_samples(&bases, &now, t, Duration::ZERO).is_empty());
+        period.attached = Duration::ZERO;
+        assert!(period_samples(&bases, &now, t, &period).is_empty());
     }
 }
