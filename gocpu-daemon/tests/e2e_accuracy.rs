@@ -13,7 +13,7 @@
 //! What fails the test: in the long form (`GOCPU_ACCURACY=long`, what `cargo xtask accuracy`
 //! sets: 30 windows per workload, more workloads), any row off those targets. In the short form
 //! (`cargo xtask test`, 8 windows), the guard on the steady and GC-heavy workloads: every number
-//! given, exact rows within ±2%, the median window within x0.5 to x2 (the estimator before issue
+//! given in 75% of windows, exact rows within ±2%, the median window within x0.5 to x2 (the estimator before issue
 //! 12 read x0.14 to x2.9 there); the bursty and phase-changing rows are measured and printed but
 //! not yet asserted, their targets are not met on every run (ARCHITECTURE.md, "Estimates and
 //! their error model"). `GOCPU_ACCURACY_TABLE=<file>` writes the table there.
@@ -300,10 +300,11 @@ fn judge(readings: &[Reading], steady: bool) -> Option<String> {
     (!why.is_empty()).then(|| why.join(", "))
 }
 
-/// The short form's guard on a steady workload: `None` if met, else why not.
+/// The short form's guard on a steady workload (given as often as the targets ask, exact rows
+/// within ±2%, the median within x0.5..x2): `None` if met, else why not.
 fn guard(readings: &[Reading]) -> Option<String> {
     let (ratios, given, exact) = ratios(readings)?;
-    if given < 1.0 {
+    if given < MIN_GIVEN {
         return Some(format!("given in {:.0}% of windows", given * 100.0));
     }
     if exact {
