@@ -19,6 +19,8 @@ use aya_obj::generated::{
     bpf_map_type::{BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS},
 };
 
+use crate::probes::uprobe_multi::sys_bpf;
+
 /// Why the grace-period wait is unavailable or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GraceError {
@@ -94,24 +96,6 @@ fn create_map(
         .map_err(|_| io::Error::other("bpf(2) returned no fd"))?;
     // SAFETY: BPF_MAP_CREATE returns a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// bpf(2): the command's non-negative return value.
-fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
-    // SAFETY: `attr` is a valid, fully initialised bpf_attr of the size passed; the kernel reads
-    // only within it and the buffers it points at, which the callers keep alive for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as libc::c_long,
-            std::ptr::from_mut(attr),
-            std::mem::size_of::<bpf_attr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(rc)
 }
 
 #[cfg(test)]

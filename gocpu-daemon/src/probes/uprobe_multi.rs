@@ -70,8 +70,9 @@ pub enum Support {
     Refused(String),
 }
 
-/// bpf(2): the command's non-negative return value.
-fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
+/// bpf(2): the command's non-negative return value (also for `grace.rs`, the other raw
+/// bpf(2) user).
+pub(crate) fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
     // SAFETY: `attr` is a valid, fully initialised bpf_attr of the size passed; the kernel reads
     // (and for some commands writes) only within it and the buffers it points at, which the
     // callers keep alive for the call.
