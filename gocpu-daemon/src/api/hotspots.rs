@@ -222,7 +222,7 @@ fn render_text(d: &HotspotsDoc) -> String {
         let rates: Vec<String> = rt
             .calls
             .iter()
-            .filter_map(|(f, r)| Some(format!("{f} {:.0}/s", r.value()?)))
+            .filter_map(|(f, r)| Some(format!("{f} {:.0}/s", r.per_second?)))
             .collect();
         if !rates.is_empty() {
             let _ = writeln!(s, "runtime calls: {}", rates.join("  "));

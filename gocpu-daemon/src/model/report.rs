@@ -248,8 +248,9 @@ pub fn report(p: &GoProcess, now: Instant, current: &Estimated) -> Report {
 pub enum RateMethod {
     /// Exact: the uprobe stayed attached, the rate is the counter's increase over the window.
     Window,
-    /// Sampled: the calls counted while attached, plus the calls per CPU second of the
-    /// uprobe's attached periods times the CPU time it did not watch (`probes/estimate.rs`).
+    /// Sampled: the calls counted while attached, plus what the model fitted to the uprobe's
+    /// attached periods (calls per wall and per CPU second) says of the time it did not watch
+    /// (`probes/estimate.rs`).
     Sampled,
 }
 
@@ -277,11 +278,6 @@ pub struct CallRate {
 }
 
 impl CallRate {
-    /// The rate, when it is not withheld.
-    pub fn value(&self) -> Option<f64> {
-        self.per_second
-    }
-
     /// The rate, when its interval is known and narrower than the rate: what /metrics
     /// exports (one period says nothing of how periods differ).
     pub fn bounded(&self) -> Option<f64> {
@@ -390,12 +386,12 @@ pub fn runtime_rates(
     let since = d.since.unwrap_or(now);
     let wakes = syscall_delta(since, now, current, (d.seconds, d.stats))
         .map(|(secs, s)| per_second(s.futex_wake_syscalls, secs));
-    let mcalls = calls.get("runtime.mcall").and_then(CallRate::value);
+    let mcalls = calls.get("runtime.mcall").and_then(|r| r.per_second);
     let wake_amplification = match (wakes, mcalls) {
         (Some(w), Some(m)) if m > 0.0 => Some(w / m),
         _ => None,
     };
-    let cgo_calls_per_second = calls.get("runtime.cgocall").and_then(CallRate::value);
+    let cgo_calls_per_second = calls.get("runtime.cgocall").and_then(|r| r.per_second);
     RuntimeRates {
         calls,
         wake_amplification,

@@ -191,9 +191,8 @@ impl Governor {
                 let allowed = MIN_OFF.as_secs_f64() * p.duty / (1.0 - p.duty);
                 let hits = TARGET_HITS / p.hits_per_second.max(1.0);
                 let want = allowed.max(hits.min((sample / 10).as_secs_f64()));
-                Duration::from_secs_f64(
-                    want.clamp(MIN_PERIOD.as_secs_f64(), sample.as_secs_f64().max(0.002)),
-                )
+                let shortest = MIN_PERIOD.as_secs_f64();
+                Duration::from_secs_f64(want.clamp(shortest, sample.as_secs_f64().max(shortest)))
             }
             _ => sample,
         }
@@ -221,7 +220,7 @@ impl Governor {
 
     /// When the next [`Governor::tick`] can change anything: the end of the detached time, or
     /// the runaway check a tenth into a hook's first period, or the period's end.
-    pub fn next_check(&self, _cfg: &BudgetConfig, now: Instant) -> Instant {
+    pub fn next_check(&self, now: Instant) -> Instant {
         match self.state {
             State::Detached { until } => until,
             State::Attached { since, length, .. } => {
@@ -435,7 +434,7 @@ mod tests {
         assert!((p.overhead_attached - 1.25).abs() < 1e-9);
         assert!((p.duty - cfg.max_overhead / 1.25).abs() < 1e-12);
         // Off for 10 ms x (1/duty - 1) = 12.5 s on average, drawn from 6.25 to 18.75 s.
-        let until = g.next_check(&cfg, t0 + ms(10));
+        let until = g.next_check(t0 + ms(10));
         let off = until - (t0 + ms(10));
         assert!(off >= ms(6240) && off < ms(18760), "{off:?}");
         assert_eq!(
@@ -453,16 +452,16 @@ mod tests {
         let cfg = BudgetConfig::default();
         let t0 = Instant::now();
         let mut g = Governor::new(t0);
-        assert_eq!(g.next_check(&cfg, t0), t0);
+        assert_eq!(g.next_check(t0), t0);
         g.tick(&cfg, t0, 0, 2.0, STEPPED);
-        assert_eq!(g.next_check(&cfg, t0), t0 + ms(10));
-        assert_eq!(g.next_check(&cfg, t0 + ms(10)), t0 + ms(100));
+        assert_eq!(g.next_check(t0), t0 + ms(10));
+        assert_eq!(g.next_check(t0 + ms(10)), t0 + ms(100));
         // Far over budget at the runaway check: detached until the duty cycle allows.
         assert_eq!(
             g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
             Action::Detach
         );
-        let off = g.next_check(&cfg, t0 + ms(10));
+        let off = g.next_check(t0 + ms(10));
         assert!(off > t0 + Duration::from_secs(6), "{off:?}");
         assert_eq!(g.tick(&cfg, off, 5_000, 2.0, STEPPED), Action::Attach);
         // A hook found cheap is next looked at when its period ends.
@@ -472,7 +471,7 @@ mod tests {
             cheap.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED),
             Action::Keep
         );
-        assert_eq!(cheap.next_check(&cfg, t0 + ms(100)), t0 + ms(200));
+        assert_eq!(cheap.next_check(t0 + ms(100)), t0 + ms(200));
     }
 
     #[test]
@@ -531,12 +530,12 @@ mod tests {
             g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
             Action::Detach
         );
-        assert!(g.next_check(&cfg, t0 + ms(10)) > t0 + Duration::from_secs(6));
+        assert!(g.next_check(t0 + ms(10)) > t0 + Duration::from_secs(6));
         g.measure_soon(t0 + ms(20));
-        assert_eq!(g.next_check(&cfg, t0 + ms(20)), t0 + ms(20) + MIN_OFF);
+        assert_eq!(g.next_check(t0 + ms(20)), t0 + ms(20) + MIN_OFF);
         // Never later than it already was.
         g.measure_soon(t0 + ms(500));
-        assert_eq!(g.next_check(&cfg, t0 + ms(500)), t0 + ms(20) + MIN_OFF);
+        assert_eq!(g.next_check(t0 + ms(500)), t0 + ms(20) + MIN_OFF);
     }
 
     #[test]
@@ -591,10 +590,10 @@ mod tests {
             g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
             Action::Detach
         );
-        let back = g.next_check(&cfg, t0 + ms(10));
+        let back = g.next_check(t0 + ms(10));
         assert_eq!(g.tick(&cfg, back, 5_000, 2.0, STEPPED), Action::Attach);
         // 500k hits/s: planned at the 2 ms minimum, not checked before its end, however hot.
-        assert_eq!(g.next_check(&cfg, back), back + ms(2));
+        assert_eq!(g.next_check(back), back + ms(2));
         assert_eq!(
             g.tick(&cfg, back + ms(1), 50_000, 2.0, STEPPED),
             Action::Keep
@@ -613,15 +612,15 @@ mod tests {
         let mut warm = Governor::seeded(t0, 7);
         warm.tick(&cfg, t0, 0, 1.0, EMULATED);
         warm.tick(&cfg, t0 + ms(10), 300, 1.0, EMULATED);
-        let back = warm.next_check(&cfg, t0 + ms(10));
+        let back = warm.next_check(t0 + ms(10));
         warm.tick(&cfg, back, 300, 1.0, EMULATED);
-        let len = warm.next_check(&cfg, back) - back;
+        let len = warm.next_check(back) - back;
         assert!(len > ms(45) && len < ms(46), "{len:?}");
         // A period within budget is followed by a full one, with no early check either.
         let mut cheap = Governor::seeded(t0, 7);
         cheap.tick(&cfg, t0, 0, 1.0, EMULATED);
         cheap.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED);
-        assert_eq!(cheap.next_check(&cfg, t0 + ms(100)), t0 + ms(200));
+        assert_eq!(cheap.next_check(t0 + ms(100)), t0 + ms(200));
         assert_eq!(
             cheap.tick(&cfg, t0 + ms(110), 100_000, 1.0, EMULATED),
             Action::Keep
@@ -639,10 +638,10 @@ mod tests {
         for i in 0..400 {
             // 500k hits/s: duty 0.0008; the first period is cut at 10 ms (12.5 s off on
             // average), the others last 2 ms (2.5 s).
-            t += g.next_check(&cfg, t) - t;
+            t += g.next_check(t) - t;
             hits += if i == 0 { 5_000 } else { 1_000 };
             assert_eq!(g.tick(&cfg, t, hits, 2.0, STEPPED), Action::Detach);
-            let until = g.next_check(&cfg, t);
+            let until = g.next_check(t);
             if i > 0 {
                 offs.push((until - t).as_secs_f64());
             }

@@ -9,7 +9,9 @@
 //! first kind only while busy, so calls per wall second swing between zero and the storm's
 //! rate from one 10 ms period to the next, while per CPU second they do not; a program quiet
 //! between phases makes the second kind with almost no CPU, and calls per CPU second alone
-//! would charge them to the storm's CPU time (x4 to x6 too high, measured). The process's CPU
+//! would charge them to the storm's CPU time (one run of the phase-changing workload read x4 to
+//! x7 so; with both terms some runs still read x3 to x5, cause not found: ARCHITECTURE.md,
+//! "Estimates and their error model"). The process's CPU
 //! time is known exactly over every window (context switches are always traced), so the calls
 //! the periods did not see are `a` × the time not watched plus `b` × the CPU time then.
 //!
@@ -24,6 +26,8 @@
 use std::{collections::VecDeque, time::Instant};
 
 use serde::Serialize;
+
+use crate::probes::budget::Period;
 
 /// Fewest periods a model pools, reaching back before the window when it holds fewer.
 pub const MIN_SAMPLES: usize = 8;
@@ -47,8 +51,21 @@ pub struct Sample {
     pub calls: u64,
     /// The process's on-CPU time in it, nanoseconds.
     pub cpu_ns: u64,
-    /// It began at a random time after a detached one ([`crate::probes::budget::Period`]).
+    /// It began at a random time after a detached one ([`Period::after_off`]).
     pub after_off: bool,
+}
+
+impl Sample {
+    /// What a process did in the finished `period`: `calls` made and `cpu_ns` of CPU time.
+    pub fn of(period: &Period, calls: u64, cpu_ns: u64) -> Sample {
+        Sample {
+            ended: period.ended,
+            seconds: period.attached.as_secs_f64(),
+            calls,
+            cpu_ns,
+            after_off: period.after_off,
+        }
+    }
 }
 
 /// A process's recent periods of one hook, newest last.
@@ -157,15 +174,10 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
     let n = rows.len();
     let cpu: f64 = rows.iter().map(|r| r.1).sum();
     let cpu_reliable = cpu >= 5.0 * CPU_CHARGE_ERROR * (n as f64).sqrt();
-    let model = if !cpu_reliable {
-        Model::Wall
-    } else if fit_model(&rows, Model::Both).is_some() {
-        Model::Both
-    } else {
-        Model::Cpu
-    };
-    let (a, b, inv, params) = fit_model(&rows, model)
-        .or_else(|| fit_model(&rows, Model::Cpu))
+    let reliable_fit = || fit_model(&rows, Model::Both).or_else(|| fit_model(&rows, Model::Cpu));
+    let (a, b, inv, params) = cpu_reliable
+        .then(reliable_fit)
+        .flatten()
         .or_else(|| fit_model(&rows, Model::Wall))?;
     let cov = (n > params).then(|| {
         let rss: f64 = rows

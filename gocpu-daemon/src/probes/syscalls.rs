@@ -150,7 +150,7 @@ impl SyscallProbes {
             .tick(budget, now, hits, target_cores, hit_cost);
         let finished = self.governor.last_period().filter(|p| Some(*p) != before);
         let samples = finished
-            .map(|p| period_samples(&self.bases, stats, now, &p))
+            .map(|p| period_samples(&self.bases, stats, &p))
             .unwrap_or_default();
         if finished.is_some() || (action == Action::Attach && !was_attached) {
             self.bases = stats.clone();
@@ -167,7 +167,7 @@ impl SyscallProbes {
             Action::Detach => self.detach_all(kernel),
             Action::Keep => {}
         }
-        (Some(self.governor.next_check(budget, now)), samples)
+        (Some(self.governor.next_check(now)), samples)
     }
 
     /// Attaches every tracepoint of the group; on an error, those attached stay for the caller
@@ -236,17 +236,14 @@ fn detach(kernel: &mut KernelProbes, tp: SyscallTracepoint, link: TracePointLink
     }
 }
 
-/// Each process's samples of a finished attached period of `attached` ending `now`, from its
-/// counters at the period's start (`bases`) and now; a process tracked during the period has no
-/// base and no sample.
+/// Each process's samples of the finished `period`, from its counters at the period's start
+/// (`bases`) and at its end; a process tracked during the period has no base and no sample.
 fn period_samples(
     bases: &HashMap<ProcKey, ProcStats>,
     now_stats: &HashMap<ProcKey, ProcStats>,
-    now: Instant,
     period: &Period,
 ) -> Vec<PeriodSamples> {
-    let seconds = period.attached.as_secs_f64();
-    if seconds <= 0.0 {
+    if period.attached.is_zero() {
         return Vec::new();
     }
     now_stats
@@ -254,12 +251,12 @@ fn period_samples(
         .filter_map(|(k, s)| {
             let (mut base, mut cur) = (*bases.get(k)?, *s);
             let cpu_ns = cur.oncpu_ns.saturating_sub(base.oncpu_ns);
-            let samples = COUNTERS.map(|field| Sample {
-                ended: now,
-                seconds,
-                calls: field(&mut cur).saturating_sub(*field(&mut base)),
-                cpu_ns,
-                after_off: period.after_off,
+            let samples = COUNTERS.map(|field| {
+                Sample::of(
+                    period,
+                    field(&mut cur).saturating_sub(*field(&mut base)),
+                    cpu_ns,
+                )
             });
             Some((*k, samples))
         })
@@ -277,8 +274,6 @@ struct Estimate {
     raw: ProcStats,
     /// Estimated cumulative counts (the [`COUNTERS`]; the rest is raw).
     estimated: ProcStats,
-    /// The process's attached periods, per [`COUNTERS`] entry.
-    samples: [SampleLog; 5],
     /// See [`Estimated::syscalls_known_since`].
     known_since: Option<(Instant, ProcStats)>,
 }
@@ -308,7 +303,6 @@ impl Estimate {
             exposure,
             raw,
             estimated: raw,
-            samples: Default::default(),
             known_since,
         }
     }
@@ -327,10 +321,28 @@ impl Estimate {
     }
 }
 
+/// One process's estimate and the attached periods it is made from (kept apart: the estimate
+/// moves on at every poll and request, the periods only when one ends).
+#[derive(Debug)]
+struct Tracked {
+    estimate: Estimate,
+    /// Per [`COUNTERS`] entry.
+    samples: [SampleLog; 5],
+}
+
+impl Tracked {
+    fn new(estimate: Estimate) -> Tracked {
+        Tracked {
+            estimate,
+            samples: Default::default(),
+        }
+    }
+}
+
 /// Per-process estimates of the syscall counters while their tracepoints are duty-cycled.
 #[derive(Debug, Default)]
 pub struct SyscallEstimates {
-    procs: HashMap<ProcKey, Estimate>,
+    procs: HashMap<ProcKey, Tracked>,
 }
 
 impl SyscallEstimates {
@@ -340,7 +352,12 @@ impl SyscallEstimates {
     pub fn start(&mut self, key: ProcKey, now: Instant, exposure: Duration) {
         self.procs.insert(
             key,
-            Estimate::baseline(now, exposure, ProcStats::default(), None),
+            Tracked::new(Estimate::baseline(
+                now,
+                exposure,
+                ProcStats::default(),
+                None,
+            )),
         );
     }
 
@@ -353,13 +370,17 @@ impl SyscallEstimates {
         raw: ProcStats,
         exposure: Duration,
     ) -> Estimated {
-        let next = match self.procs.get(&key) {
-            Some(e) => advance(e, now, raw, exposure),
-            None => Estimate::unstarted(now, exposure, raw),
-        };
-        let out = next.output();
-        self.procs.insert(key, next);
-        out
+        match self.procs.get_mut(&key) {
+            Some(t) => {
+                t.estimate = advance(&t.estimate, &t.samples, now, raw, exposure);
+                t.estimate.output()
+            }
+            None => {
+                let e = Estimate::unstarted(now, exposure, raw);
+                self.procs.insert(key, Tracked::new(e.clone()));
+                e.output()
+            }
+        }
     }
 
     /// As [`SyscallEstimates::estimate`], without moving the estimate on (an API request
@@ -372,15 +393,15 @@ impl SyscallEstimates {
         exposure: Duration,
     ) -> Estimated {
         match self.procs.get(&key) {
-            Some(e) => advance(e, now, raw, exposure).output(),
+            Some(t) => advance(&t.estimate, &t.samples, now, raw, exposure).output(),
             None => Estimate::unstarted(now, exposure, raw).output(),
         }
     }
 
     /// Adds `key`'s samples of a finished attached period.
     pub fn record(&mut self, key: ProcKey, samples: [Sample; 5]) {
-        if let Some(e) = self.procs.get_mut(&key) {
-            for (log, s) in e.samples.iter_mut().zip(samples) {
+        if let Some(t) = self.procs.get_mut(&key) {
+            for (log, s) in t.samples.iter_mut().zip(samples) {
                 log.push(s);
             }
         }
@@ -393,27 +414,33 @@ impl SyscallEstimates {
 }
 
 /// `e` moved on to `now`, where the kernel counts are `raw` and the group's cumulative attached
-/// time `exposure`. Estimates never go backwards.
-fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: Duration) -> Estimate {
+/// time `exposure`, the time not watched estimated from `samples`. Estimates never go backwards.
+fn advance(
+    e: &Estimate,
+    samples: &[SampleLog; 5],
+    now: Instant,
+    raw: ProcStats,
+    exposure: Duration,
+) -> Estimate {
     let dt = now.saturating_duration_since(e.at).as_secs_f64();
     let mut next = Estimate {
         at: now,
         exposure,
         raw,
         estimated: raw,
-        samples: e.samples.clone(),
         known_since: e.known_since,
     };
     let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
     let exposed = exposure.saturating_sub(e.exposure).as_secs_f64();
     // The CPU time of the interval not watched, taking the attached time as spread evenly over
-    // it (the periods' own CPU time went into the ratio).
+    // it (the periods' own CPU time went into the model).
     let cpu = raw.oncpu_ns.saturating_sub(e.raw.oncpu_ns) as f64 / 1e9;
     let unwatched = if dt > 0.0 {
         (1.0 - exposed / dt).clamp(0.0, 1.0)
     } else {
         0.0
     };
+    let since = now.checked_sub(POOL_WINDOW).unwrap_or(now);
     let mut unknown = false;
     for (k, field) in COUNTERS.iter().enumerate() {
         let counted = field(&mut raw_now).saturating_sub(*field(&mut prev_raw)) as f64;
@@ -423,8 +450,7 @@ fn advance(e: &Estimate, now: Instant, raw: ProcStats, exposure: Duration) -> Es
         } else {
             // Partly watched or not at all: what was counted, plus the model's calls for the
             // time and CPU time not watched.
-            let since = now.checked_sub(POOL_WINDOW).unwrap_or(now);
-            let extra = next.samples[k]
+            let extra = samples[k]
                 .pool(since, now)
                 .map(|p| p.predict(dt - exposed, cpu * unwatched).0);
             unknown |= extra.is_none();

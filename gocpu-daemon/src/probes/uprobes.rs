@@ -266,7 +266,7 @@ impl UprobeSet {
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
                 if let Some(p) = h.governor.last_period().filter(|_| finished) {
-                    for (user, sample) in period_samples(&h.bases, &per_user, now, &p) {
+                    for (user, sample) in period_samples(&h.bases, &per_user, &p) {
                         h.samples.entry(user).or_default().push(sample);
                     }
                 }
@@ -291,7 +291,7 @@ impl UprobeSet {
                     Action::Detach => detach(kernel, h),
                     Action::Keep => {}
                 }
-                let due = h.governor.next_check(budget, now);
+                let due = h.governor.next_check(now);
                 next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
@@ -410,32 +410,25 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
     }
 }
 
-/// Each process's sample of a finished attached period of `attached` ending `now`, from its
-/// readings at the period's start (`bases`) and now. A process tracked during the period has no
-/// base and gets no sample: its hits cover only part of it, so it waits for a whole one.
+/// Each process's sample of the finished `period`, from its readings at the period's start
+/// (`bases`) and at its end. A process tracked during the period has no base and gets no
+/// sample: its hits cover only part of it, so it waits for a whole one.
 fn period_samples(
     bases: &HashMap<ProcKey, HitReading>,
     now_readings: &[(ProcKey, HitReading)],
-    now: Instant,
     period: &Period,
 ) -> Vec<(ProcKey, Sample)> {
-    let seconds = period.attached.as_secs_f64();
-    if seconds <= 0.0 {
+    if period.attached.is_zero() {
         return Vec::new();
     }
     now_readings
         .iter()
         .filter_map(|(u, r)| {
             let base = bases.get(u)?;
+            let calls = r.hits.saturating_sub(base.hits);
             Some((
                 *u,
-                Sample {
-                    ended: now,
-                    seconds,
-                    calls: r.hits.saturating_sub(base.hits),
-                    cpu_ns: r.cpu_ns.saturating_sub(base.cpu_ns),
-                    after_off: period.after_off,
-                },
+                Sample::of(period, calls, r.cpu_ns.saturating_sub(base.cpu_ns)),
             ))
         })
         .collect()
@@ -474,7 +467,7 @@ mod tests {
             cut_short: false,
             after_off: true,
         };
-        let samples = period_samples(&bases, &now, t, &period);
+        let samples = period_samples(&bases, &now, &period);
         let got: Vec<(u32, u64, u64)> = samples
             .iter()
             .map(|(k, s)| (k.pid, s.calls, s.cpu_ns))
@@ -486,6 +479,6 @@ mod tests {
                 .all(|(_, s)| s.ended == t && s.seconds == 0.1 && s.after_off)
         );
         period.attached = Duration::ZERO;
-        assert!(period_samples(&bases, &now, t, &period).is_empty());
+        assert!(period_samples(&bases, &now, &period).is_empty());
     }
 }
