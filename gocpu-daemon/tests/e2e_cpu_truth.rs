@@ -23,7 +23,7 @@ use gocpu_testkit::{
     workload,
 };
 use serde_json::Value;
-use support::{Daemon, metrics::metrics, serial, spawn, wait};
+use support::{Daemon, dominant_class, metrics::metrics, serial, spawn};
 
 /// The test configuration's report window (support::Daemon writes `window_seconds: 5`).
 const WINDOW: Duration = Duration::from_secs(5);
@@ -99,23 +99,7 @@ impl LoadedPrometheus {
             ),
         )
         .unwrap();
-        let process = KillOnDrop(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", cfg.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--log.level=warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("prometheus (Debian package `prometheus`; `cargo xtask setup`)"),
-        );
-        wait("Prometheus ready", Duration::from_secs(30), || {
-            http::get(addr, "/-/ready").ok().filter(|r| r.status == 200)
-        });
+        let process = support::prometheus::start(&cfg, dir.path(), addr, Stdio::null());
         let stop = Arc::new(AtomicBool::new(false));
         let clients = [
             "/metrics",
@@ -298,17 +282,7 @@ fn cgo_spin_is_cgo_as_perf_sees_it() {
     let (perf_share, perf_samples) = perf_c_share(spin.pid(), &bin, secs);
     let doc = d.json(&format!("/processes/{}", spin.pid()));
     let ctx = serde_json::to_string(&doc["cpu"]).unwrap();
-    let classes = doc["cpu"]["classes"].as_object().unwrap();
-    let dominant = classes
-        .iter()
-        .max_by(|a, b| {
-            a.1["share"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b.1["share"].as_f64().unwrap())
-        })
-        .map(|(k, _)| k.clone())
-        .unwrap();
+    let dominant = dominant_class(&doc);
     let (cgo, _) = class(&doc, "cgo");
     let samples = doc["cpu"]["samples"].as_u64().unwrap_or(0);
     println!(

@@ -17,7 +17,7 @@ use gocpu_common::DropReason;
 use gocpu_testkit::{Variant, build, debian_go, workload};
 use serde_json::Value;
 use support::{
-    Daemon,
+    Daemon, hotspot_functions,
     metrics::{Series, metrics},
     serial, spawn, wait,
 };
@@ -43,15 +43,6 @@ fn cgocalls(m: &[Series], pid: u32) -> f64 {
                 && s.labels.get("function").map(String::as_str) == Some("runtime.cgocall")
         })
         .map_or(0.0, |s| s.value)
-}
-
-fn functions(v: &Value, table: &str) -> Vec<String> {
-    v["hotspots"][table]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["function"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -115,8 +106,8 @@ fn stack_capture_survives_100k_distinct_stacks_and_losses_are_counted() {
     std::thread::sleep(Duration::from_secs(6));
     let v = d.json(&format!("/processes/{pid}/hotspots?seconds=5&top=15"));
     let after = lost(&metrics(&d));
-    let by_self = functions(&v, "by_self");
-    let by_cum = functions(&v, "by_cumulative");
+    let by_self = hotspot_functions(&v, "by_self");
+    let by_cum = hotspot_functions(&v, "by_cumulative");
     eprintln!("fresh phase: by_self {by_self:?}\nby_cumulative {by_cum:?}");
     // CPU stacks: captured and symbolized.
     assert!(by_self.iter().any(|f| f == "main.freshGoSpin"), "{v}");

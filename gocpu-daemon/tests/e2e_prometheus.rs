@@ -88,31 +88,11 @@ impl Prometheus {
         );
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = KillOnDrop(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", cfg.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--log.level=warn")
-                .stdout(std::process::Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("prometheus (Debian package `prometheus`; `cargo xtask setup`)"),
-        );
-        let p = Prometheus {
+        Prometheus {
             addr,
-            _child: child,
+            _child: support::prometheus::start(&cfg, dir.path(), addr, log.into()),
             dir,
-        };
-        wait("Prometheus ready", Duration::from_secs(30), || {
-            http::get(p.addr, "/-/ready")
-                .ok()
-                .filter(|r| r.status == 200)
-        });
-        p
+        }
     }
 
     fn log(&self) -> String {

@@ -10,6 +10,7 @@ use std::{
 };
 
 pub mod metrics;
+pub mod prometheus;
 pub mod truth;
 
 use gocpu_testkit::{
@@ -228,4 +229,31 @@ pub fn spawn(binary: &std::path::Path, args: &[&str]) -> KillOnDrop {
 /// Re-export for tests.
 pub fn wait<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
     wait_for(what, timeout, f)
+}
+
+/// The CPU class with the largest share in a `/processes/{pid}` document.
+pub fn dominant_class(v: &serde_json::Value) -> String {
+    v["cpu"]["classes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a.1["share"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b.1["share"].as_f64().unwrap())
+        })
+        .map(|(k, _)| k.clone())
+        .unwrap()
+}
+
+/// The function names of hotspot table `table` (`by_self`, `by_cumulative`) in a
+/// `/processes/{pid}/hotspots` document.
+pub fn hotspot_functions(v: &serde_json::Value, table: &str) -> Vec<String> {
+    v["hotspots"][table]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["function"].as_str().unwrap().to_string())
+        .collect()
 }

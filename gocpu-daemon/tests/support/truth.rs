@@ -28,6 +28,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use gocpu_daemon::probes::tracefs::tracefs_mounts;
+
 /// A cumulative count sampled over time.
 #[derive(Clone, Debug, Default)]
 pub struct Series(Vec<(Instant, u64)>);
@@ -62,13 +64,7 @@ impl Tracefs {
     /// Finds or mounts tracefs.
     pub fn open() -> Tracefs {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let mounted = mountinfo.lines().find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            if right.split_whitespace().next() != Some("tracefs") {
-                return None;
-            }
-            Some(PathBuf::from(left.split_whitespace().nth(4)?))
-        });
+        let mounted = tracefs_mounts(&mountinfo).into_iter().next();
         if let Some(root) = mounted {
             return Tracefs { root, own: None };
         }
