@@ -138,6 +138,10 @@ const MIN_OFF: Duration = Duration::from_secs(2);
 /// Hits a period over budget aims to see.
 const TARGET_HITS: f64 = 200.0;
 
+/// Longest period over budget, in samples (`sample_ms`): how long a rate that has jumped since
+/// the period before can cost more than planned.
+const LONGEST_PERIODS: u32 = 10;
+
 /// Shortest period: registering a uprobe takes tens of microseconds, during which hits count
 /// but the period's clock has not started.
 const MIN_PERIOD: Duration = Duration::from_millis(2);
@@ -181,9 +185,11 @@ impl Governor {
     /// The length of a period starting now. After a period over budget: what the duty cycle
     /// allows in the shortest detached time (a hook over budget by less than the minimum off
     /// time's worth would otherwise leave budget unused: fewer calls seen, a rougher estimate),
-    /// at least about [`TARGET_HITS`] hits' worth, between [`MIN_PERIOD`] and the full sample
-    /// (a hook far over budget is sampled briefly, and the same budget then buys more, shorter
-    /// periods). After a period within budget, the full sample.
+    /// at least about [`TARGET_HITS`] hits' worth, between [`MIN_PERIOD`] and
+    /// [`LONGEST_PERIODS`] samples (a hook far over budget is sampled briefly, and the same
+    /// budget then buys more, shorter periods; one a little over budget, 50 cgo calls a second
+    /// single-stepped, watched 100 ms in 2 s saw five calls a period and its rate stayed
+    /// withheld). After a period within budget, the full sample.
     fn planned_length(&self, cfg: &BudgetConfig) -> Duration {
         let sample = Duration::from_millis(cfg.sample_ms.max(1));
         match self.last {
@@ -192,7 +198,8 @@ impl Governor {
                 let hits = TARGET_HITS / p.hits_per_second.max(1.0);
                 let want = allowed.max(hits.min((sample / 10).as_secs_f64()));
                 let shortest = MIN_PERIOD.as_secs_f64();
-                Duration::from_secs_f64(want.clamp(shortest, sample.as_secs_f64().max(shortest)))
+                let longest = (sample * LONGEST_PERIODS).as_secs_f64().max(shortest);
+                Duration::from_secs_f64(want.clamp(shortest, longest))
             }
             _ => sample,
         }
@@ -616,6 +623,14 @@ mod tests {
         warm.tick(&cfg, back, 300, 1.0, EMULATED);
         let len = warm.next_check(back) - back;
         assert!(len > ms(45) && len < ms(46), "{len:?}");
+        // 50 hits/s single-stepped on a tenth of a core: 0.25%, duty 0.4; the 2 s off time
+        // allows 1.33 s, ten samples' worth at most.
+        let mut slow = Governor::seeded(t0, 7);
+        slow.tick(&cfg, t0, 0, 0.1, STEPPED);
+        slow.tick(&cfg, t0 + ms(100), 5, 0.1, STEPPED);
+        let back = slow.next_check(t0 + ms(100));
+        slow.tick(&cfg, back, 5, 0.1, STEPPED);
+        assert_eq!(slow.next_check(back) - back, ms(1000));
         // A period within budget is followed by a full one, with no early check either.
         let mut cheap = Governor::seeded(t0, 7);
         cheap.tick(&cfg, t0, 0, 1.0, EMULATED);
