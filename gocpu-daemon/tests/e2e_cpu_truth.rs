@@ -281,7 +281,12 @@ fn cgo_spin_is_cgo_as_perf_sees_it() {
     let secs = WINDOW.as_secs();
     let (perf_share, perf_samples) = perf_c_share(spin.pid(), &bin, secs);
     let doc = d.json(&format!("/processes/{}", spin.pid()));
-    let ctx = serde_json::to_string(&doc["cpu"]).unwrap();
+    let ctx = format!(
+        "{}\ndaemon log about {}:\n{}",
+        serde_json::to_string(&doc["cpu"]).unwrap(),
+        spin.pid(),
+        d.log_about(spin.pid())
+    );
     let dominant = dominant_class(&doc);
     let (cgo, _) = class(&doc, "cgo");
     let samples = doc["cpu"]["samples"].as_u64().unwrap_or(0);

