@@ -131,12 +131,14 @@ impl Ingest {
             // Exec'd into another binary (same identity) or pid reused: start over.
             self.forget(old_key);
         }
+        let mut tracked_at = None;
         let tracking = match &*insp.binary {
             BinaryFacts::NotGo { .. } => return,
             BinaryFacts::Unusable { reason } => Tracking::Untracked {
                 reason: format!("binary could not be analysed: {reason}"),
             },
             BinaryFacts::Go(facts) => {
+                tracked_at = Some(Instant::now());
                 let res =
                     s.manager()
                         .track(insp.key, insp.file, &insp.handle, facts, &s.config.probes);
@@ -158,7 +160,12 @@ impl Ingest {
             "Go process discovered"
         );
         let window_len = Duration::from_secs(s.config.ingest.window_seconds);
-        let window = Window::new(window_len);
+        let mut window = Window::new(window_len);
+        if let (Tracking::Tracked, Some(at)) = (&tracking, tracked_at) {
+            // The kernel's counters start from zero when tracking starts: that is a sample,
+            // and with it the first poll already gives a rate (the governor needs the CPU use).
+            window.push(at, Default::default());
+        }
         let analysis = match (&tracking, &*insp.binary) {
             (Tracking::Tracked, BinaryFacts::Go(facts)) => {
                 let maps = s.discovery.procfs().maps(insp.key.pid).unwrap_or_default();
@@ -284,19 +291,23 @@ impl Ingest {
     /// to run.
     pub fn govern(&self) -> Option<Instant> {
         let s = &self.shared;
-        let mut cores: HashMap<FileKey, f64> = HashMap::new();
-        for p in s.model().iter() {
+        // A binary's CPU use is known once each of its processes has been polled since it was
+        // tracked; a process tracked a moment ago would otherwise count as idle, and a hook hit
+        // fifty times a second would look twenty times over budget on the floor of
+        // `MIN_TARGET_CORES` (its first period cut short, its rate left to one short sample).
+        let mut cores: HashMap<FileKey, Option<f64>> = HashMap::new();
+        for p in s.model().iter().filter(|p| p.tracking == Tracking::Tracked) {
             let d = p.window.latest_delta();
-            if d.seconds > 0.0 {
-                *cores.entry(p.file).or_default() += d.stats.oncpu_ns as f64 / 1e9 / d.seconds;
-            }
+            let known = (d.seconds > 0.0).then(|| d.stats.oncpu_ns as f64 / 1e9 / d.seconds);
+            let sum = cores.entry(p.file).or_insert(Some(0.0));
+            *sum = sum.zip(known).map(|(a, b)| a + b);
         }
         let probes = &s.config.probes;
         let budget = probes
             .budget
             .per_hook(crate::probes::uprobes::governed_hooks(probes));
         s.manager()
-            .govern(&budget, &|f| cores.get(&f).copied().unwrap_or(0.0))
+            .govern(&budget, &|f| cores.get(&f).copied().flatten())
     }
 
     /// Measures the uprobe hit cost (blocking, about a second; the probe manager is locked only

@@ -132,12 +132,16 @@ impl ProbeManager {
     }
 
     /// Runs the uprobe and syscall tracepoint governors: `cores` gives the CPU use of each
-    /// binary's processes. Returns when the earliest governor wants its next tick.
+    /// binary's processes (`None` until every one of them has been polled twice: then the
+    /// machine's CPU count, the most they can use, so that a hook is not judged over budget
+    /// on a CPU use nobody measured). Returns when the earliest governor wants its next tick.
     pub fn govern(
         &mut self,
         budget: &BudgetConfig,
-        cores: &dyn Fn(FileKey) -> f64,
+        cores: &dyn Fn(FileKey) -> Option<f64>,
     ) -> Option<Instant> {
+        let machine = self.nr_cpus as f64;
+        let cores = |f: FileKey| cores(f).unwrap_or(machine);
         let stats: HashMap<ProcKey, ProcStats> = self
             .tracked
             .values()
@@ -150,7 +154,7 @@ impl ProbeManager {
         let now = Instant::now();
         let files: std::collections::HashSet<FileKey> =
             self.tracked.values().map(|(_, f)| *f).collect();
-        let all_cores: f64 = files.iter().map(|f| cores(*f)).sum();
+        let all_cores: f64 = files.iter().map(|f| cores(*f)).sum::<f64>().min(machine);
         let syscalls = if self.tracked.is_empty() {
             self.syscalls.suspend(&mut self.kernel, now);
             None
@@ -173,7 +177,7 @@ impl ProbeManager {
             now,
             budget,
             &StatsHits(stats),
-            cores,
+            &cores,
             &cost,
         );
         uprobes.into_iter().chain(syscalls).min()

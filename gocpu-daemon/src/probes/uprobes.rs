@@ -266,6 +266,15 @@ impl UprobeSet {
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
                 if let Some(p) = h.governor.last_period().filter(|_| finished) {
+                    tracing::debug!(
+                        function = h.hook.function(),
+                        attached_ms = p.attached.as_secs_f64() * 1e3,
+                        hits_per_second = p.hits_per_second,
+                        target_cores,
+                        overhead = p.overhead_attached,
+                        duty = p.duty,
+                        "uprobe period"
+                    );
                     for (user, sample) in period_samples(&h.bases, &per_user, &p) {
                         h.samples.entry(user).or_default().push(sample);
                     }
