@@ -188,6 +188,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn a_hard_link_keeps_the_key_and_a_write_changes_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bin");
