@@ -37,7 +37,7 @@ pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU array of `u64` drop counters indexed by [`crate::DropReason`].
     pub const DROPS: &str = "DROPS";
-    /// Per-CPU array with one `CpuSlice` per CPU (kernel-internal scheduling bookkeeping).
+    /// Per-CPU array with one `CpuSlice` per CPU: the running slices, uncharged so far.
     pub const CPU_SLICE: &str = "CPU_SLICE";
     /// LRU hash `tid -> ThreadStats` of tracked processes' threads (the kernel inserts).
     pub const THREADS: &str = "THREADS";
@@ -358,14 +358,18 @@ impl FutexOp {
     }
 }
 
-/// The running slice on one CPU: when the current task got the CPU (kernel-internal).
+/// The running slice on one CPU: since when, and for which process, it runs uncharged.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuSlice {
     /// `bpf_ktime_get_ns()` at the last switch (or flush) on this CPU; 0 before the first one.
     pub start_ns: u64,
+    /// Thread-group id of the running task if it is a known thread of a tracked process, else 0.
+    pub tgid: u32,
+    /// Zero.
+    pub reserved: u32,
 }
-const _: () = assert!(size_of::<CpuSlice>() == 8);
+const _: () = assert!(size_of::<CpuSlice>() == 16);
 
 /// Kinds of [`ProcEvent`]; the discriminants are stable wire values.
 #[repr(u32)]

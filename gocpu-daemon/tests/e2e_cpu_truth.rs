@@ -303,3 +303,55 @@ fn cgo_spin_is_cgo_as_perf_sees_it() {
     drop(spin);
     d.stop();
 }
+
+/// A thread that keeps its CPU is charged at the 99 Hz clock; the CPU time gocpu reads must still
+/// be that of the moment it reads, not of the last tick (a 2 ms measurement period of the
+/// estimator would otherwise see 0 or 10 ms). Reads a millisecond or two apart of a process
+/// spinning one thread in C: its CPU time advances at nearly every read, and by about the wall
+/// time between reads, where read as charged it would stand still for four reads in five.
+#[test]
+fn cpu_time_is_read_as_of_now_not_as_of_the_last_tick() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let bin = build(
+        &go_bin_series("1.25"),
+        &workload("cgospin"),
+        Variant::Default,
+    );
+    let spin = spawn(&bin, &["-goroutines", "1", "-call-ms", "1000"]);
+    d.wait_listed(spin.pid());
+    thread::sleep(Duration::from_secs(1));
+    let path = format!("/processes/{}", spin.pid());
+    let readings: Vec<(std::time::Instant, f64)> = (0..200)
+        .map(|_| {
+            thread::sleep(Duration::from_millis(1));
+            let v = d.json(&path);
+            let at = std::time::Instant::now();
+            (at, v["totals"]["oncpu_seconds"].as_f64().unwrap())
+        })
+        .collect();
+    let pairs: Vec<(f64, f64)> = readings
+        .windows(2)
+        .map(|w| ((w[1].0 - w[0].0).as_secs_f64(), w[1].1 - w[0].1))
+        .collect();
+    let still = pairs.iter().filter(|(_, cpu)| *cpu <= 0.0).count();
+    let wall: f64 = pairs.iter().map(|p| p.0).sum();
+    let cpu: f64 = pairs.iter().map(|p| p.1).sum();
+    println!(
+        "{} reads over {wall:.3} s: CPU advanced {cpu:.3} s, stood still at {still}",
+        pairs.len()
+    );
+    // The spinning thread is alone on one of two CPUs, but the daemon and this test share
+    // the other; a read can fall while the spinner is preempted.
+    assert!(
+        still <= pairs.len() / 5,
+        "CPU time stood still at {still} of {} reads: read as last charged",
+        pairs.len()
+    );
+    assert!(
+        (cpu / wall - 1.0).abs() <= 0.2,
+        "CPU {cpu:.3} s over {wall:.3} s of one spinning thread"
+    );
+    drop(spin);
+    d.stop();
+}

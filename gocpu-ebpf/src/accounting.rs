@@ -208,6 +208,17 @@ pub fn close_slice(now: u64) -> u64 {
     }
 }
 
+/// Records whose slice runs on this CPU (`tgid`, 0 for a task not tracked): user space adds the
+/// running slices to the charged time, so that the CPU time it reads is exact at any instant,
+/// not up to a clock period stale (a 2 ms measurement period needs that).
+#[inline(always)]
+pub fn set_slice_owner(tgid: u32) {
+    if let Some(slice) = CPU_SLICE.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, written only at sched_switch and the CPU clock (see close_slice).
+        unsafe { (*slice).tgid = tgid };
+    }
+}
+
 /// Monotonic nanoseconds (CLOCK_MONOTONIC, as `bpf_ktime_get_ns`).
 #[inline(always)]
 pub fn now_ns() -> u64 {

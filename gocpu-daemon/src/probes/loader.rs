@@ -2,7 +2,7 @@
 //! process lifecycle tracepoints and the per-CPU clock event. Uprobes are loaded here but attached
 //! per binary by [`crate::probes::uprobes`], the syscall tracepoints under the budget by
 //! [`crate::probes::syscalls`].
-use std::path::PathBuf;
+use std::{collections::HashMap, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -20,7 +20,9 @@ use crate::{
     config::Config,
     preflight::{Features, KernelVersion, SWITCH_STATE_KERNEL, StatsPlan, StatsSource},
     probes::{
-        ProbeError, tracefs,
+        ProbeError,
+        cpu_now::{self, CpuFloor},
+        tracefs,
         uprobe_link::{Scope, UprobeLink, UprobePath, UprobePrograms},
     },
 };
@@ -66,6 +68,10 @@ pub struct KernelProbes {
     pub procs: PerCpuHashMap<MapData, u32, ProcStats>,
     /// `DROPS`: per-CPU drop counters.
     pub drops: PerCpuArray<MapData, u64>,
+    /// `CPU_SLICE`: the slice running on each CPU, not yet charged to its process.
+    cpu_slice: PerCpuArray<MapData, gocpu_common::CpuSlice>,
+    /// Keeps [`KernelProbes::read`]'s CPU time from going backwards.
+    pub cpu_floor: CpuFloor,
     /// `EVENTS`, until taken by the event reader.
     events: Option<PerfEventArray<MapData>>,
     /// Aggregation maps, until taken by ingest.
@@ -274,6 +280,7 @@ impl KernelProbes {
             .ok_or_else(|| missing_map(maps::EVENTS))?;
         let events = PerfEventArray::try_from(events).map_err(map_err(maps::EVENTS))?;
         let prog_runs = take(&mut ebpf, maps::PROG_RUNS)?;
+        let cpu_slice = take(&mut ebpf, maps::CPU_SLICE)?;
         let grace = crate::probes::grace::RcuGrace::new()
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "generation flips fall back to a fixed pause");
@@ -308,6 +315,8 @@ impl KernelProbes {
             ebpf,
             procs,
             drops,
+            cpu_slice,
+            cpu_floor: CpuFloor::default(),
             events: Some(events),
             aggregates: Some(aggregates),
             logger,
@@ -316,6 +325,39 @@ impl KernelProbes {
             stats_source,
             prog_runs,
         })
+    }
+
+    /// Current cumulative counters of `pid`, summed over CPUs, its CPU time including the
+    /// slices running now (`cpu_now.rs`); `None` when not in the table.
+    pub fn read(&self, pid: u32) -> Option<ProcStats> {
+        self.read_with(pid, &self.running())
+    }
+
+    /// As [`KernelProbes::read`], with the running slices read once for many processes.
+    pub fn read_with(&self, pid: u32, running: &HashMap<u32, u64>) -> Option<ProcStats> {
+        let values = self.procs.get(&pid, 0).ok()?;
+        let mut sum = ProcStats::default();
+        for v in values.iter() {
+            sum.accumulate(v);
+        }
+        let now = sum
+            .oncpu_ns
+            .wrapping_add(running.get(&pid).copied().unwrap_or(0));
+        sum.oncpu_ns = self.cpu_floor.settle(pid, now);
+        Some(sum)
+    }
+
+    /// Uncharged running time per tracked process, now (empty if the slices are unreadable:
+    /// the charged time alone is then what there is).
+    pub fn running(&self) -> HashMap<u32, u64> {
+        // Slices first, then the clock: a slice that starts in between is not counted as ahead.
+        match self.cpu_slice.get(&0, 0) {
+            Ok(slices) => cpu_now::running(&slices, cpu_now::monotonic_ns()),
+            Err(e) => {
+                tracing::debug!(error = %e, "CPU_SLICE unreadable");
+                HashMap::new()
+            }
+        }
     }
 
     /// Tracepoint program `name` (loaded, for the governed syscall tracepoints).

@@ -24,28 +24,9 @@ use crate::{
         calibrate::HitCost,
         loader::{AggregateMaps, KernelProbes},
         syscalls::{Estimated, SyscallEstimates, SyscallProbes},
-        uprobes::{HitReading, HitSource, HookStatus, UprobeSet},
+        uprobes::{HookStatus, UprobeSet},
     },
 };
-
-/// Hit counters read from `PROCS`.
-struct StatsHits(HashMap<ProcKey, ProcStats>);
-
-impl HitSource for StatsHits {
-    fn read(&self, key: ProcKey, hook: RuntimeHook) -> Option<HitReading> {
-        let s = self.0.get(&key)?;
-        let hits = match hook {
-            RuntimeHook::Futex => s.futex_calls,
-            RuntimeHook::Usleep => s.usleep_calls,
-            RuntimeHook::Mcall => s.mcall_calls,
-            RuntimeHook::Cgocall => s.cgocall_calls,
-        };
-        Some(HitReading {
-            hits,
-            cpu_ns: s.oncpu_ns,
-        })
-    }
-}
 
 /// Owner of the loaded kernel side and of the tracked set.
 #[derive(Debug)]
@@ -142,10 +123,11 @@ impl ProbeManager {
     ) -> Option<Instant> {
         let machine = self.nr_cpus as f64;
         let cores = |f: FileKey| cores(f).unwrap_or(machine);
+        let running = self.kernel.running();
         let stats: HashMap<ProcKey, ProcStats> = self
             .tracked
             .values()
-            .filter_map(|(k, _)| self.read(k.pid).map(|s| (*k, s)))
+            .filter_map(|(k, _)| self.kernel.read_with(k.pid, &running).map(|s| (*k, s)))
             .collect();
         let cost = self.hit_cost.unwrap_or(HitCost {
             emulated: Duration::from_nanos(budget.emulated_hit_ns),
@@ -172,14 +154,9 @@ impl ProbeManager {
             }
             next
         };
-        let uprobes = self.uprobes.govern(
-            &mut self.kernel,
-            now,
-            budget,
-            &StatsHits(stats),
-            &cores,
-            &cost,
-        );
+        let uprobes = self
+            .uprobes
+            .govern(&mut self.kernel, now, budget, &stats, &cores, &cost);
         uprobes.into_iter().chain(syscalls).min()
     }
 
@@ -249,6 +226,7 @@ impl ProbeManager {
             self.syscalls.forget(key, &last);
         }
         self.estimates.forget(key);
+        self.kernel.cpu_floor.forget(key.pid);
         if let Err(e) = self.kernel.procs.remove(&key.pid) {
             tracing::debug!(pid = key.pid, error = %e, "PROCS entry already gone");
         }
@@ -271,14 +249,9 @@ impl ProbeManager {
         &mut self.aggregates
     }
 
-    /// Current cumulative counters of `pid`, summed over CPUs; `None` when not in the table.
+    /// Current cumulative counters of `pid` ([`KernelProbes::read`]).
     pub fn read(&self, pid: u32) -> Option<ProcStats> {
-        let values = self.kernel.procs.get(&pid, 0).ok()?;
-        let mut sum = ProcStats::default();
-        for v in values.iter() {
-            sum.accumulate(v);
-        }
-        Some(sum)
+        self.kernel.read(pid)
     }
 
     /// Events lost in kernel, per reason, summed over CPUs.

@@ -3,6 +3,7 @@
 pub mod aggregates;
 pub mod budget;
 pub mod calibrate;
+pub mod cpu_now;
 pub mod estimate;
 pub mod events;
 pub mod grace;

@@ -157,7 +157,16 @@ impl SyscallProbes {
         }
         match action {
             Action::Attach => match self.attach_all(kernel) {
-                Ok(()) => self.governor.attached_at(Instant::now()),
+                Ok(()) => {
+                    self.governor.attached_at(Instant::now());
+                    // The period starts now, its counts and CPU time too (attaching three
+                    // tracepoints takes as long as a short period).
+                    let running = kernel.running();
+                    self.bases = stats
+                        .keys()
+                        .filter_map(|k| Some((*k, kernel.read_with(k.pid, &running)?)))
+                        .collect();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "syscall tracepoints not attached");
                     self.detach_all(kernel);

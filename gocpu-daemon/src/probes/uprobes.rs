@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use gocpu_common::ProcStats;
 use gocpu_gobin::sites::UprobeHandling;
 use serde::Serialize;
 
@@ -129,10 +130,20 @@ pub struct HitReading {
     pub cpu_ns: u64,
 }
 
-/// Reads a process's cumulative hit counter of a hook.
-pub trait HitSource {
-    /// Cumulative hits of `hook` in process `key`, with its CPU time.
-    fn read(&self, key: ProcKey, hook: RuntimeHook) -> Option<HitReading>;
+impl HitReading {
+    /// The reading of `hook` in counters `s`.
+    pub fn of(s: &ProcStats, hook: RuntimeHook) -> HitReading {
+        let hits = match hook {
+            RuntimeHook::Futex => s.futex_calls,
+            RuntimeHook::Usleep => s.usleep_calls,
+            RuntimeHook::Mcall => s.mcall_calls,
+            RuntimeHook::Cgocall => s.cgocall_calls,
+        };
+        HitReading {
+            hits,
+            cpu_ns: s.oncpu_ns,
+        }
+    }
 }
 
 /// Every binary's uprobe attachments.
@@ -228,7 +239,7 @@ impl UprobeSet {
         kernel: &mut KernelProbes,
         now: Instant,
         budget: &crate::probes::budget::BudgetConfig,
-        hits: &dyn HitSource,
+        stats: &HashMap<ProcKey, ProcStats>,
         cores: &dyn Fn(FileKey) -> f64,
         cost: &HitCost,
     ) -> Option<Instant> {
@@ -254,7 +265,10 @@ impl UprobeSet {
                 let per_user: Vec<(ProcKey, HitReading)> = b
                     .users
                     .iter()
-                    .map(|u| (*u, hits.read(*u, h.hook).unwrap_or_default()))
+                    .map(|u| {
+                        let s = stats.get(u).copied().unwrap_or_default();
+                        (*u, HitReading::of(&s, h.hook))
+                    })
                     .collect();
                 let total: u64 = per_user.iter().map(|(_, n)| n.hits).sum();
                 let hit_cost = match site.handling {
@@ -288,6 +302,17 @@ impl UprobeSet {
                             h.link = Some(link);
                             let done = Instant::now();
                             h.governor.attached_at(done);
+                            // Registering takes milliseconds on a busy binary, as long as a
+                            // short period: the period's CPU time starts where its clock does.
+                            let running = kernel.running();
+                            h.bases = b
+                                .users
+                                .iter()
+                                .filter_map(|u| {
+                                    let s = kernel.read_with(u.pid, &running)?;
+                                    Some((*u, HitReading::of(&s, h.hook)))
+                                })
+                                .collect();
                             h.attached_at = Some(done);
                             h.error = None;
                         }
@@ -435,10 +460,8 @@ fn period_samples(
         .filter_map(|(u, r)| {
             let base = bases.get(u)?;
             let calls = r.hits.saturating_sub(base.hits);
-            Some((
-                *u,
-                Sample::of(period, calls, r.cpu_ns.saturating_sub(base.cpu_ns)),
-            ))
+            let cpu = r.cpu_ns.saturating_sub(base.cpu_ns);
+            Some((*u, Sample::of(period, calls, cpu)))
         })
         .collect()
 }
@@ -462,7 +485,7 @@ mod tests {
     fn only_processes_present_for_the_whole_period_get_a_sample() {
         let bases = HashMap::from([(key(1), reading(100, 5)), (key(2), reading(0, 0))]);
         let now = [
-            (key(1), reading(150, 25)),
+            (key(1), reading(150, 20_005)),
             (key(2), reading(0, 0)),
             (key(3), reading(7, 9)),
         ];
@@ -477,11 +500,12 @@ mod tests {
             after_off: true,
         };
         let samples = period_samples(&bases, &now, &period);
-        let got: Vec<(u32, u64, u64)> = samples
+        let mut got: Vec<(u32, u64, u64)> = samples
             .iter()
             .map(|(k, s)| (k.pid, s.calls, s.cpu_ns))
             .collect();
-        assert_eq!(got, vec![(1, 50, 20), (2, 0, 0)]);
+        got.sort();
+        assert_eq!(got, vec![(1, 50, 20_000), (2, 0, 0)]);
         assert!(
             samples
                 .iter()

@@ -16,7 +16,7 @@ use gocpu_common::{ProgramId, THREAD_EXITING};
 use crate::{
     accounting::{
         close_slice, current, existing_thread_mut, forget_thread, now_ns, orphaned_thread,
-        stats_mut, thread_mut, timed, update_keyed, user_frames,
+        set_slice_owner, stats_mut, thread_mut, timed, update_keyed, user_frames,
     },
     maps::OFFCPU,
 };
@@ -58,7 +58,7 @@ fn switch(ctx: &RawTracePointContext, state: u64) {
     let next: u64 = ctx.arg(2);
     let now = now_ns();
     switch_out(ctx, now, prev, preempt & 1 != 0, state);
-    switch_in(next, now);
+    set_slice_owner(switch_in(next, now));
 }
 
 fn switch_out(ctx: &RawTracePointContext, now: u64, prev: u64, preempt: bool, state: u64) {
@@ -109,13 +109,16 @@ fn switch_out(ctx: &RawTracePointContext, now: u64, prev: u64, preempt: bool, st
     }
 }
 
-fn switch_in(next: u64, now: u64) {
+/// Closes the incoming task's off-CPU interval; returns its process (0: not a known thread of a
+/// tracked process), the owner of the slice it starts.
+fn switch_in(next: u64, now: u64) -> u32 {
     let Some(th) = existing_thread_mut(next) else {
-        return;
+        return 0;
     };
+    let tgid = th.tgid;
     let since = th.off_since_ns;
     if since == 0 || now <= since {
-        return;
+        return tgid;
     }
     th.off_since_ns = 0;
     let off = now - since;
@@ -133,12 +136,11 @@ fn switch_in(next: u64, now: u64) {
     };
     th.blocked_ns = th.blocked_ns.wrapping_add(blocked);
     th.runq_wait_ns = th.runq_wait_ns.wrapping_add(waiting);
-    let tgid = th.tgid;
     let Some(stats) = stats_mut(tgid) else {
         // The entry was made while its process was tracked; user space removed the process
         // meanwhile (untracked, or exited) before deleting the entry.
         orphaned_thread(next);
-        return;
+        return 0;
     };
     stats.blocked_ns = stats.blocked_ns.wrapping_add(blocked);
     stats.runq_wait_ns = stats.runq_wait_ns.wrapping_add(waiting);
@@ -153,4 +155,5 @@ fn switch_in(next: u64, now: u64) {
             v.count = v.count.wrapping_add(1);
         });
     }
+    tgid
 }
