@@ -42,16 +42,18 @@ fn deploy_queries_name_only_what_a_live_daemon_exports() {
     let w = spawn(&bin, &["-goroutines", "1", "-call-ms", "20"]);
     d.wait_listed(w.pid());
     // Per-process families appear with the first report, the goroutine growth rate with the
-    // second runtime read, the hit cost after calibration.
+    // second runtime read, the hit cost after calibration, a call rate once one is bounded
+    // (an interval narrower than itself: a hook within budget, or enough sampled periods).
     let flag = format!("gocpu_process_flag{{pid=\"{}\"", w.pid());
     let text = wait(
-        "per-process families, the growth rate and the calibrated hit cost",
+        "per-process families, the growth rate, a call rate and the calibrated hit cost",
         Duration::from_secs(40),
         || {
             let r = http::get_with(d.addr, "/metrics", &[OPENMETRICS]).ok()?;
             (r.body.contains(&flag)
                 && r.body.contains("gocpu_process_ratio{")
                 && r.body.contains("gocpu_process_goroutine_growth_rate{")
+                && r.body.contains("gocpu_process_runtime_call_rate{")
                 && r.body.contains("gocpu_uprobe_hit_cost_seconds{"))
             .then_some(r.body)
         },
