@@ -342,10 +342,7 @@ impl Ingest {
         // Lock order: manager, then model.
         let mut m = s.manager();
         let now = Instant::now();
-        let reads: Vec<_> = keys
-            .iter()
-            .filter_map(|k| m.read_estimated(*k, now).map(|st| (*k, st)))
-            .collect();
+        let reads = m.read_estimated(&keys, now);
         let agg = m.aggregates();
         let data = aggregates::PollData {
             samples: agg.drain_samples(),

@@ -205,9 +205,10 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
     } else {
         fit_model(&rows, Model::Wall)
     };
-    let (a, b, inv, params) = fitted?;
+    let fitted = fitted?;
+    let (a, b, inv, params) = fitted;
     let cov = (n > params).then(|| {
-        let var = rss(&(a, b, inv, params)) / (n - params) as f64;
+        let var = rss(&fitted) / (n - params) as f64;
         inv.map(|row| row.map(|v| v * var))
     });
     Some(Pool {

@@ -160,12 +160,18 @@ impl ProbeManager {
         uprobes.into_iter().chain(syscalls).min()
     }
 
-    /// Counters of `key` as [`ProbeManager::read`] gives them, with the syscall counters
-    /// estimated for the time their tracepoints were detached (see [`crate::probes::syscalls`]).
-    pub fn read_estimated(&mut self, key: ProcKey, now: Instant) -> Option<Estimated> {
-        let raw = self.read(key.pid)?;
+    /// Counters of each of `keys` still in the table, as [`ProbeManager::read`] gives them
+    /// (the running slices read once for all), with the syscall counters estimated for the time
+    /// their tracepoints were detached (see [`crate::probes::syscalls`]).
+    pub fn read_estimated(&mut self, keys: &[ProcKey], now: Instant) -> Vec<(ProcKey, Estimated)> {
+        let running = self.kernel.running();
         let exposure = self.syscalls.exposure(now);
-        Some(self.estimates.estimate(key, now, raw, exposure))
+        keys.iter()
+            .filter_map(|k| {
+                let raw = self.kernel.read_with(k.pid, &running)?;
+                Some((*k, self.estimates.estimate(*k, now, raw, exposure)))
+            })
+            .collect()
     }
 
     /// Counters of tracked `pid`, read now and estimated as [`ProbeManager::read_estimated`]
