@@ -196,11 +196,18 @@ fn row3_scheduler_storm_is_scheduler_and_pseudo_idle() {
                     > 50.0,
                 "{ctx}: {fx}"
             );
+            // Goroutine switches: counted, or withheld because the probe's own traps were most
+            // of the CPU time it watched (what a storm's switches do), its lower bound then
+            // still a storm's when there is one.
             let mcall = &v["runtime"]["calls"]["runtime.mcall"];
-            assert!(
-                mcall["per_second"].as_f64().unwrap_or(0.0) > 10_000.0,
-                "{ctx}: {mcall}"
-            );
+            let storm = match mcall["per_second"].as_f64() {
+                Some(r) => r > 10_000.0,
+                None => {
+                    mcall["withheld"] == "the hook's own cost is most of the CPU time it watched"
+                        && mcall["low"].as_f64().is_none_or(|low| low > 10_000.0)
+                }
+            };
+            assert!(storm, "{ctx}: {mcall}");
         },
         no_truth,
     );

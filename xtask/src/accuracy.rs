@@ -39,10 +39,15 @@ pub fn run() -> Result<()> {
         "accuracy",
         &format!(
             "Every estimated rate against an independent count over the same 10 s windows (30 \
-             per workload, 2 s apart), at the default overhead budget: uprobe hits against a \
-             tracefs uprobe at the same offset, syscalls against `perf stat` on \
-             `raw_syscalls:sys_enter` for the process. Targets: sampled within ±25% (median) \
-             and ±50% (90% of windows); exact within ±2% on steady workloads.\n\n{body}"
+             per workload, 2 s apart), at the default overhead budget, counted without a \
+             breakpoint in the program where possible: syscalls, runtime.futex (one futex(2) \
+             each) and runtime.usleep (one nanosleep(2) each) by `perf stat` on \
+             `raw_syscalls:sys_enter` for the process; runtime.mcall of the bursty workload by \
+             its own round-trip count read from its memory (2 calls each, checked against a \
+             uprobe before every case); runtime.mcall of the GC-heavy one by a tracefs uprobe \
+             at the same offset. Targets: sampled within ±25% (median) and ±50% (90% of \
+             windows); exact within ±2% on steady workloads. A rate withheld (with its reason) \
+             counts as not given.\n\n{body}"
         ),
     )?;
     if !status.success() {

@@ -300,7 +300,12 @@ pub struct RuntimeRates {
 
 /// A sampled rate, or why it is withheld: its interval is wider than the rate itself.
 fn sampled(e: RateEstimate, duty: Option<f64>) -> CallRate {
+    // The hit cost's part of the interval is known from a single period; the statistical part
+    // needs two.
     let withheld = match (e.low, e.high) {
+        _ if e.cost_spread > e.per_second && e.per_second > 0.0 => {
+            Some("the hook's own cost is most of the CPU time it watched")
+        }
         (Some(lo), Some(hi)) if hi - lo > e.per_second && e.per_second > 0.0 => {
             Some("interval wider than the rate")
         }
@@ -370,11 +375,16 @@ pub fn runtime_rates(
                 now.saturating_duration_since(a.max(since)).as_secs_f64()
             });
             samples.pool(since, now).and_then(|pool| {
+                let cpu_seconds = d.stats.oncpu_ns as f64 / 1e9;
+                let (watched, watched_cpu) = samples.watched(since);
+                // The running period's CPU time is not read yet: its share in time.
+                let running_cpu = cpu_seconds * running / d.seconds;
                 let facts = WindowFacts {
                     seconds: d.seconds,
                     counted: counter,
-                    cpu_seconds: d.stats.oncpu_ns as f64 / 1e9,
-                    watched: samples.watched(since) + running,
+                    cpu_seconds,
+                    watched: watched + running,
+                    watched_cpu: watched_cpu + running_cpu,
                 };
                 window_rate(facts, &pool).map(|e| sampled(e, duty))
             })
@@ -411,6 +421,34 @@ mod tests {
             futex_wait_syscalls: n,
             ..ProcStats::default()
         }
+    }
+
+    #[test]
+    fn a_rate_is_withheld_with_the_reason_its_interval_is_wide() {
+        let e = |low, high, cost_spread| RateEstimate {
+            per_second: 100.0,
+            low,
+            high,
+            sample_seconds: 0.1,
+            samples: 4,
+            probe_share: 0.0,
+            cost_spread,
+        };
+        let given = sampled(e(Some(80.0), Some(120.0), 10.0), Some(0.1));
+        assert_eq!((given.per_second, given.withheld), (Some(100.0), None));
+        let wide = sampled(e(Some(20.0), Some(180.0), 10.0), Some(0.1));
+        assert_eq!(wide.withheld, Some("interval wider than the rate"));
+        assert_eq!(wide.per_second, None);
+        // The hook's cost alone is known from one period, which has no statistical interval.
+        let costly = sampled(e(None, None, 150.0), Some(0.1));
+        assert_eq!(
+            costly.withheld,
+            Some("the hook's own cost is most of the CPU time it watched")
+        );
+        assert_eq!(
+            sampled(e(None, None, 10.0), Some(0.1)).per_second,
+            Some(100.0)
+        );
     }
 
     #[test]

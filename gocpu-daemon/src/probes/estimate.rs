@@ -23,7 +23,10 @@
 //! attached): otherwise the pool over-represents one phase of the program. The interval is two
 //! standard errors of the predicted calls (the fit's residual variance through its covariance),
 //! either side.
-use std::{collections::VecDeque, time::Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
 
@@ -49,25 +52,61 @@ pub struct Sample {
     pub seconds: f64,
     /// Calls the process made in it.
     pub calls: u64,
-    /// The process's on-CPU time in it, nanoseconds, the hook's own hits included (see
-    /// ARCHITECTURE.md, "Estimates and their error model", on why they are not taken off).
+    /// The process's on-CPU time in it, nanoseconds, the hook's own hits included.
     pub cpu_ns: u64,
+    /// What the hook's hits added to `cpu_ns`: calls × the calibrated cost of one hit.
+    pub probe_ns: u64,
     /// It began at a random time after a detached one ([`Period::after_off`]).
     pub after_off: bool,
 }
 
 impl Sample {
-    /// What a process did in the finished `period`: `calls` made and `cpu_ns` of CPU time.
-    pub fn of(period: &Period, calls: u64, cpu_ns: u64) -> Sample {
+    /// What a process did in the finished `period`: `calls` made and `cpu_ns` of CPU time, of
+    /// which the hook's hits took `probe_ns` ([`hits_cost`]).
+    pub fn of(period: &Period, calls: u64, cpu_ns: u64, probe_ns: u64) -> Sample {
         Sample {
             ended: period.ended,
             seconds: period.attached.as_secs_f64(),
             calls,
             cpu_ns,
+            probe_ns,
             after_off: period.after_off,
         }
     }
+
+    /// The period's length less the part of it the hook's hits took from the program (in the
+    /// proportion they took of its CPU time): a program slowed by the traps makes fewer calls
+    /// per wall second too.
+    fn own_seconds(&self) -> f64 {
+        if self.cpu_ns == 0 {
+            return self.seconds;
+        }
+        self.seconds * self.own_cpu_seconds() * 1e9 / self.cpu_ns as f64
+    }
+
+    /// The CPU seconds the program itself used in the period: its CPU time less what the
+    /// hook's hits cost, but never less than [`MIN_OWN_CPU`] of it (a calibrated cost above the
+    /// real one would otherwise leave nothing, and calls per CPU second without bound).
+    fn own_cpu_seconds(&self) -> f64 {
+        let cpu = self.cpu_ns as f64;
+        (cpu - self.probe_ns as f64).max(MIN_OWN_CPU * cpu) / 1e9
+    }
 }
+
+/// The CPU time, nanoseconds, that `hits` hits of `cost` each took from the program.
+pub fn hits_cost(hits: u64, cost: Duration) -> u64 {
+    hits.saturating_mul(u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Least part of a period's CPU time taken as the program's own, however many hits it held.
+const MIN_OWN_CPU: f64 = 0.05;
+
+/// The most a hit may cost a watched program, as a multiple of the calibrated cost. Calibration
+/// times a hit on a tiny function of the daemon in a tight loop, the least a hit costs; in a
+/// goroutine storm, runtime.mcall's hits took the program 1.6 to 2.2 times that (its own time
+/// per call known from its round-trip count: the trap's cold caches, and the scheduler parking
+/// threads it would have kept spinning, since each switch is slower).
+const HIT_COST_MAX: f64 = 2.5;
 
 /// A process's recent periods of one hook, newest last.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -92,9 +131,19 @@ pub struct Pool {
     pub seconds: f64,
     /// Periods pooled.
     pub samples: usize,
+    /// The part of the pooled periods' CPU time their hook's hits took (calibrated cost).
+    pub probe_share: f64,
 }
 
 impl Pool {
+    /// How far the model's calls may be off because the hook's cost in the program is known
+    /// only to lie between the calibrated one and [`HIT_COST_MAX`] times it: factors (low,
+    /// high) on them.
+    pub fn cost_factors(&self) -> (f64, f64) {
+        let own = |k: f64| (1.0 - k * self.probe_share).max(MIN_OWN_CPU);
+        (1.0, own(1.0) / own(HIT_COST_MAX))
+    }
+
     /// The calls predicted for `seconds` of wall time holding `cpu_seconds`, and their standard
     /// error when known.
     pub fn predict(&self, seconds: f64, cpu_seconds: f64) -> (f64, Option<f64>) {
@@ -169,7 +218,7 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
     let rows: Vec<Row> = samples
         .iter()
         .filter(|s| s.seconds > 0.0)
-        .map(|s| (s.seconds, s.cpu_ns as f64 / 1e9, s.calls as f64))
+        .map(|s| (s.own_seconds(), s.own_cpu_seconds(), s.calls as f64))
         .collect();
     if rows.is_empty() {
         return None;
@@ -211,6 +260,8 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
         let var = rss(&fitted) / (n - params) as f64;
         inv.map(|row| row.map(|v| v * var))
     });
+    let raw_cpu: f64 = samples.iter().map(|s| s.cpu_ns as f64).sum();
+    let own_cpu: f64 = samples.iter().map(|s| s.own_cpu_seconds() * 1e9).sum();
     Some(Pool {
         per_second: a,
         per_cpu_second: b,
@@ -219,6 +270,11 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
         cpu_seconds: cpu,
         seconds: rows.iter().map(|r| r.0).sum(),
         samples: n,
+        probe_share: if raw_cpu > 0.0 {
+            1.0 - own_cpu / raw_cpu
+        } else {
+            0.0
+        },
     })
 }
 
@@ -236,13 +292,17 @@ impl SampleLog {
         self.samples.back()
     }
 
-    /// Attached seconds within `[since, now]` of the finished periods.
-    pub fn watched(&self, since: Instant) -> f64 {
+    /// Attached seconds within `[since, now]` of the finished periods, and the process's CPU
+    /// seconds in them (of a period that began before `since`, its share in time).
+    pub fn watched(&self, since: Instant) -> (f64, f64) {
         self.samples
             .iter()
-            .filter(|s| s.ended > since)
-            .map(|s| s.seconds.min(s.ended.duration_since(since).as_secs_f64()))
-            .sum()
+            .filter(|s| s.ended > since && s.seconds > 0.0)
+            .map(|s| {
+                let inside = s.seconds.min(s.ended.duration_since(since).as_secs_f64());
+                (inside, s.cpu_ns as f64 / 1e9 * inside / s.seconds)
+            })
+            .fold((0.0, 0.0), |(t, c), (dt, dc)| (t + dt, c + dc))
     }
 
     /// The periods that ended after `since`, extended to the newest [`MIN_SAMPLES`] and
@@ -293,6 +353,10 @@ pub struct RateEstimate {
     pub sample_seconds: f64,
     /// Periods it pooled.
     pub samples: usize,
+    /// The part of the pooled periods' CPU time the hook's own hits took.
+    pub probe_share: f64,
+    /// The part of the interval that is the hit cost's uncertainty ([`Pool::cost_factors`]).
+    pub cost_spread: f64,
 }
 
 /// What is known of one process over one window.
@@ -306,6 +370,8 @@ pub struct WindowFacts {
     pub cpu_seconds: f64,
     /// Seconds of it the hook was attached.
     pub watched: f64,
+    /// The process's CPU seconds while it was (hits included).
+    pub watched_cpu: f64,
 }
 
 /// Calls per second over the window: those counted, plus the model's calls for the time and
@@ -315,17 +381,27 @@ pub fn window_rate(w: WindowFacts, pool: &Pool) -> Option<RateEstimate> {
         return None;
     }
     let unwatched = (w.seconds - w.watched).clamp(0.0, w.seconds);
-    let cpu = w.cpu_seconds * unwatched / w.seconds;
+    // The CPU time of the time not watched is known: a storm watched little and a quiet watched
+    // long must not share their CPU time evenly.
+    let cpu = (w.cpu_seconds - w.watched_cpu).clamp(0.0, w.cpu_seconds);
     let (extra, se) = pool.predict(unwatched, cpu);
     let counted = w.counted as f64 / w.seconds;
     let per_second = counted + extra / w.seconds;
     let spread = se.map(|se| 2.0 * se / w.seconds);
+    // The model rests on the program's own time in the periods, which is their time less the
+    // hits' calibrated cost: the interval takes in what a cost up to HIT_COST_MAX times it
+    // would give.
+    let (lo_f, hi_f) = pool.cost_factors();
+    let modelled = extra / w.seconds;
+    let (down, up) = (modelled * (1.0 - lo_f), modelled * (hi_f - 1.0));
     Some(RateEstimate {
         per_second,
-        low: spread.map(|s| (per_second - s).max(counted)),
-        high: spread.map(|s| per_second + s),
+        low: spread.map(|s| (per_second - s - down).max(counted)),
+        high: spread.map(|s| per_second + s + up),
         sample_seconds: pool.seconds,
         samples: pool.samples,
+        probe_share: pool.probe_share,
+        cost_spread: down + up,
     })
 }
 
@@ -342,6 +418,7 @@ mod tests {
             seconds: 0.01,
             calls,
             cpu_ns: cpu_ms * 1_000_000,
+            probe_ns: 0,
             after_off: true,
         }
     }
@@ -360,6 +437,7 @@ mod tests {
                 seconds: 0.1,
                 calls: if busy { 1000 } else { 0 },
                 cpu_ns: if busy { 100_000_000 } else { 0 },
+                probe_ns: 0,
                 after_off: true,
             });
         }
@@ -367,15 +445,18 @@ mod tests {
         let pool = log.pool(t0, now).unwrap();
         assert_eq!(pool.samples, 8);
         assert!((pool.per_cpu_second - 10_000.0).abs() < 1e-6, "{pool:?}");
-        // 10 s window, 2.5 CPU seconds, 0.8 s watched with 2000 calls counted.
+        // 10 s window, 2.5 CPU seconds, 0.8 s watched with 2000 calls and 0.2 CPU seconds.
+        let (watched, watched_cpu) = log.watched(t0);
+        assert!((watched - 0.8).abs() < 1e-9 && (watched_cpu - 0.2).abs() < 1e-9);
         let w = WindowFacts {
             seconds: 10.0,
             counted: 2000,
             cpu_seconds: 2.5,
-            watched: log.watched(t0),
+            watched,
+            watched_cpu,
         };
         let r = window_rate(w, &pool).unwrap();
-        // 200/s counted + 10 000 × 2.5 × (1 − 0.08) / 10.
+        // 200/s counted + 10 000 × (2.5 − 0.2) / 10.
         assert!((r.per_second - 2500.0).abs() < 1e-6, "{r:?}");
         // Calls exactly proportional to CPU: no spread.
         assert!((r.low.unwrap() - r.per_second).abs() < 1e-6, "{r:?}");
@@ -389,6 +470,7 @@ mod tests {
                     seconds: 0.002,
                     calls: 20,
                     cpu_ns,
+                    probe_ns: 0,
                     after_off: true,
                 });
             }
@@ -443,6 +525,7 @@ mod tests {
                 seconds: 0.1,
                 calls: if busy { 9 } else { 11 },
                 cpu_ns: if busy { 90_000_000 } else { 1_000_000 },
+                probe_ns: 0,
                 after_off: true,
             });
         }
@@ -464,6 +547,7 @@ mod tests {
                 seconds: 0.1,
                 calls: if storm { 1100 } else { 100 },
                 cpu_ns: if storm { 100_000_000 } else { 0 },
+                probe_ns: 0,
                 after_off: true,
             });
         }
@@ -476,6 +560,7 @@ mod tests {
             counted: 0,
             cpu_seconds,
             watched: 0.0,
+            watched_cpu: 0.0,
         };
         // A window of quiet: 1000/s, where calls per CPU second alone (6000 calls in 0.5 s of
         // CPU) would say none; a window of storm: 11 000/s, where they would say 12 000.
@@ -483,6 +568,82 @@ mod tests {
         assert!((quiet.per_second - 1000.0).abs() < 1e-6, "{quiet:?}");
         let storm = window_rate(window(10.0), &p).unwrap();
         assert!((storm.per_second - 11_000.0).abs() < 1e-6, "{storm:?}");
+    }
+
+    #[test]
+    fn the_hooks_own_cost_is_not_charged_to_the_program() {
+        // A storm on one core making a call per 1 µs of its own work; attached, each call also
+        // traps for 2 µs, so a 10 ms period holds 3333 calls, not 10 000. Calls per CPU second
+        // while attached are a third of those while detached, which is what a detached second
+        // of one core holds: 1 000 000, not 333 333.
+        let t0 = Instant::now();
+        let calls = 10_000_000 / 3_000;
+        let probe_ns = hits_cost(calls, Duration::from_nanos(2_000));
+        assert_eq!(probe_ns, calls * 2_000);
+        let mut log = SampleLog::default();
+        for i in 0..8 {
+            log.push(Sample {
+                ended: t0 + Duration::from_secs(i + 1),
+                seconds: 0.01,
+                calls,
+                cpu_ns: 10_000_000,
+                probe_ns,
+                after_off: true,
+            });
+        }
+        let now = t0 + Duration::from_secs(10);
+        let p = log.pool(t0, now).unwrap();
+        let w = WindowFacts {
+            seconds: 1.0,
+            counted: 0,
+            cpu_seconds: 1.0,
+            watched: 0.0,
+            watched_cpu: 0.0,
+        };
+        let r = window_rate(w, &p).unwrap();
+        assert!((r.per_second / 1e6 - 1.0).abs() < 0.001, "{r:?}");
+        // Two thirds of the CPU time watched were the hook's: a cost half as large again would
+        // leave the program nothing, so the hit cost's part of the interval is wider than the
+        // rate (what the report withholds), and all above it: the calibrated cost is the least.
+        assert!((r.probe_share - 2.0 / 3.0).abs() < 1e-3, "{r:?}");
+        assert!(r.cost_spread > r.per_second, "{r:?}");
+        // A tenth of it: a cost 2.5 times the calibrated one would leave the program 75% of
+        // the CPU time, not 90%: the rate up to a fifth higher.
+        let mut light = SampleLog::default();
+        for i in 0..8 {
+            light.push(Sample {
+                ended: t0 + Duration::from_secs(i + 1),
+                seconds: 0.01,
+                calls: 1000,
+                cpu_ns: 10_000_000,
+                probe_ns: 1_000_000,
+                after_off: true,
+            });
+        }
+        let r = window_rate(w, &light.pool(t0, now).unwrap()).unwrap();
+        assert!(
+            (r.per_second / (1000.0 / 0.009) - 1.0).abs() < 1e-3,
+            "{r:?}"
+        );
+        let up = r.cost_spread / r.per_second;
+        assert!((up - 0.2).abs() < 1e-3, "{r:?}");
+        assert!(r.low.unwrap() <= r.per_second, "{r:?}");
+        // A cost calibrated above the real one leaves the program a twentieth of the period's
+        // CPU time, not none.
+        let mut over = SampleLog::default();
+        for i in 0..8 {
+            over.push(Sample {
+                ended: t0 + Duration::from_secs(i + 1),
+                seconds: 0.1,
+                calls: 10 * calls,
+                cpu_ns: 100_000_000,
+                probe_ns: 200_000_000,
+                after_off: true,
+            });
+        }
+        let p = over.pool(t0, now).unwrap();
+        let expect = 10.0 * calls as f64 / (MIN_OWN_CPU * 0.1);
+        assert!((p.per_cpu_second / expect - 1.0).abs() < 1e-6, "{p:?}");
     }
 
     #[test]
@@ -494,6 +655,7 @@ mod tests {
             seconds: 0.1,
             calls,
             cpu_ns: 200_000_000,
+            probe_ns: 0,
             after_off,
         };
         // Each storm's onset (a wake-up burst: 5000 calls in 100 ms) ends a cheap run of
@@ -522,6 +684,7 @@ mod tests {
             seconds: 0.1,
             calls,
             cpu_ns: 100_000_000,
+            probe_ns: 0,
             after_off: true,
         };
         for i in 0..10 {
@@ -534,6 +697,7 @@ mod tests {
             counted: 0,
             cpu_seconds: 5.0,
             watched: 0.0,
+            watched_cpu: 0.0,
         };
         let a = window_rate(w, &steady.pool(t0, now).unwrap()).unwrap();
         let b = window_rate(w, &noisy.pool(t0, now).unwrap()).unwrap();

@@ -33,7 +33,7 @@ use crate::{
     discovery::ProcKey,
     probes::{
         budget::{Action, BudgetConfig, Governor, Period},
-        estimate::{Sample, SampleLog},
+        estimate::{Sample, SampleLog, hits_cost},
         loader::KernelProbes,
         uprobes::error_chain,
     },
@@ -150,7 +150,7 @@ impl SyscallProbes {
             .tick(budget, now, hits, target_cores, hit_cost);
         let finished = self.governor.last_period().filter(|p| Some(*p) != before);
         let samples = finished
-            .map(|p| period_samples(&self.bases, stats, &p))
+            .map(|p| period_samples(&self.bases, stats, &p, hit_cost))
             .unwrap_or_default();
         if finished.is_some() || (action == Action::Attach && !was_attached) {
             self.bases = stats.clone();
@@ -246,11 +246,13 @@ fn detach(kernel: &mut KernelProbes, tp: SyscallTracepoint, link: TracePointLink
 }
 
 /// Each process's samples of the finished `period`, from its counters at the period's start
-/// (`bases`) and at its end; a process tracked during the period has no base and no sample.
+/// (`bases`) and at its end, each traced call costing `hit_cost`; a process tracked during the
+/// period has no base and no sample.
 fn period_samples(
     bases: &HashMap<ProcKey, ProcStats>,
     now_stats: &HashMap<ProcKey, ProcStats>,
     period: &Period,
+    hit_cost: Duration,
 ) -> Vec<PeriodSamples> {
     if period.attached.is_zero() {
         return Vec::new();
@@ -260,12 +262,12 @@ fn period_samples(
         .filter_map(|(k, s)| {
             let (mut base, mut cur) = (*bases.get(k)?, *s);
             let cpu_ns = cur.oncpu_ns.saturating_sub(base.oncpu_ns);
+            // Every traced call of the group cost its hit, whichever counter it went to.
+            let traced = group_calls(&cur).saturating_sub(group_calls(&base));
+            let probe_ns = hits_cost(traced, hit_cost);
             let samples = COUNTERS.map(|field| {
-                Sample::of(
-                    period,
-                    field(&mut cur).saturating_sub(*field(&mut base)),
-                    cpu_ns,
-                )
+                let calls = field(&mut cur).saturating_sub(*field(&mut base));
+                Sample::of(period, calls, cpu_ns, probe_ns)
             });
             Some((*k, samples))
         })
@@ -441,14 +443,14 @@ fn advance(
     };
     let (mut prev_raw, mut raw_now, mut est) = (e.raw, raw, e.estimated);
     let exposed = exposure.saturating_sub(e.exposure).as_secs_f64();
-    // The CPU time of the interval not watched, taking the attached time as spread evenly over
-    // it (the periods' own CPU time went into the model).
+    // The CPU time of the interval not watched: the interval's, less the finished periods'
+    // in it (read at their ends), less the running period's share in time. Spread evenly, a
+    // storm detached most of the time and a quiet watched long would share their CPU time.
     let cpu = raw.oncpu_ns.saturating_sub(e.raw.oncpu_ns) as f64 / 1e9;
-    let unwatched = if dt > 0.0 {
-        (1.0 - exposed / dt).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let (finished, finished_cpu) = samples[0].watched(e.at);
+    let running = (exposed - finished).max(0.0);
+    let running_cpu = if dt > 0.0 { cpu * running / dt } else { 0.0 };
+    let unwatched_cpu = (cpu - finished_cpu - running_cpu).clamp(0.0, cpu);
     let since = now.checked_sub(POOL_WINDOW).unwrap_or(now);
     let mut unknown = false;
     for (k, field) in COUNTERS.iter().enumerate() {
@@ -461,7 +463,7 @@ fn advance(
             // time and CPU time not watched.
             let extra = samples[k]
                 .pool(since, now)
-                .map(|p| p.predict(dt - exposed, cpu * unwatched).0);
+                .map(|p| p.predict(dt - exposed, unwatched_cpu).0);
             unknown |= extra.is_none();
             counted + extra.unwrap_or(0.0)
         };
@@ -516,6 +518,7 @@ mod tests {
             seconds: ms as f64 / 1000.0,
             calls: 0,
             cpu_ns: cpu_ms * 1_000_000,
+            probe_ns: 0,
             after_off: true,
         }; 5];
         s[0].calls = calls;
@@ -576,6 +579,26 @@ mod tests {
         // Two seconds of 0.5 CPU seconds (its bursts), 0.8 s of it watched.
         let s = est.estimate(key(), t0 + secs(2.0), with_cpu(2000, 500), secs(0.8));
         assert_eq!(s.stats.futex_wait_syscalls, 2000 + 3000);
+    }
+
+    #[test]
+    fn the_cpu_time_not_watched_is_the_intervals_less_the_periods() {
+        let mut est = SyscallEstimates::default();
+        let t0 = Instant::now();
+        est.estimate(key(), t0, stats(0, 0), Duration::ZERO);
+        // A first second of storm watched in eight 50 ms periods, 100 waits in 50 ms of CPU
+        // each (2000 per CPU second), no CPU time outside them.
+        for i in 0..8 {
+            est.record(key(), period(t0 + secs(0.1 * (i + 1) as f64), 100, 50, 50));
+        }
+        let s = est.estimate(key(), t0 + secs(1.0), with_cpu(800, 400), secs(0.4));
+        assert_eq!(s.stats.futex_wait_syscalls, 800);
+        // The next second: its first half quiet and watched (nothing seen), its second half a
+        // storm not watched, 0.5 CPU seconds: 1000 waits. Spread evenly over the second, the CPU
+        // time would put half of it in the watched quiet and estimate 500.
+        est.record(key(), period(t0 + secs(1.5), 0, 0, 500));
+        let s = est.estimate(key(), t0 + secs(2.0), with_cpu(800, 900), secs(0.9));
+        assert_eq!(s.stats.futex_wait_syscalls, 800 + 1000);
     }
 
     #[test]

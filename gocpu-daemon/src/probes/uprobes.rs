@@ -26,7 +26,7 @@ use crate::{
     probes::{
         budget::{Action, Governor, Period},
         calibrate::HitCost,
-        estimate::{Sample, SampleLog},
+        estimate::{Sample, SampleLog, hits_cost},
         loader::KernelProbes,
         uprobe_link::{Scope, UprobeLink, fd_path},
     },
@@ -280,16 +280,19 @@ impl UprobeSet {
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
                 if let Some(p) = h.governor.last_period().filter(|_| finished) {
+                    let samples = period_samples(&h.bases, &per_user, &p, hit_cost);
                     tracing::debug!(
                         function = h.hook.function(),
                         attached_ms = p.attached.as_secs_f64() * 1e3,
                         hits_per_second = p.hits_per_second,
+                        calls = samples.iter().map(|(_, s)| s.calls).sum::<u64>(),
+                        cpu_ms = samples.iter().map(|(_, s)| s.cpu_ns).sum::<u64>() as f64 / 1e6,
                         target_cores,
                         overhead = p.overhead_attached,
                         duty = p.duty,
                         "uprobe period"
                     );
-                    for (user, sample) in period_samples(&h.bases, &per_user, &p) {
+                    for (user, sample) in samples {
                         h.samples.entry(user).or_default().push(sample);
                     }
                 }
@@ -445,12 +448,13 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
 }
 
 /// Each process's sample of the finished `period`, from its readings at the period's start
-/// (`bases`) and at its end. A process tracked during the period has no base and gets no
-/// sample: its hits cover only part of it, so it waits for a whole one.
+/// (`bases`) and at its end, each hit costing `hit_cost`. A process tracked during the period
+/// has no base and gets no sample: its hits cover only part of it, so it waits for a whole one.
 fn period_samples(
     bases: &HashMap<ProcKey, HitReading>,
     now_readings: &[(ProcKey, HitReading)],
     period: &Period,
+    hit_cost: Duration,
 ) -> Vec<(ProcKey, Sample)> {
     if period.attached.is_zero() {
         return Vec::new();
@@ -461,7 +465,10 @@ fn period_samples(
             let base = bases.get(u)?;
             let calls = r.hits.saturating_sub(base.hits);
             let cpu = r.cpu_ns.saturating_sub(base.cpu_ns);
-            Some((*u, Sample::of(period, calls, cpu)))
+            Some((
+                *u,
+                Sample::of(period, calls, cpu, hits_cost(calls, hit_cost)),
+            ))
         })
         .collect()
 }
@@ -499,19 +506,21 @@ mod tests {
             cut_short: false,
             after_off: true,
         };
-        let samples = period_samples(&bases, &now, &period);
-        let mut got: Vec<(u32, u64, u64)> = samples
+        // Each hit cost 100 ns of the period's CPU time.
+        let cost = Duration::from_nanos(100);
+        let samples = period_samples(&bases, &now, &period, cost);
+        let mut got: Vec<(u32, u64, u64, u64)> = samples
             .iter()
-            .map(|(k, s)| (k.pid, s.calls, s.cpu_ns))
+            .map(|(k, s)| (k.pid, s.calls, s.cpu_ns, s.probe_ns))
             .collect();
         got.sort();
-        assert_eq!(got, vec![(1, 50, 20_000), (2, 0, 0)]);
+        assert_eq!(got, vec![(1, 50, 20_000, 5_000), (2, 0, 0, 0)]);
         assert!(
             samples
                 .iter()
                 .all(|(_, s)| s.ended == t && s.seconds == 0.1 && s.after_off)
         );
         period.attached = Duration::ZERO;
-        assert!(period_samples(&bases, &now, &period).is_empty());
+        assert!(period_samples(&bases, &now, &period, cost).is_empty());
     }
 }
