@@ -215,9 +215,14 @@ fn fit_model(rows: &[Row], model: Model) -> Option<Fitted> {
 /// switch or the 99 Hz clock), a 2 ms period of a storm got 0 or 10 ms and calls per CPU second
 /// from a few of them were off by multiples.
 fn fit(samples: &[&Sample]) -> Option<Pool> {
-    let rows: Vec<Row> = samples
+    let used: Vec<&Sample> = samples
         .iter()
+        .copied()
         .filter(|s| s.seconds > 0.0)
+        .collect();
+    // The program's own time in each period: the model is of the program unwatched.
+    let rows: Vec<Row> = used
+        .iter()
         .map(|s| (s.own_seconds(), s.own_cpu_seconds(), s.calls as f64))
         .collect();
     if rows.is_empty() {
@@ -260,18 +265,18 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
         let var = rss(&fitted) / (n - params) as f64;
         inv.map(|row| row.map(|v| v * var))
     });
-    let raw_cpu: f64 = samples.iter().map(|s| s.cpu_ns as f64).sum();
-    let own_cpu: f64 = samples.iter().map(|s| s.own_cpu_seconds() * 1e9).sum();
+    // What the periods were, hits included: `cpu` above is the program's own part of it.
+    let raw_cpu: f64 = used.iter().map(|s| s.cpu_ns as f64 / 1e9).sum();
     Some(Pool {
         per_second: a,
         per_cpu_second: b,
         cov,
         calls: rows.iter().map(|r| r.2).sum(),
-        cpu_seconds: cpu,
-        seconds: rows.iter().map(|r| r.0).sum(),
+        cpu_seconds: raw_cpu,
+        seconds: used.iter().map(|s| s.seconds).sum(),
         samples: n,
         probe_share: if raw_cpu > 0.0 {
-            1.0 - own_cpu / raw_cpu
+            1.0 - cpu / raw_cpu
         } else {
             0.0
         },

@@ -447,6 +447,7 @@ fn advance(
     // in it (read at their ends), less the running period's share in time. Spread evenly, a
     // storm detached most of the time and a quiet watched long would share their CPU time.
     let cpu = raw.oncpu_ns.saturating_sub(e.raw.oncpu_ns) as f64 / 1e9;
+    // Every counter's log holds the same periods: any one says when the group was attached.
     let (finished, finished_cpu) = samples[0].watched(e.at);
     let running = (exposed - finished).max(0.0);
     let running_cpu = if dt > 0.0 { cpu * running / dt } else { 0.0 };
