@@ -34,7 +34,7 @@ use std::{
 
 use support::{
     Daemon, serial, spawn,
-    truth::{ProgramCounter, Recorder, SyscallTruth, Tracefs, UprobeTruth},
+    truth::{ElfSymbol, ProgramCounter, Recorder, SyscallTruth, Tracefs, UprobeTruth},
 };
 
 /// Rates below this (calls per second, in truth) are not judged.
@@ -168,30 +168,13 @@ const HOOKS: [&str; 3] = ["runtime.mcall", "runtime.futex", "runtime.usleep"];
 /// The bursty workload's round-trip counter (`ProgramCounter`).
 const ROUND_TRIPS: &str = "main.roundTrips";
 
-/// The file offset of `symbol`'s code in `binary`.
-fn file_offset(binary: &Path, symbol: &str) -> u64 {
-    use object::{Object, ObjectSegment, ObjectSymbol};
-    let data = std::fs::read(binary).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let addr = file
-        .symbols()
-        .find(|s| s.name() == Ok(symbol))
-        .unwrap()
-        .address();
-    let seg = file
-        .segments()
-        .find(|s| (s.address()..s.address() + s.size()).contains(&addr))
-        .unwrap();
-    addr - seg.address() + seg.file_range().0
-}
-
 /// runtime.mcall calls per round trip of the bursty workload (two parks each), counted by the
 /// uprobe truth over 3 s of steady storm before gocpu runs: what turns the program's own count
 /// into the truth of runtime.mcall. The calls it makes outside the storms (timers, the schedule's
 /// own goroutine: a few hundred per second at most, against judged rates of 10^5 per second)
 /// are left out.
 fn mcalls_per_round_trip(tracefs: &Arc<Tracefs>, bin: &Path) -> f64 {
-    let offset = file_offset(bin, "runtime.mcall");
+    let offset = ElfSymbol::find(bin, "runtime.mcall").file_offset;
     let truth = UprobeTruth::attach(Arc::clone(tracefs), bin, &[("runtime.mcall", offset)]);
     let p = spawn(bin, &["-phases", "1h:storm"]);
     let trips = ProgramCounter::open(bin, ROUND_TRIPS, &[p.pid()]);

@@ -232,6 +232,39 @@ impl Recorder {
     }
 }
 
+/// A symbol of an ELF binary.
+pub struct ElfSymbol {
+    /// Its virtual address.
+    pub address: u64,
+    /// Where that address is in the file.
+    pub file_offset: u64,
+    /// The binary loads at the addresses it names (an executable, not PIE).
+    pub fixed: bool,
+}
+
+impl ElfSymbol {
+    /// `symbol` of `binary` (panics naming both when it is not there).
+    pub fn find(binary: &Path, symbol: &str) -> ElfSymbol {
+        use object::{Object, ObjectKind, ObjectSegment, ObjectSymbol};
+        let data = std::fs::read(binary).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let address = file
+            .symbols()
+            .find(|s| s.name() == Ok(symbol))
+            .unwrap_or_else(|| panic!("{}: no symbol {symbol}", binary.display()))
+            .address();
+        let seg = file
+            .segments()
+            .find(|s| (s.address()..s.address() + s.size()).contains(&address))
+            .unwrap_or_else(|| panic!("{}: {symbol} is in no segment", binary.display()));
+        ElfSymbol {
+            address,
+            file_offset: address - seg.address() + seg.file_range().0,
+            fixed: file.kind() == ObjectKind::Executable,
+        }
+    }
+}
+
 /// A `uint64` package variable of a Go program (not stripped, not PIE), summed over `pids`
 /// and read from their memory: a count the program keeps itself, read without stopping or
 /// trapping it.
@@ -243,20 +276,13 @@ pub struct ProgramCounter {
 impl ProgramCounter {
     /// `symbol` of `binary`, in the processes `pids` run of it.
     pub fn open(binary: &Path, symbol: &str, pids: &[u32]) -> ProgramCounter {
-        use object::{Object, ObjectKind, ObjectSymbol};
-        let data = std::fs::read(binary).unwrap();
-        let file = object::File::parse(&*data).unwrap();
-        assert_eq!(
-            file.kind(),
-            ObjectKind::Executable,
+        let sym = ElfSymbol::find(binary, symbol);
+        assert!(
+            sym.fixed,
             "{}: not a fixed-address executable",
             binary.display()
         );
-        let address = file
-            .symbols()
-            .find(|s| s.name() == Ok(symbol))
-            .unwrap_or_else(|| panic!("{}: no symbol {symbol}", binary.display()))
-            .address();
+        let address = sym.address;
         let mems = pids
             .iter()
             .map(|p| std::fs::File::open(format!("/proc/{p}/mem")).unwrap())
