@@ -443,11 +443,16 @@ fn guard(readings: &[Reading]) -> Option<String> {
 /// the GC-heavy workload, and the cause is not found; runtime.futex in the steady storm was
 /// given in 0 to 75% of windows (withheld as "interval wider than the rate": unslowed by a
 /// breakpoint, the storm's periods saw 12 to 406 calls each, futex calls coming in clusters as
-/// threads park), x0.80 to x1.64 when given.
-const UNGUARDED: [(&str, &str); 3] = [
+/// threads park), x0.80 to x1.64 when given. The storm's futex(2) calls follow gocpu's own
+/// probes: 1 500 a second unwatched, 6 400 falling to 1 500 over the first 20 s under the
+/// daemon in one run (the likely cause, not yet measured apart: runtime.mcall's traps slow the
+/// storm's switches, and its threads run out of work and park), and the estimate, pooling
+/// periods back to the start, read x0.57 to x2.7 across runs.
+const UNGUARDED: [(&str, &str); 4] = [
     ("gc-heavy", "runtime.mcall"),
     ("gc-heavy", "runtime.usleep"),
     ("steady storm", "runtime.futex"),
+    ("steady storm", "futex(2) per process"),
 ];
 
 /// Least share of windows in which a judged number must be given (not withheld).

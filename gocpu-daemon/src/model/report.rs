@@ -298,10 +298,11 @@ pub struct RuntimeRates {
     pub cgo_calls_per_second: Option<f64>,
 }
 
-/// A sampled rate, or why it is withheld: its interval is wider than the rate itself.
+/// A sampled rate, or why it is withheld: its interval is wider than the rate itself, or
+/// there is none.
 fn sampled(e: RateEstimate, duty: Option<f64>) -> CallRate {
     // The hit cost's part of the interval is known from a single period; the statistical part
-    // needs two.
+    // needs periods enough that none carries a term of the model alone.
     let withheld = match (e.low, e.high) {
         _ if e.cost_spread > e.per_second && e.per_second > 0.0 => {
             Some("the hook's own cost is most of the CPU time it watched")
@@ -309,7 +310,9 @@ fn sampled(e: RateEstimate, duty: Option<f64>) -> CallRate {
         (Some(lo), Some(hi)) if hi - lo > e.per_second && e.per_second > 0.0 => {
             Some("interval wider than the rate")
         }
-        _ => None,
+        (Some(_), Some(_)) => None,
+        // Single-period rates given so read the GC-heavy workload's runtime.mcall at x12.
+        _ => Some(NO_INTERVAL),
     };
     CallRate {
         per_second: withheld.is_none().then_some(e.per_second),
@@ -322,6 +325,9 @@ fn sampled(e: RateEstimate, duty: Option<f64>) -> CallRate {
         withheld,
     }
 }
+
+/// Why a sampled rate with no interval is withheld.
+pub const NO_INTERVAL: &str = "too few attached periods to bound it";
 
 /// Runtime call rates over the window ending `now` (counters `current`), given the hooks'
 /// governed states.
@@ -445,9 +451,11 @@ mod tests {
             costly.withheld,
             Some("the hook's own cost is most of the CPU time it watched")
         );
+        // Without an interval (too few periods) it is withheld, however cheap the hook.
+        let unbounded = sampled(e(None, None, 10.0), Some(0.1));
         assert_eq!(
-            sampled(e(None, None, 10.0), Some(0.1)).per_second,
-            Some(100.0)
+            (unbounded.per_second, unbounded.withheld),
+            (None, Some(NO_INTERVAL))
         );
     }
 
