@@ -43,6 +43,9 @@ pub enum FieldKind {
     Bool,
     /// A Go pointer (`*g`, `*m`).
     Pointer,
+    /// An array of 8-byte unsigned counters (`[N]uint64`, `[N]atomic.Uint64`): a histogram's
+    /// buckets, read whole.
+    Counters,
 }
 
 /// Where one field lives inside its struct and how to read it.
@@ -53,7 +56,7 @@ pub enum FieldKind {
 pub struct Field {
     /// Byte offset from the start of the struct.
     pub offset: u32,
-    /// Size in bytes (1, 2, 4 or 8).
+    /// Size in bytes (1, 2, 4 or 8; a multiple of 8 for [`FieldKind::Counters`]).
     pub size: u32,
     /// How to interpret the bytes.
     pub kind: FieldKind,

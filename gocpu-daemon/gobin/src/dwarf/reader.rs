@@ -276,7 +276,7 @@ impl<'d> Ctx<'d> {
                 continue;
             };
             let type_name = self.die(type_ref)?.name.unwrap_or_default();
-            let (size, kind) = self.scalar(type_ref, 0).map_err(|reason| match reason {
+            let (size, kind) = self.field_type(type_ref).map_err(|reason| match reason {
                 Scalar::Dwarf(e) => e,
                 Scalar::Unreadable(reason) => DwarfError::UnreadableType {
                     strukt: spec.strukt,
@@ -328,6 +328,29 @@ impl<'d> Ctx<'d> {
             strukt = inner;
         }
         Ok(None)
+    }
+
+    /// Size and kind of a field's type: a readable scalar, or an array of 8-byte unsigned
+    /// counters.
+    fn field_type(&mut self, off: DebugInfoOffset) -> Result<(u32, FieldKind), Scalar> {
+        let (_, die) = self.strip_typedefs(off)?;
+        if die.tag != Some(constants::DW_TAG_array_type) {
+            return self.scalar(off, 0);
+        }
+        let element = die
+            .type_ref
+            .ok_or(Scalar::Dwarf(malformed("array without an element type")))?;
+        if self.scalar(element, 0)? != (8, FieldKind::Unsigned) {
+            return Err(Scalar::Unreadable(
+                "array of other than 8-byte unsigned counters",
+            ));
+        }
+        match die.byte_size.and_then(|s| u32::try_from(s).ok()) {
+            Some(size) if size > 0 && size % 8 == 0 => Ok((size, FieldKind::Counters)),
+            _ => Err(Scalar::Unreadable(
+                "array size not a positive multiple of 8",
+            )),
+        }
     }
 
     /// Size and kind of a readable scalar type, looking through typedefs and one-field wrappers.

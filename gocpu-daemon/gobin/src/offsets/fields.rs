@@ -121,4 +121,9 @@ struct_offsets! {
     sched_mnext: "runtime.schedt" => ["mnext"],
     /// `sched.nmfreed`: Ms freed so far (`mnext - nmfreed` is what schedtrace calls threads).
     sched_nmfreed: "runtime.schedt" => ["nmfreed"],
+    /// `sched.timeToRun.counts`: the scheduling-latency histogram's buckets; a goroutine's
+    /// every 8th switch out of running is counted in one when it next runs.
+    sched_timetorun_counts: "runtime.schedt" => ["timeToRun.counts"],
+    /// `sched.timeToRun.underflow`: that histogram's negative latencies, counted apart.
+    sched_timetorun_underflow: "runtime.schedt" => ["timeToRun.underflow"],
 }

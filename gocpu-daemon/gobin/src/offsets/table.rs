@@ -49,6 +49,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: uint64
             sched_mnext: Field { offset: 48, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 64, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 312, size: 5760, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [720]uint64
+            sched_timetorun_underflow: Field { offset: 6072, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: uint64
         },
     },
     TableRow {
@@ -93,6 +95,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: runtime/internal/atomic.Uint64
             sched_mnext: Field { offset: 48, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 64, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 320, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]runtime/internal/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1600, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: runtime/internal/atomic.Uint64
         },
     },
     TableRow {
@@ -137,6 +141,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: runtime/internal/atomic.Uint64
             sched_mnext: Field { offset: 48, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 64, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 320, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]runtime/internal/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1600, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: runtime/internal/atomic.Uint64
         },
     },
     TableRow {
@@ -181,6 +187,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 48, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 64, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 320, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1600, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -225,6 +233,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 48, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 64, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 320, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1600, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -269,6 +279,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 48, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 64, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 320, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1600, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -313,6 +325,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 48, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 64, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 320, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1600, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -357,6 +371,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 56, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 72, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 344, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1624, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -401,6 +417,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 56, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 72, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 344, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1624, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -445,6 +463,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 72, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 88, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 360, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1640, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -489,6 +509,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 72, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 88, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 360, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1640, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -533,6 +555,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 72, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 88, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 360, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1640, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
     TableRow {
@@ -577,6 +601,8 @@ pub(super) const TABLE: &[TableRow] = &[
             sched_goidgen: Field { offset: 0, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.goidgen: internal/runtime/atomic.Uint64
             sched_mnext: Field { offset: 72, size: 8, kind: FieldKind::Signed }, // runtime.schedt.mnext: int64
             sched_nmfreed: Field { offset: 88, size: 8, kind: FieldKind::Signed }, // runtime.schedt.nmfreed: int64
+            sched_timetorun_counts: Field { offset: 360, size: 1280, kind: FieldKind::Counters }, // runtime.schedt.timeToRun.counts: [160]internal/runtime/atomic.Uint64
+            sched_timetorun_underflow: Field { offset: 1640, size: 8, kind: FieldKind::Unsigned }, // runtime.schedt.timeToRun.underflow: internal/runtime/atomic.Uint64
         },
     },
 ];

@@ -126,6 +126,11 @@ func kind(t dwarf.Type) string {
 		return "Bool"
 	case *dwarf.PtrType:
 		return "Pointer"
+	case *dwarf.ArrayType:
+		if t.Type.Size() == 8 && kind(t.Type) == "Unsigned" && t.Size() > 0 {
+			return "Counters"
+		}
+		return "Other"
 	case *dwarf.StructType:
 		var only dwarf.Type
 		for _, f := range t.Field {

@@ -2,7 +2,7 @@
 """Writes a small synthetic Go-runtime DWARF as a seed for the `dwarf_offsets` fuzz target.
 
 The real thing is ~1 MB per binary; this is ~2 KB with the same shape (runtime.g, m, p, schedt,
-[]*runtime.g, typedefs, atomic wrappers, pointers) laid out like Go 1.25, plus the forms Go
+[]*runtime.g, typedefs, atomic wrappers, pointers, a counter array) laid out like Go 1.25, plus the forms Go
 itself never uses but other producers do (strp names, exprloc member locations, unit-relative
 ref4 type references), so the fuzzer and `tests/dwarf_synthetic.rs` reach those paths too.
 
@@ -20,6 +20,7 @@ import zlib
 
 # DWARF constants.
 TAG_CU, TAG_STRUCT, TAG_MEMBER, TAG_BASE, TAG_TYPEDEF, TAG_PTR = 0x11, 0x13, 0x0D, 0x24, 0x16, 0x0F
+TAG_ARRAY = 0x01
 AT_NAME, AT_BYTE_SIZE, AT_LOC, AT_TYPE, AT_ENCODING = 0x03, 0x0B, 0x38, 0x49, 0x3E
 FORM_STRING, FORM_UDATA, FORM_REF_ADDR, FORM_DATA1 = 0x08, 0x0F, 0x10, 0x0B
 FORM_STRP, FORM_EXPRLOC, FORM_REF4 = 0x0E, 0x18, 0x13
@@ -46,6 +47,7 @@ ABBREVS = {
     6: (TAG_PTR, False, [(AT_NAME, FORM_STRING), (AT_TYPE, FORM_REF_ADDR)]),
     7: (TAG_MEMBER, False, [(AT_NAME, FORM_STRP), (AT_LOC, FORM_EXPRLOC), (AT_TYPE, FORM_REF4)]),
     8: (TAG_STRUCT, True, [(AT_NAME, FORM_STRP), (AT_BYTE_SIZE, FORM_UDATA)]),
+    9: (TAG_ARRAY, False, [(AT_NAME, FORM_STRING), (AT_BYTE_SIZE, FORM_UDATA), (AT_TYPE, FORM_REF_ADDR)]),
 }
 
 
@@ -161,11 +163,19 @@ def build():
     b.die(3, None, "tail", 8, "runtime.guintptr")
     b.die(7, None, "size", 16, "int32")
     b.end()
+    # The scheduling-latency histogram: an array of atomic counters, then two more counters.
+    b.die(9, "[160]internal/runtime/atomic.Uint64", "[160]internal/runtime/atomic.Uint64", 1280,
+          "internal/runtime/atomic.Uint64")
+    struct_die("runtime.timeHistogram", 1296, [
+        ("counts", 0, "[160]internal/runtime/atomic.Uint64"),
+        ("underflow", 1280, "internal/runtime/atomic.Uint64"),
+        ("overflow", 1288, "internal/runtime/atomic.Uint64")])
     struct_die("runtime.schedt", 6856, [
         ("goidgen", 0, "internal/runtime/atomic.Uint64"), ("nmidle", 48, "int32"),
         ("mnext", 56, "int64"), ("nmsys", 68, "int32"), ("nmfreed", 72, "int64"),
         ("npidle", 96, "internal/runtime/atomic.Int32"),
-        ("nmspinning", 100, "internal/runtime/atomic.Int32"), ("runq", 112, "runtime.gQueue")])
+        ("nmspinning", 100, "internal/runtime/atomic.Int32"), ("runq", 112, "runtime.gQueue"),
+        ("timeToRun", 344, "runtime.timeHistogram")])
     struct_die("[]*runtime.g", 24, [("array", 0, "**runtime.g"), ("len", 8, "int"), ("cap", 16, "int")])
     b.end()  # compile unit
 
