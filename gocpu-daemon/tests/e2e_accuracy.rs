@@ -165,6 +165,11 @@ fn offset(detail: &serde_json::Value, function: &str) -> Option<u64> {
 
 const HOOKS: [&str; 3] = ["runtime.mcall", "runtime.futex", "runtime.usleep"];
 
+/// The row of `scheduler.switches_per_second`, the runtime's own count of goroutine switches
+/// out of running; its truth is runtime.mcall's (one call per switch out of running: a park,
+/// a yield, a preemption or an exit).
+const SWITCHES: &str = "goroutine switches (runtime's count)";
+
 /// The bursty workload's round-trip counter (`ProgramCounter`).
 const ROUND_TRIPS: &str = "main.roundTrips";
 
@@ -278,6 +283,17 @@ fn run(case: &Case, tracefs: &Arc<Tracefs>, warmup: Duration, windows: usize) ->
                     truth: Source::Syscall(i, sys),
                 });
             }
+            // Goroutine switches from the runtime's own histogram: summed like the uprobes.
+            let e = sums.entry(SWITCHES).or_insert(Sum {
+                estimate: Some(0.0),
+                method: "runtime".to_string(),
+                withheld: None,
+                interval: None,
+            });
+            e.estimate = e
+                .estimate
+                .zip(v["scheduler"]["switches_per_second"].as_f64())
+                .map(|(a, b)| a + b);
             // Uprobes: summed over the binary's processes.
             for h in HOOKS {
                 let c = &v["runtime"]["calls"][h];
@@ -299,7 +315,12 @@ fn run(case: &Case, tracefs: &Arc<Tracefs>, warmup: Duration, windows: usize) ->
         let t0 = at - Duration::from_secs_f64(secs);
         for (h, sum) in sums {
             let truth = match (h, per_trip) {
-                ("runtime.mcall", Some(r)) => Source::RoundTrips(r),
+                ("runtime.mcall" | SWITCHES, Some(r)) => Source::RoundTrips(r),
+                // No independent count of the GC-heavy workload's switches: the runtime counts
+                // twice its runtime.mcall calls there (switches out of running that enter no
+                // mcall; which ones is not measured: stack growth and suspensions for stack
+                // scans are candidates), so mcall's count is not one.
+                (SWITCHES, None) => continue,
                 ("runtime.futex", _) => Source::Syscalls("futex"),
                 ("runtime.usleep", _) => Source::Syscalls("nanosleep"),
                 _ => Source::Uprobe(h),
@@ -335,12 +356,16 @@ fn run(case: &Case, tracefs: &Arc<Tracefs>, warmup: Duration, windows: usize) ->
         };
         if let Some(truth) = truth {
             eprintln!(
-                "{}: {} ends {:.1} s in: estimate {:?} ({}), truth {truth:.1}",
+                "{}: {} ends {:.1} s in: estimate {:?} ({}{}), truth {truth:.1}",
                 case.name,
                 p.label,
                 (p.window.1 - started).as_secs_f64(),
                 p.estimate,
-                p.method
+                p.method,
+                p.withheld
+                    .as_deref()
+                    .map(|w| format!(", withheld: {w}"))
+                    .unwrap_or_default()
             );
             out.entry(p.label).or_default().push(Reading {
                 estimate: p.estimate,

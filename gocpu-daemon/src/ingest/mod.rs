@@ -296,18 +296,31 @@ impl Ingest {
         // fifty times a second would look twenty times over budget on the floor of
         // `MIN_TARGET_CORES` (its first period cut short, its rate left to one short sample).
         let mut cores: HashMap<FileKey, Option<f64>> = HashMap::new();
+        let mut runtimes: HashMap<ProcKey, (Arc<crate::runtime::RuntimeLayout>, u64)> =
+            HashMap::new();
         for p in s.model().iter().filter(|p| p.tracking == Tracking::Tracked) {
             let d = p.window.latest_delta();
             let known = (d.seconds > 0.0).then(|| d.stats.oncpu_ns as f64 / 1e9 / d.seconds);
             let sum = cores.entry(p.file).or_insert(Some(0.0));
             *sum = sum.zip(known).map(|(a, b)| a + b);
+            if let Some(rt) = p.analysis.as_ref().map(|a| &a.runtime)
+                && let (Ok(layout), Ok(bias)) = (&rt.layout, &rt.bias)
+            {
+                runtimes.insert(p.key, (Arc::clone(layout), *bias));
+            }
         }
+        let switches = |k: ProcKey| {
+            let (layout, bias) = runtimes.get(&k)?;
+            let mem = crate::runtime::ProcessVm::new(k.pid)?;
+            let tracked = crate::runtime::read_tracked_switches(&mem, layout, *bias).ok()?;
+            Some(tracked.wrapping_mul(crate::runtime::SWITCH_TRACKING_PERIOD))
+        };
         let probes = &s.config.probes;
         let budget = probes
             .budget
             .per_hook(crate::probes::uprobes::governed_hooks(probes));
         s.manager()
-            .govern(&budget, &|f| cores.get(&f).copied().flatten())
+            .govern(&budget, &|f| cores.get(&f).copied().flatten(), &switches)
     }
 
     /// Measures the uprobe hit cost (blocking, about a second; the probe manager is locked only

@@ -31,7 +31,7 @@ pub async fn lifecycle(
 }
 
 /// Runs the governors until shutdown, on the calling (blocking) thread: again when the earliest
-/// governor is due (a hook far over budget is cut a tenth into its measurement period, ~10 ms,
+/// governor is due (a hook far over budget is cut 2 ms into its first measurement period,
 /// not at the next fixed tick), when a process is newly tracked (its hooks start governed at
 /// once), and at least every `max_period`. A thread of its own rather than an async task: each
 /// run is then one wake-up, not a hand-off through the async workers and the blocking pool,

@@ -61,6 +61,10 @@ struct Families {
     goroutines: Vec<(Labels, ConstGauge<i64>)>,
     waiting: Vec<(Labels, ConstGauge<i64>)>,
     growth: Vec<(Labels, ConstGauge<f64>)>,
+    goroutine_switches: Vec<(
+        Labels,
+        prometheus_client::metrics::counter::ConstCounter<u64>,
+    )>,
     sched: Vec<(&'static str, &'static str, Labels, i64)>,
 }
 
@@ -180,6 +184,9 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
                 if let Some(r) = g.growth_per_second {
                     f.growth.push((pid_l(), ConstGauge::new(r)));
                 }
+            }
+            if let Some(n) = a.runtime.switches_total() {
+                f.goroutine_switches.push((base.clone(), counter(n)));
             }
             let sv = &view.scheduler;
             for (name, help, v) in [
@@ -341,6 +348,13 @@ pub(crate) fn encode(s: &Shared, enc: &mut DescriptorEncoder) -> Result<Counts, 
         "Goroutine count growth over the window, per second (least squares): the leak signal.",
         None,
         f.growth,
+    )?;
+    family(
+        enc,
+        "gocpu_process_goroutine_switches",
+        "Goroutine switches out of running since the process started, as the runtime's own scheduling-latency histogram counts them (every 8th of each goroutine's, times 8): no breakpoint in the program.",
+        None,
+        f.goroutine_switches,
     )?;
     let names: std::collections::BTreeSet<&'static str> =
         f.sched.iter().map(|(n, ..)| *n).collect();

@@ -13,6 +13,7 @@ use crate::{
     },
     probes::{
         estimate::{RateEstimate, WindowFacts, window_rate},
+        per_switch::{SwitchFacts, per_switch_rate},
         syscalls::Estimated,
     },
 };
@@ -252,6 +253,10 @@ pub enum RateMethod {
     /// attached periods (calls per wall and per CPU second) says of the time it did not watch
     /// (`probes/estimate.rs`).
     Sampled,
+    /// runtime.mcall: the calls counted while attached, plus the attached periods' calls per
+    /// goroutine switch times the switches the runtime itself counted while detached
+    /// (`probes/per_switch.rs`).
+    PerSwitch,
 }
 
 /// Entries per second into one hooked runtime function.
@@ -300,7 +305,7 @@ pub struct RuntimeRates {
 
 /// A sampled rate, or why it is withheld: its interval is wider than the rate itself, or
 /// there is none.
-fn sampled(e: RateEstimate, duty: Option<f64>) -> CallRate {
+fn rated(e: RateEstimate, duty: Option<f64>, method: RateMethod) -> CallRate {
     // The hit cost's part of the interval is known from a single period; the statistical part
     // needs periods enough that none carries a term of the model alone.
     let withheld = match (e.low, e.high) {
@@ -316,7 +321,7 @@ fn sampled(e: RateEstimate, duty: Option<f64>) -> CallRate {
     };
     CallRate {
         per_second: withheld.is_none().then_some(e.per_second),
-        method: RateMethod::Sampled,
+        method,
         duty,
         low: e.low,
         high: e.high,
@@ -380,6 +385,27 @@ pub fn runtime_rates(
             let running = attached_since.filter(|_| attached).map_or(0.0, |a| {
                 now.saturating_duration_since(a.max(since)).as_secs_f64()
             });
+            // runtime.mcall: per switch the runtime counted, where it counts them; the calls
+            // per CPU second of a storm slowed by the traps are not the program's.
+            let per_switch = (h.function == "runtime.mcall")
+                .then(|| {
+                    let rate = p.analysis.as_ref()?.runtime.switch_rate()?;
+                    let (counted, uncounted) = samples.watched_switches(since);
+                    let facts = SwitchFacts {
+                        seconds: d.seconds,
+                        counted: counter,
+                        switches: rate * d.seconds,
+                        // The running period's switches are not read yet, nor those of a period
+                        // that began before the runtime could be read: their share in time.
+                        watched_switches: counted + rate * (running + uncounted),
+                    };
+                    per_switch_rate(&samples.picked(since, now), facts)
+                })
+                .flatten();
+            if let Some(e) = per_switch {
+                calls.insert(h.function, rated(e, duty, RateMethod::PerSwitch));
+                continue;
+            }
             samples.pool(since, now).and_then(|pool| {
                 let cpu_seconds = d.stats.oncpu_ns as f64 / 1e9;
                 let (watched, watched_cpu) = samples.watched(since);
@@ -392,7 +418,7 @@ pub fn runtime_rates(
                     watched: watched + running,
                     watched_cpu: watched_cpu + running_cpu,
                 };
-                window_rate(facts, &pool).map(|e| sampled(e, duty))
+                window_rate(facts, &pool).map(|e| rated(e, duty, RateMethod::Sampled))
             })
         };
         if let Some(r) = rate {
@@ -440,19 +466,27 @@ mod tests {
             probe_share: 0.0,
             cost_spread,
         };
-        let given = sampled(e(Some(80.0), Some(120.0), 10.0), Some(0.1));
+        let given = rated(
+            e(Some(80.0), Some(120.0), 10.0),
+            Some(0.1),
+            RateMethod::Sampled,
+        );
         assert_eq!((given.per_second, given.withheld), (Some(100.0), None));
-        let wide = sampled(e(Some(20.0), Some(180.0), 10.0), Some(0.1));
+        let wide = rated(
+            e(Some(20.0), Some(180.0), 10.0),
+            Some(0.1),
+            RateMethod::Sampled,
+        );
         assert_eq!(wide.withheld, Some("interval wider than the rate"));
         assert_eq!(wide.per_second, None);
         // The hook's cost alone is known from one period, which has no statistical interval.
-        let costly = sampled(e(None, None, 150.0), Some(0.1));
+        let costly = rated(e(None, None, 150.0), Some(0.1), RateMethod::Sampled);
         assert_eq!(
             costly.withheld,
             Some("the hook's own cost is most of the CPU time it watched")
         );
         // Without an interval (too few periods) it is withheld, however cheap the hook.
-        let unbounded = sampled(e(None, None, 10.0), Some(0.1));
+        let unbounded = rated(e(None, None, 10.0), Some(0.1), RateMethod::Sampled);
         assert_eq!(
             (unbounded.per_second, unbounded.withheld),
             (None, Some(NO_INTERVAL))

@@ -1,11 +1,18 @@
 //! What the Go runtime's own memory says about a process, read from outside each poll: the
 //! goroutine census, the scheduler gauges, the Ms and their threads, goroutine growth. Every
 //! value that could not be read keeps its reason.
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
 
-use crate::runtime::{Census, GrowthWindow, MInfo, RuntimeLayout, SchedGauges};
+use super::window::Window;
+use crate::runtime::{
+    Census, GrowthWindow, MInfo, RuntimeLayout, SWITCH_TRACKING_PERIOD, SchedGauges,
+};
 
 /// Runtime state of one process.
 #[derive(Debug)]
@@ -22,6 +29,8 @@ pub struct RuntimeState {
     pub ms: Option<Result<Vec<MInfo>, String>>,
     /// Goroutine counts over the window.
     pub growth: GrowthWindow,
+    /// The runtime's tracked goroutine switches over the window.
+    switches: Window<u64>,
     /// When the latest read happened.
     pub read_at: Option<Instant>,
     /// Monotonic origin of `growth`'s time axis.
@@ -43,6 +52,7 @@ impl RuntimeState {
             sched: None,
             ms: None,
             growth: GrowthWindow::new(window_seconds),
+            switches: Window::new(Duration::from_secs_f64(window_seconds.max(0.0))),
             read_at: None,
             origin: Instant::now(),
         }
@@ -67,6 +77,13 @@ impl RuntimeState {
                 user,
             );
         }
+        if let Some(n) = sched
+            .as_ref()
+            .ok()
+            .and_then(|s| s.tracked_switches.clone().ok())
+        {
+            self.switches.push(at, n);
+        }
         self.census = Some(census);
         self.sched = Some(sched);
         self.ms = Some(ms);
@@ -79,6 +96,34 @@ impl RuntimeState {
         let now = self.user_goroutines()?;
         let before = i64::try_from(now).ok()?.saturating_sub(g.delta).max(0) as u64;
         Some((before, now))
+    }
+
+    /// Goroutine switches out of running since the process started, at the latest read.
+    pub fn switches_total(&self) -> Option<u64> {
+        let (_, n) = self.switches.latest()?;
+        Some(n.wrapping_mul(SWITCH_TRACKING_PERIOD))
+    }
+
+    /// Goroutine switches out of running per second over the window ending at the latest
+    /// read: the runtime's tracked ones times the tracking period.
+    fn switches_per_second(&self) -> Value<f64> {
+        let unavailable = |unavailable: String| Value::Unavailable { unavailable };
+        if let Some(Ok(s)) = &self.sched
+            && let Err(e) = &s.tracked_switches
+        {
+            return unavailable(e.to_string());
+        }
+        match self.switch_rate() {
+            Some(r) => Value::Known(r),
+            None => unavailable("fewer than two reads yet".into()),
+        }
+    }
+
+    /// Goroutine switches out of running per second over the window ending at the latest
+    /// read, once two reads of the count are in it.
+    pub fn switch_rate(&self) -> Option<f64> {
+        let d = self.switches.latest_delta();
+        (d.seconds > 0.0).then(|| d.stats.wrapping_mul(SWITCH_TRACKING_PERIOD) as f64 / d.seconds)
     }
 
     fn user_goroutines(&self) -> Option<u64> {
@@ -142,6 +187,10 @@ impl RuntimeState {
                 idle_threads: gauge(&|g| s(&g.idle_ms)),
                 threads: gauge(&|g| s(&g.threads)),
                 runqueue: gauge(&|g| s(&g.global_runq)),
+                switches_per_second: match self.value_of(&self.sched, |_| Value::Known(())) {
+                    Value::Known(()) => self.switches_per_second(),
+                    Value::Unavailable { unavailable } => Value::Unavailable { unavailable },
+                },
             },
         }
     }
@@ -204,6 +253,10 @@ pub struct SchedulerView {
     pub threads: Value<i64>,
     /// Global run queue length (`runqueue`).
     pub runqueue: Value<i64>,
+    /// Goroutine switches out of running per second over the window, as the runtime's own
+    /// scheduling-latency histogram counts them (every 8th per goroutine, times 8): the
+    /// switch rate without a breakpoint in the program.
+    pub switches_per_second: Value<f64>,
 }
 
 /// The runtime section of the API.

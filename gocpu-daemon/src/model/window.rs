@@ -19,6 +19,12 @@ impl Cumulative for ProcStats {
     }
 }
 
+impl Cumulative for u64 {
+    fn since(&self, base: &Self) -> Self {
+        self.wrapping_sub(*base)
+    }
+}
+
 impl<K: Clone + Eq + Hash> Cumulative for HashMap<K, u64> {
     fn since(&self, base: &Self) -> Self {
         self.iter()

@@ -59,6 +59,8 @@ pub struct Sample {
     pub probe_ns: u64,
     /// It began at a random time after a detached one ([`Period::after_off`]).
     pub after_off: bool,
+    /// Goroutine switches the runtime counted in it (`runtime/sched.rs`), where read.
+    pub switches: Option<u64>,
 }
 
 impl Sample {
@@ -72,7 +74,13 @@ impl Sample {
             cpu_ns,
             probe_ns,
             after_off: period.after_off,
+            switches: None,
         }
+    }
+
+    /// The same period with the runtime's count of goroutine switches in it.
+    pub fn with_switches(self, switches: Option<u64>) -> Sample {
+        Sample { switches, ..self }
     }
 
     /// The period's length less the part of it the hook's hits took from the program (in the
@@ -361,6 +369,11 @@ impl SampleLog {
     /// [`MIN_POOL_CPU`] of CPU time if they hold less (none older than [`MAX_AGE`] before
     /// `now`).
     pub fn pool(&self, since: Instant, now: Instant) -> Option<Pool> {
+        fit(&self.picked(since, now))
+    }
+
+    /// The periods [`SampleLog::pool`] pools, newest first.
+    pub fn picked(&self, since: Instant, now: Instant) -> Vec<&Sample> {
         let recent = |s: &&Sample| now.saturating_duration_since(s.ended).as_secs_f64() <= MAX_AGE;
         // What is estimated is the time the hook was detached: the periods drawn at random in
         // it say what it holds, when there are some; the others (a cheap hook measuring on,
@@ -388,7 +401,24 @@ impl SampleLog {
             cpu += s.cpu_ns as f64 / 1e9;
             picked.push(s);
         }
-        fit(&picked)
+        picked
+    }
+
+    /// Goroutine switches the runtime counted in the finished periods within `[since, now]`
+    /// (of a period that began before `since`, its share in time), and the seconds within it
+    /// of the periods that have no count.
+    pub fn watched_switches(&self, since: Instant) -> (f64, f64) {
+        self.samples
+            .iter()
+            .filter(|s| s.ended > since && s.seconds > 0.0)
+            .map(|s| {
+                let inside = s.seconds.min(s.ended.duration_since(since).as_secs_f64());
+                match s.switches {
+                    Some(n) => (n as f64 * inside / s.seconds, 0.0),
+                    None => (0.0, inside),
+                }
+            })
+            .fold((0.0, 0.0), |(a, b), (da, db)| (a + da, b + db))
     }
 }
 
@@ -472,6 +502,7 @@ mod tests {
             cpu_ns: cpu_ms * 1_000_000,
             probe_ns: 0,
             after_off: true,
+            switches: None,
         }
     }
 
@@ -491,6 +522,7 @@ mod tests {
                 cpu_ns: if busy { 100_000_000 } else { 0 },
                 probe_ns: 0,
                 after_off: true,
+                switches: None,
             });
         }
         let now = t0 + Duration::from_secs(10);
@@ -527,6 +559,7 @@ mod tests {
                     cpu_ns,
                     probe_ns: 0,
                     after_off: true,
+                    switches: None,
                 });
             }
             let p = short.pool(t0, now).unwrap();
@@ -582,6 +615,7 @@ mod tests {
                 cpu_ns: if busy { 90_000_000 } else { 1_000_000 },
                 probe_ns: 0,
                 after_off: true,
+                switches: None,
             });
         }
         let pool = log.pool(t0, t0 + Duration::from_secs(10)).unwrap();
@@ -604,6 +638,7 @@ mod tests {
                 cpu_ns: if storm { 100_000_000 } else { 0 },
                 probe_ns: 0,
                 after_off: true,
+                switches: None,
             });
         }
         let now = t0 + Duration::from_secs(11);
@@ -644,6 +679,7 @@ mod tests {
                 cpu_ns: 10_000_000,
                 probe_ns,
                 after_off: true,
+                switches: None,
             });
         }
         let now = t0 + Duration::from_secs(10);
@@ -673,6 +709,7 @@ mod tests {
                 cpu_ns: 10_000_000,
                 probe_ns: 1_000_000,
                 after_off: true,
+                switches: None,
             });
         }
         let r = window_rate(w, &light.pool(t0, now).unwrap()).unwrap();
@@ -694,6 +731,7 @@ mod tests {
                 cpu_ns: 100_000_000,
                 probe_ns: 200_000_000,
                 after_off: true,
+                switches: None,
             });
         }
         let p = over.pool(t0, now).unwrap();
@@ -712,6 +750,7 @@ mod tests {
             cpu_ns: 200_000_000,
             probe_ns: 0,
             after_off,
+            switches: None,
         };
         // Each storm's onset (a wake-up burst: 5000 calls in 100 ms) ends a cheap run of
         // periods; its middle, sampled at random after detached times, makes 1000.
@@ -740,6 +779,7 @@ mod tests {
             cpu_ns: cpu_ms * 1_000_000,
             probe_ns: 0,
             after_off: true,
+            switches: None,
         };
         let w = WindowFacts {
             seconds: 10.0,
@@ -788,6 +828,7 @@ mod tests {
             cpu_ns: 100_000_000,
             probe_ns: 0,
             after_off: true,
+            switches: None,
         };
         for i in 0..10 {
             steady.push(at(i, 1000));

@@ -24,7 +24,7 @@ use crate::{
         calibrate::HitCost,
         loader::{AggregateMaps, KernelProbes},
         syscalls::{Estimated, SyscallEstimates, SyscallProbes},
-        uprobes::{HookStatus, UprobeSet},
+        uprobes::{HookStatus, Targets, UprobeSet},
     },
 };
 
@@ -112,7 +112,8 @@ impl ProbeManager {
         Ok(())
     }
 
-    /// Runs the uprobe and syscall tracepoint governors: `cores` gives the CPU use of each
+    /// Runs the uprobe and syscall tracepoint governors (`switches` reads a process's count
+    /// of goroutine switches from its memory): `cores` gives the CPU use of each
     /// binary's processes (`None` until every one of them has been polled twice: then the
     /// machine's CPU count, the most they can use, so that a hook is not judged over budget
     /// on a CPU use nobody measured). Returns when the earliest governor wants its next tick.
@@ -120,6 +121,7 @@ impl ProbeManager {
         &mut self,
         budget: &BudgetConfig,
         cores: &dyn Fn(FileKey) -> Option<f64>,
+        switches: &dyn Fn(ProcKey) -> Option<u64>,
     ) -> Option<Instant> {
         let machine = self.nr_cpus as f64;
         let cores = |f: FileKey| cores(f).unwrap_or(machine);
@@ -154,9 +156,17 @@ impl ProbeManager {
             }
             next
         };
-        let uprobes = self
-            .uprobes
-            .govern(&mut self.kernel, now, budget, &stats, &cores, &cost);
+        let uprobes = self.uprobes.govern(
+            &mut self.kernel,
+            now,
+            budget,
+            &cost,
+            &Targets {
+                stats: &stats,
+                cores: &cores,
+                switches,
+            },
+        );
         uprobes.into_iter().chain(syscalls).min()
     }
 

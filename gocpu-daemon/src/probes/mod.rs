@@ -10,6 +10,7 @@ pub mod grace;
 pub mod loader;
 pub mod manager;
 pub mod off_stacks;
+pub mod per_switch;
 pub mod syscalls;
 pub mod tracefs;
 pub mod uprobe_link;

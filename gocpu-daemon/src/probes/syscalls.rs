@@ -521,6 +521,7 @@ mod tests {
             cpu_ns: cpu_ms * 1_000_000,
             probe_ns: 0,
             after_off: true,
+            switches: None,
         }; 5];
         s[0].calls = calls;
         s

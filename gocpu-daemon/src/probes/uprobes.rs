@@ -128,6 +128,10 @@ pub struct HitReading {
     pub hits: u64,
     /// Cumulative on-CPU time, nanoseconds.
     pub cpu_ns: u64,
+    /// Goroutine switches the runtime has counted (its tracked ones times the tracking
+    /// period), read from its memory (runtime.mcall's hook only, at the ends of its periods:
+    /// `per_switch.rs`).
+    pub switches: Option<u64>,
 }
 
 impl HitReading {
@@ -142,7 +146,26 @@ impl HitReading {
         HitReading {
             hits,
             cpu_ns: s.oncpu_ns,
+            switches: None,
         }
+    }
+}
+
+/// What the governors read of the traced processes at one tick.
+pub struct Targets<'a> {
+    /// Each process's counters.
+    pub stats: &'a HashMap<ProcKey, ProcStats>,
+    /// The CPU use of each binary's processes, cores.
+    pub cores: &'a dyn Fn(FileKey) -> f64,
+    /// A process's goroutine switches, read from its memory now (`None`: unreadable).
+    pub switches: &'a dyn Fn(ProcKey) -> Option<u64>,
+}
+
+impl std::fmt::Debug for Targets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Targets")
+            .field("stats", self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -239,10 +262,14 @@ impl UprobeSet {
         kernel: &mut KernelProbes,
         now: Instant,
         budget: &crate::probes::budget::BudgetConfig,
-        stats: &HashMap<ProcKey, ProcStats>,
-        cores: &dyn Fn(FileKey) -> f64,
         cost: &HitCost,
+        targets: &Targets<'_>,
     ) -> Option<Instant> {
+        let Targets {
+            stats,
+            cores,
+            switches,
+        } = targets;
         let mut next: Option<Instant> = None;
         for (file, b) in &mut self.binaries {
             if b.users.is_empty() {
@@ -262,7 +289,7 @@ impl UprobeSet {
                 if !h.enabled {
                     continue;
                 }
-                let per_user: Vec<(ProcKey, HitReading)> = b
+                let mut per_user: Vec<(ProcKey, HitReading)> = b
                     .users
                     .iter()
                     .map(|u| {
@@ -279,6 +306,14 @@ impl UprobeSet {
                 let before = h.governor.last_period();
                 let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
+                // The switches are read only where a period of runtime.mcall's hook ends (and
+                // the next may begin): a read of the process's memory each.
+                let counts_switches = h.hook == RuntimeHook::Mcall;
+                if counts_switches && finished {
+                    for (u, r) in &mut per_user {
+                        r.switches = switches(*u);
+                    }
+                }
                 if let Some(p) = h.governor.last_period().filter(|_| finished) {
                     let samples = period_samples(&h.bases, &per_user, &p, hit_cost);
                     tracing::debug!(
@@ -287,6 +322,7 @@ impl UprobeSet {
                         hits_per_second = p.hits_per_second,
                         calls = samples.iter().map(|(_, s)| s.calls).sum::<u64>(),
                         cpu_ms = samples.iter().map(|(_, s)| s.cpu_ns).sum::<u64>() as f64 / 1e6,
+                        switches = ?samples.iter().map(|(_, s)| s.switches).collect::<Vec<_>>(),
                         target_cores,
                         overhead = p.overhead_attached,
                         duty = p.duty,
@@ -313,7 +349,9 @@ impl UprobeSet {
                                 .iter()
                                 .filter_map(|u| {
                                     let s = kernel.read_with(u.pid, &running)?;
-                                    Some((*u, HitReading::of(&s, h.hook)))
+                                    let mut r = HitReading::of(&s, h.hook);
+                                    r.switches = counts_switches.then(|| switches(*u)).flatten();
+                                    Some((*u, r))
                                 })
                                 .collect();
                             h.attached_at = Some(done);
@@ -465,9 +503,13 @@ fn period_samples(
             let base = bases.get(u)?;
             let calls = r.hits.saturating_sub(base.hits);
             let cpu = r.cpu_ns.saturating_sub(base.cpu_ns);
+            let switches = r
+                .switches
+                .zip(base.switches)
+                .and_then(|(n, b)| n.checked_sub(b));
             Some((
                 *u,
-                Sample::of(period, calls, cpu, hits_cost(calls, hit_cost)),
+                Sample::of(period, calls, cpu, hits_cost(calls, hit_cost)).with_switches(switches),
             ))
         })
         .collect()
@@ -485,7 +527,11 @@ mod tests {
     }
 
     fn reading(hits: u64, cpu_ns: u64) -> HitReading {
-        HitReading { hits, cpu_ns }
+        HitReading {
+            hits,
+            cpu_ns,
+            switches: None,
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! runtime itself reads them without its lock for schedtrace), `runtime.gomaxprocs` as is, and
 //! each P of `runtime.allp` for its local run queue. Every gauge is its own `Result`: one that
 //! cannot be read is unavailable with the reason, never zero.
+use gocpu_gobin::offsets::FieldKind;
+
 use super::{
     error::ReadError,
     layout::{RuntimeLayout, Var},
@@ -41,7 +43,16 @@ pub struct SchedGauges {
     pub goidgen: Result<u64, ReadError>,
     /// Each P's local run queue length, in `allp` order (schedtrace's bracketed list).
     pub local_runqs: Result<Vec<u32>, ReadError>,
+    /// Goroutine switches the runtime has tracked so far ([`read_tracked_switches`]).
+    pub tracked_switches: Result<u64, ReadError>,
 }
+
+/// One in how many of a goroutine's switches out of running the runtime tracks
+/// (`gTrackingPeriod`, 8 in every release since the histogram came in Go 1.17).
+pub const SWITCH_TRACKING_PERIOD: u64 = 8;
+
+/// Largest scheduling-latency histogram accepted, bytes (Go 1.19 has 5 768).
+const MAX_HISTOGRAM: u32 = 1 << 16;
 
 /// Reads the scheduler gauges of a process whose load bias is `bias`. Errs only when the
 /// process as a whole cannot be read (gone, denied); otherwise each gauge says for itself.
@@ -65,6 +76,7 @@ pub fn read_sched(
             .int(|o| o.sched_goidgen, i64::MAX as u64, "sched.goidgen")
             .map(|v| v as u64),
         local_runqs,
+        tracked_switches: read_tracked_switches(mem, layout, bias),
     };
     for e in [&out.gomaxprocs, &out.idle_ps, &out.threads]
         .into_iter()
@@ -151,6 +163,41 @@ impl<'a> SchedCounters<'a> {
         }
         Ok(live)
     }
+}
+
+/// The sum of `sched.timeToRun`'s buckets and underflow: how many switches out of running
+/// the runtime has tracked. Each goroutine's every [`SWITCH_TRACKING_PERIOD`]th switch out of
+/// running (to waiting, runnable or dead; not into a syscall since Go 1.22) is counted once it
+/// runs again, so the count follows the goroutine switches runtime.mcall makes without a
+/// breakpoint in the program.
+pub fn read_tracked_switches(
+    mem: &dyn ProcessMemory,
+    layout: &RuntimeLayout,
+    bias: u64,
+) -> Result<u64, ReadError> {
+    let o = layout.offsets();
+    let (counts, underflow) = (o.sched_timetorun_counts, o.sched_timetorun_underflow);
+    let end = underflow.offset.checked_add(8);
+    if counts.kind != FieldKind::Counters
+        || counts.size > MAX_HISTOGRAM
+        || end
+            != counts
+                .offset
+                .checked_add(counts.size)
+                .and_then(|e| e.checked_add(8))
+    {
+        return Err(ReadError::Implausible {
+            what: "sched.timeToRun layout",
+            value: u64::from(counts.size),
+        });
+    }
+    let base = layout.addr(Var::Sched, bias)?;
+    let mut b = vec![0u8; counts.size as usize + 8];
+    mem.read(base.wrapping_add(u64::from(counts.offset)), &mut b)
+        .map_err(ReadError::memory("sched.timeToRun"))?;
+    Ok(b.chunks_exact(8)
+        .map(|w| w.try_into().map(u64::from_le_bytes).unwrap_or(0))
+        .fold(0u64, u64::wrapping_add))
 }
 
 fn read_gomaxprocs(
