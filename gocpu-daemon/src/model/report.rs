@@ -406,7 +406,7 @@ pub fn runtime_rates(
                 calls.insert(h.function, rated(e, duty, RateMethod::PerSwitch));
                 continue;
             }
-            samples.pool(since, now).and_then(|pool| {
+            samples.bounded_pool(since, now).and_then(|pool| {
                 let cpu_seconds = d.stats.oncpu_ns as f64 / 1e9;
                 let (watched, watched_cpu) = samples.watched(since);
                 // The running period's CPU time is not read yet: its share in time.

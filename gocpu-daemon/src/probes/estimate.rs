@@ -183,6 +183,16 @@ enum Model {
     Both,
 }
 
+/// How a pool's model is chosen among those that fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    /// Two terms when they fit, else the single term that fits better (estimates used without
+    /// their interval: the syscall counters).
+    PointEstimate,
+    /// The first of those with an interval.
+    Bounded,
+}
+
 /// One period as a regression row: (seconds, cpu seconds, calls).
 type Row = (f64, f64, f64);
 
@@ -223,7 +233,7 @@ fn fit_model(rows: &[Row], model: Model) -> Option<Fitted> {
 /// adding up as noise). When CPU time was read as charged (slices charged when they end, at a
 /// switch or the 99 Hz clock), a 2 ms period of a storm got 0 or 10 ms and calls per CPU second
 /// from a few of them were off by multiples.
-fn fit(samples: &[&Sample]) -> Option<Pool> {
+fn fit(samples: &[&Sample], choice: Choice) -> Option<Pool> {
     let used: Vec<&Sample> = samples
         .iter()
         .copied()
@@ -266,13 +276,19 @@ fn fit(samples: &[&Sample]) -> Option<Pool> {
     };
     let both = fit_model(&rows, Model::Both).filter(|_| cpu_reliable);
     let candidates: Vec<Fitted> = std::iter::once(both).chain(singles).flatten().collect();
-    // The first that can say how sure it is: a term resting on one period (sysmon's naps
-    // fitted beside a storm's one busy period) cannot, while the simpler model's residuals
-    // show what it leaves out.
-    let (fitted, cov) = candidates
-        .iter()
-        .find_map(|f| Some((*f, Some(robust_cov(&rows, *f)?))))
-        .or_else(|| candidates.first().map(|f| (*f, None)))?;
+    // A bounded pool takes the first model that can say how sure it is: a term resting on one
+    // period (sysmon's naps fitted beside a storm's one busy period) cannot, while the simpler
+    // model's residuals show what it leaves out. A point estimate keeps the first: the one busy
+    // period is the only word on the storm, and calls per wall second from the quiet ones read
+    // the phase-changing workload's syscalls at x0.2.
+    let first = candidates.first().map(|f| (*f, robust_cov(&rows, *f)));
+    let (fitted, cov) = match choice {
+        Choice::Bounded => candidates
+            .iter()
+            .find_map(|f| Some((*f, Some(robust_cov(&rows, *f)?))))
+            .or(first),
+        Choice::PointEstimate => first,
+    }?;
     let (a, b, ..) = fitted;
     // What the periods were, hits included: `cpu` above is the program's own part of it.
     let raw_cpu: f64 = used.iter().map(|s| s.cpu_ns as f64 / 1e9).sum();
@@ -369,7 +385,13 @@ impl SampleLog {
     /// [`MIN_POOL_CPU`] of CPU time if they hold less (none older than [`MAX_AGE`] before
     /// `now`).
     pub fn pool(&self, since: Instant, now: Instant) -> Option<Pool> {
-        fit(&self.picked(since, now))
+        fit(&self.picked(since, now), Choice::PointEstimate)
+    }
+
+    /// As [`SampleLog::pool`], with the model that has an interval where one has (for a rate
+    /// that is given only with one).
+    pub fn bounded_pool(&self, since: Instant, now: Instant) -> Option<Pool> {
+        fit(&self.picked(since, now), Choice::Bounded)
     }
 
     /// The periods [`SampleLog::pool`] pools, newest first.
@@ -799,7 +821,13 @@ mod tests {
         }
         one.push(at(7, 5005, 100));
         let now = t0 + Duration::from_secs(10);
-        let pool = one.pool(t0, now).unwrap();
+        // A point estimate keeps the storm's calls per CPU second, without an interval.
+        let point = one.pool(t0, now).unwrap();
+        assert!(
+            point.per_cpu_second > 0.0 && point.cov.is_none(),
+            "{point:?}"
+        );
+        let pool = one.bounded_pool(t0, now).unwrap();
         assert_eq!(pool.per_cpu_second, 0.0, "{pool:?}");
         let r = window_rate(w, &pool).unwrap();
         assert!(r.high.unwrap() - r.low.unwrap() > r.per_second, "{r:?}");
