@@ -45,9 +45,12 @@ pub fn run() -> Result<()> {
              `raw_syscalls:sys_enter` for the process; runtime.mcall of the bursty workload by \
              its own round-trip count read from its memory (2 calls each, checked against a \
              uprobe before every case); runtime.mcall of the GC-heavy one by a tracefs uprobe \
-             at the same offset. Targets: sampled within ±25% (median) and ±50% (90% of \
-             windows); exact within ±2% on steady workloads. A rate withheld (with its reason) \
-             counts as not given.\n\n{body}"
+             at the same offset; the goroutine switches the runtime itself counts \
+             (`scheduler.switches_per_second`) against the same round-trip count. Targets: \
+             sampled within ±25% (median) and ±50% (90% of windows); exact within ±2% on \
+             steady workloads. A rate withheld (with its reason) counts as not given. \
+             \"interval holds truth\": in how many windows with an interval (given or \
+             withheld) it contained the truth.\n\n{body}"
         ),
     )?;
     if !status.success() {

@@ -142,6 +142,8 @@ pub struct Pool {
     pub samples: usize,
     /// The part of the pooled periods' CPU time their hook's hits took (calibrated cost).
     pub probe_share: f64,
+    /// The most CPU time per second any pooled period saw, cores.
+    pub busiest: f64,
 }
 
 impl Pool {
@@ -300,6 +302,10 @@ fn fit(samples: &[&Sample], choice: Choice) -> Option<Pool> {
         cpu_seconds: raw_cpu,
         seconds: used.iter().map(|s| s.seconds).sum(),
         samples: n,
+        busiest: used
+            .iter()
+            .map(|s| s.cpu_ns as f64 / 1e9 / s.seconds)
+            .fold(0.0, f64::max),
         probe_share: if raw_cpu > 0.0 {
             1.0 - cpu / raw_cpu
         } else {
@@ -478,8 +484,17 @@ pub struct WindowFacts {
     pub watched_cpu: f64,
 }
 
+/// How much busier than its busiest pooled period a program may have been while unwatched
+/// for the model to bound its calls then (a period's CPU use is one short sample of the
+/// program's, an unwatched time's its mean).
+const UNSEEN_BUSY: f64 = 1.5;
+
+/// CPU use below which the unwatched time is not judged against the periods, cores.
+const UNSEEN_FLOOR: f64 = 0.05;
+
 /// Calls per second over the window: those counted, plus the model's calls for the time and
-/// CPU time not watched.
+/// CPU time not watched; no interval when the program was busier unwatched than any period
+/// saw it.
 pub fn window_rate(w: WindowFacts, pool: &Pool) -> Option<RateEstimate> {
     if w.seconds <= 0.0 {
         return None;
@@ -491,7 +506,11 @@ pub fn window_rate(w: WindowFacts, pool: &Pool) -> Option<RateEstimate> {
     let (extra, se) = pool.predict(unwatched, cpu);
     let counted = w.counted as f64 / w.seconds;
     let per_second = counted + extra / w.seconds;
-    let spread = se.map(|se| 2.0 * se / w.seconds);
+    // A program busier while unwatched than in any period is a program the model has not seen:
+    // the bursty 200 ms/1 s workload's futex rate, from periods that all fell in its quiet,
+    // was given at x0.04 with an interval a few calls wide.
+    let unseen = unwatched > 0.0 && cpu / unwatched > UNSEEN_BUSY * pool.busiest + UNSEEN_FLOOR;
+    let spread = se.filter(|_| !unseen).map(|se| 2.0 * se / w.seconds);
     // The model rests on the program's own time in the periods, which is their time less the
     // hits' calibrated cost: the interval takes in what a cost up to HIT_COST_MAX times it
     // would give.
@@ -843,6 +862,32 @@ mod tests {
         let (lo, hi) = (r.low.unwrap(), r.high.unwrap());
         // 50 000 calls per CPU second, storms 30 000 apart: ±60% or more.
         assert!(lo < 0.4 * r.per_second && hi > 1.6 * r.per_second, "{r:?}");
+    }
+
+    #[test]
+    fn a_program_busier_unwatched_than_any_period_saw_has_no_interval() {
+        let t0 = Instant::now();
+        let mut quiet = SampleLog::default();
+        // Eight 10 ms periods in the quiet of a bursty program: sysmon's naps, 1 ms of CPU
+        // each (0.1 cores).
+        for i in 0..8 {
+            quiet.push(sample(t0, i as f64 + 1.0, 3, 1));
+        }
+        let now = t0 + Duration::from_secs(10);
+        let pool = quiet.pool(t0, now).unwrap();
+        let facts = |cpu_seconds| WindowFacts {
+            seconds: 10.0,
+            counted: 24,
+            cpu_seconds,
+            watched: 0.08,
+            watched_cpu: 0.008,
+        };
+        // As quiet unwatched as watched: bounded.
+        let r = window_rate(facts(0.1), &pool).unwrap();
+        assert!(r.low.is_some() && r.high.is_some(), "{r:?}");
+        // Five CPU seconds unwatched, half a core (storms no period fell in): no interval.
+        let r = window_rate(facts(5.0), &pool).unwrap();
+        assert_eq!((r.low, r.high), (None, None), "{r:?}");
     }
 
     #[test]
