@@ -377,14 +377,20 @@ impl SampleLog {
     /// Attached seconds within `[since, now]` of the finished periods, and the process's CPU
     /// seconds in them (of a period that began before `since`, its share in time).
     pub fn watched(&self, since: Instant) -> (f64, f64) {
+        self.inside(since)
+            .map(|(s, share)| (s.seconds * share, s.cpu_ns as f64 / 1e9 * share))
+            .fold((0.0, 0.0), |(t, c), (dt, dc)| (t + dt, c + dc))
+    }
+
+    /// The finished periods that ended after `since`, each with the part of it after `since`.
+    fn inside(&self, since: Instant) -> impl Iterator<Item = (&Sample, f64)> {
         self.samples
             .iter()
-            .filter(|s| s.ended > since && s.seconds > 0.0)
-            .map(|s| {
-                let inside = s.seconds.min(s.ended.duration_since(since).as_secs_f64());
-                (inside, s.cpu_ns as f64 / 1e9 * inside / s.seconds)
+            .filter(move |s| s.ended > since && s.seconds > 0.0)
+            .map(move |s| {
+                let after = s.ended.duration_since(since).as_secs_f64();
+                (s, s.seconds.min(after) / s.seconds)
             })
-            .fold((0.0, 0.0), |(t, c), (dt, dc)| (t + dt, c + dc))
     }
 
     /// The periods that ended after `since`, extended to the newest [`MIN_SAMPLES`] and
@@ -436,15 +442,10 @@ impl SampleLog {
     /// (of a period that began before `since`, its share in time), and the seconds within it
     /// of the periods that have no count.
     pub fn watched_switches(&self, since: Instant) -> (f64, f64) {
-        self.samples
-            .iter()
-            .filter(|s| s.ended > since && s.seconds > 0.0)
-            .map(|s| {
-                let inside = s.seconds.min(s.ended.duration_since(since).as_secs_f64());
-                match s.switches {
-                    Some(n) => (n as f64 * inside / s.seconds, 0.0),
-                    None => (0.0, inside),
-                }
+        self.inside(since)
+            .map(|(s, share)| match s.switches {
+                Some(n) => (n as f64 * share, 0.0),
+                None => (0.0, s.seconds * share),
             })
             .fold((0.0, 0.0), |(a, b), (da, db)| (a + da, b + db))
     }
