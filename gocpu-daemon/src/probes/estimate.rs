@@ -536,6 +536,17 @@ mod tests {
 
     use super::*;
 
+    /// A 10 s window none of which was watched, holding 5 CPU seconds.
+    fn unwatched_10s() -> WindowFacts {
+        WindowFacts {
+            seconds: 10.0,
+            counted: 0,
+            cpu_seconds: 5.0,
+            watched: 0.0,
+            watched_cpu: 0.0,
+        }
+    }
+
     fn sample(t0: Instant, at: f64, calls: u64, cpu_ms: u64) -> Sample {
         Sample {
             ended: t0 + Duration::from_secs_f64(at),
@@ -823,13 +834,7 @@ mod tests {
             after_off: true,
             switches: None,
         };
-        let w = WindowFacts {
-            seconds: 10.0,
-            counted: 0,
-            cpu_seconds: 5.0,
-            watched: 0.0,
-            watched_cpu: 0.0,
-        };
+        let w = unwatched_10s();
         // Seven quiet periods (sysmon's naps: 5 calls, no CPU) and one in a storm: the storm's
         // calls per CPU second rest on that one period, whose residual is zero whatever the
         // next storm does (one residual variance for all eight said so to within ±0%). The
@@ -909,13 +914,7 @@ mod tests {
             noisy.push(at(i, if i % 2 == 0 { 1900 } else { 100 }));
         }
         let now = t0 + Duration::from_secs(10);
-        let w = WindowFacts {
-            seconds: 10.0,
-            counted: 0,
-            cpu_seconds: 5.0,
-            watched: 0.0,
-            watched_cpu: 0.0,
-        };
+        let w = unwatched_10s();
         let a = window_rate(w, &steady.pool(t0, now).unwrap()).unwrap();
         let b = window_rate(w, &noisy.pool(t0, now).unwrap()).unwrap();
         assert!((a.per_second - b.per_second).abs() < 1e-6);
