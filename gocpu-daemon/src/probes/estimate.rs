@@ -333,11 +333,7 @@ fn robust_cov(rows: &[Row], (a, b, inv, params): Fitted) -> Option<[[f64; 2]; 2]
         let w = 1.0 / t;
         let ix = mat_vec(inv, x);
         let leverage = w * (x[0] * ix[0] + x[1] * ix[1]);
-        if leverage > MAX_LEVERAGE {
-            return None;
-        }
-        let predicted = (a * t + b * c).max(0.0);
-        let e2 = (y - predicted).powi(2).max(predicted) / (1.0 - leverage).powi(2);
+        let e2 = hc3_square(y, (a * t + b * c).max(0.0), leverage)?;
         for (i, row) in meat.iter_mut().enumerate() {
             for (j, m) in row.iter_mut().enumerate() {
                 *m += w * w * e2 * x[i] * x[j];
@@ -345,6 +341,16 @@ fn robust_cov(rows: &[Row], (a, b, inv, params): Fitted) -> Option<[[f64; 2]; 2]
         }
     }
     Some(mat_mul(mat_mul(inv, meat), inv))
+}
+
+/// A period's squared residual as the covariance takes it: at least the count's Poisson
+/// variance (`predicted` calls), scaled by 1 / (1 - `leverage`)² (HC3); `None` when the period
+/// carries a term alone (leverage above [`MAX_LEVERAGE`]: its own residual says nothing).
+pub fn hc3_square(calls: f64, predicted: f64, leverage: f64) -> Option<f64> {
+    if leverage > MAX_LEVERAGE {
+        return None;
+    }
+    Some((calls - predicted).powi(2).max(predicted) / (1.0 - leverage).powi(2))
 }
 
 fn mat_vec(m: [[f64; 2]; 2], x: [f64; 2]) -> [f64; 2] {

@@ -11,12 +11,10 @@
 //!
 //! The ratio is the periods' calls over their switches (least squares with a count's variance,
 //! proportional to the switches); its standard error comes from each period's own residual,
-//! scaled by 1 / (1 - leverage) and never below the count's Poisson variance, as in
-//! `estimate.rs`. No interval while one period holds nearly all the switches.
-use crate::probes::estimate::{RateEstimate, Sample};
-
-/// Leverage above which one period is taken to carry the ratio alone.
-const MAX_LEVERAGE: f64 = 0.9;
+//! scaled by 1 / (1 - leverage) and never below the count's Poisson variance
+//! (`estimate::hc3_square`, shared with the fit of the other hooks). No interval while one
+//! period holds nearly all the switches.
+use crate::probes::estimate::{RateEstimate, Sample, hc3_square};
 
 /// What is known of one process's switches over one window.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,29 +37,22 @@ pub fn per_switch_rate(periods: &[&Sample], w: SwitchFacts) -> Option<RateEstima
     if w.seconds <= 0.0 || !w.switches.is_finite() {
         return None;
     }
-    let periods: Vec<&Sample> = periods
+    // (period, its switches, its calls)
+    let rows: Vec<(&Sample, f64, f64)> = periods
         .iter()
-        .copied()
-        .filter(|s| s.switches.is_some())
-        .collect();
-    let rows: Vec<(f64, f64)> = periods
-        .iter()
-        .filter_map(|s| Some((s.switches? as f64, s.calls as f64)))
+        .filter_map(|s| Some((*s, s.switches? as f64, s.calls as f64)))
         .collect();
     let (sx, sy): (f64, f64) = rows
         .iter()
-        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        .fold((0.0, 0.0), |(a, b), (_, x, y)| (a + x, b + y));
     if sx <= 0.0 {
         return None;
     }
     let ratio = sy / sx;
     let variance = (rows.len() > 1)
         .then(|| {
-            rows.iter().try_fold(0.0, |acc, (x, y)| {
-                let leverage = x / sx;
-                let predicted = ratio * x;
-                let e2 = (y - predicted).powi(2).max(predicted) / (1.0 - leverage).powi(2);
-                (leverage <= MAX_LEVERAGE).then_some(acc + e2)
+            rows.iter().try_fold(0.0, |acc, (_, x, y)| {
+                Some(acc + hc3_square(*y, ratio * x, x / sx)?)
             })
         })
         .flatten()
@@ -71,13 +62,13 @@ pub fn per_switch_rate(periods: &[&Sample], w: SwitchFacts) -> Option<RateEstima
     let modelled = ratio * unwatched / w.seconds;
     let per_second = counted + modelled;
     let spread = variance.map(|v| 2.0 * v.sqrt() * unwatched / w.seconds);
-    let cpu: u64 = periods.iter().map(|s| s.cpu_ns).sum();
-    let probe: u64 = periods.iter().map(|s| s.probe_ns).sum();
+    let cpu: u64 = rows.iter().map(|(s, ..)| s.cpu_ns).sum();
+    let probe: u64 = rows.iter().map(|(s, ..)| s.probe_ns).sum();
     Some(RateEstimate {
         per_second,
         low: spread.map(|s| (per_second - s).max(counted)),
         high: spread.map(|s| per_second + s),
-        sample_seconds: periods.iter().map(|s| s.seconds).sum(),
+        sample_seconds: rows.iter().map(|(s, ..)| s.seconds).sum(),
         samples: rows.len(),
         probe_share: if cpu > 0 {
             probe as f64 / cpu as f64
