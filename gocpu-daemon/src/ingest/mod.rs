@@ -312,8 +312,7 @@ impl Ingest {
         let switches = |k: ProcKey| {
             let (layout, bias) = runtimes.get(&k)?;
             let mem = crate::runtime::ProcessVm::new(k.pid)?;
-            let tracked = crate::runtime::read_tracked_switches(&mem, layout, *bias).ok()?;
-            Some(tracked.wrapping_mul(crate::runtime::SWITCH_TRACKING_PERIOD))
+            crate::runtime::read_switches(&mem, layout, *bias).ok()
         };
         let probes = &s.config.probes;
         let budget = probes

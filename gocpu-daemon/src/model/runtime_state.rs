@@ -10,9 +10,7 @@ use std::{
 use serde::Serialize;
 
 use super::window::Window;
-use crate::runtime::{
-    Census, GrowthWindow, MInfo, RuntimeLayout, SWITCH_TRACKING_PERIOD, SchedGauges,
-};
+use crate::runtime::{Census, GrowthWindow, MInfo, RuntimeLayout, SchedGauges};
 
 /// Runtime state of one process.
 #[derive(Debug)]
@@ -29,7 +27,7 @@ pub struct RuntimeState {
     pub ms: Option<Result<Vec<MInfo>, String>>,
     /// Goroutine counts over the window.
     pub growth: GrowthWindow,
-    /// The runtime's tracked goroutine switches over the window.
+    /// The runtime's count of goroutine switches over the window.
     switches: Window<u64>,
     /// When the latest read happened.
     pub read_at: Option<Instant>,
@@ -77,11 +75,7 @@ impl RuntimeState {
                 user,
             );
         }
-        if let Some(n) = sched
-            .as_ref()
-            .ok()
-            .and_then(|s| s.tracked_switches.clone().ok())
-        {
+        if let Some(&n) = sched.as_ref().ok().and_then(|s| s.switches.as_ref().ok()) {
             self.switches.push(at, n);
         }
         self.census = Some(census);
@@ -100,30 +94,14 @@ impl RuntimeState {
 
     /// Goroutine switches out of running since the process started, at the latest read.
     pub fn switches_total(&self) -> Option<u64> {
-        let (_, n) = self.switches.latest()?;
-        Some(n.wrapping_mul(SWITCH_TRACKING_PERIOD))
-    }
-
-    /// Goroutine switches out of running per second over the window ending at the latest
-    /// read: the runtime's tracked ones times the tracking period.
-    fn switches_per_second(&self) -> Value<f64> {
-        let unavailable = |unavailable: String| Value::Unavailable { unavailable };
-        if let Some(Ok(s)) = &self.sched
-            && let Err(e) = &s.tracked_switches
-        {
-            return unavailable(e.to_string());
-        }
-        match self.switch_rate() {
-            Some(r) => Value::Known(r),
-            None => unavailable("fewer than two reads yet".into()),
-        }
+        self.switches.latest().map(|(_, n)| *n)
     }
 
     /// Goroutine switches out of running per second over the window ending at the latest
     /// read, once two reads of the count are in it.
     pub fn switch_rate(&self) -> Option<f64> {
         let d = self.switches.latest_delta();
-        (d.seconds > 0.0).then(|| d.stats.wrapping_mul(SWITCH_TRACKING_PERIOD) as f64 / d.seconds)
+        (d.seconds > 0.0).then(|| d.stats as f64 / d.seconds)
     }
 
     fn user_goroutines(&self) -> Option<u64> {
@@ -187,10 +165,17 @@ impl RuntimeState {
                 idle_threads: gauge(&|g| s(&g.idle_ms)),
                 threads: gauge(&|g| s(&g.threads)),
                 runqueue: gauge(&|g| s(&g.global_runq)),
-                switches_per_second: match self.value_of(&self.sched, |_| Value::Known(())) {
-                    Value::Known(()) => self.switches_per_second(),
-                    Value::Unavailable { unavailable } => Value::Unavailable { unavailable },
-                },
+                switches_per_second: self.value_of(&self.sched, |g| {
+                    match (&g.switches, self.switch_rate()) {
+                        (Err(e), _) => Value::Unavailable {
+                            unavailable: e.to_string(),
+                        },
+                        (Ok(_), Some(r)) => Value::Known(r),
+                        (Ok(_), None) => Value::Unavailable {
+                            unavailable: "fewer than two reads yet".into(),
+                        },
+                    }
+                }),
             },
         }
     }

@@ -128,9 +128,8 @@ pub struct HitReading {
     pub hits: u64,
     /// Cumulative on-CPU time, nanoseconds.
     pub cpu_ns: u64,
-    /// Goroutine switches the runtime has counted (its tracked ones times the tracking
-    /// period), read from its memory (runtime.mcall's hook only, at the ends of its periods:
-    /// `per_switch.rs`).
+    /// Goroutine switches the runtime has counted, read from its memory (runtime.mcall's hook
+    /// only, at the ends of its periods: `per_switch.rs`).
     pub switches: Option<u64>,
 }
 

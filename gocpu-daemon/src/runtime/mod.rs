@@ -39,4 +39,4 @@ pub use growth::{Growth, GrowthWindow};
 pub use layout::{LayoutError, RuntimeLayout, Var};
 pub use memory::{MemError, ProcessMemory, ProcessVm};
 pub use ms::{MInfo, read_ms};
-pub use sched::{SWITCH_TRACKING_PERIOD, SchedGauges, read_sched, read_tracked_switches};
+pub use sched::{SchedGauges, read_sched, read_switches};

@@ -43,13 +43,13 @@ pub struct SchedGauges {
     pub goidgen: Result<u64, ReadError>,
     /// Each P's local run queue length, in `allp` order (schedtrace's bracketed list).
     pub local_runqs: Result<Vec<u32>, ReadError>,
-    /// Goroutine switches the runtime has tracked so far ([`read_tracked_switches`]).
-    pub tracked_switches: Result<u64, ReadError>,
+    /// Goroutine switches out of running so far, as the runtime counts them ([`read_switches`]).
+    pub switches: Result<u64, ReadError>,
 }
 
 /// One in how many of a goroutine's switches out of running the runtime tracks
 /// (`gTrackingPeriod`, 8 in every release since the histogram came in Go 1.17).
-pub const SWITCH_TRACKING_PERIOD: u64 = 8;
+const SWITCH_TRACKING_PERIOD: u64 = 8;
 
 /// Largest scheduling-latency histogram accepted, bytes (Go 1.19 has 5 768).
 const MAX_HISTOGRAM: u32 = 1 << 16;
@@ -76,7 +76,7 @@ pub fn read_sched(
             .int(|o| o.sched_goidgen, i64::MAX as u64, "sched.goidgen")
             .map(|v| v as u64),
         local_runqs,
-        tracked_switches: read_tracked_switches(mem, layout, bias),
+        switches: read_switches(mem, layout, bias),
     };
     for e in [&out.gomaxprocs, &out.idle_ps, &out.threads]
         .into_iter()
@@ -165,12 +165,12 @@ impl<'a> SchedCounters<'a> {
     }
 }
 
-/// The sum of `sched.timeToRun`'s buckets and underflow: how many switches out of running
-/// the runtime has tracked. Each goroutine's every [`SWITCH_TRACKING_PERIOD`]th switch out of
-/// running (to waiting, runnable or dead; not into a syscall since Go 1.22) is counted once it
-/// runs again, so the count follows the goroutine switches runtime.mcall makes without a
-/// breakpoint in the program.
-pub fn read_tracked_switches(
+/// Goroutine switches out of running so far: the sum of `sched.timeToRun`'s buckets and
+/// underflow times [`SWITCH_TRACKING_PERIOD`]. Each goroutine's every 8th switch out of running
+/// (to waiting, runnable or dead; not into a syscall since Go 1.22) is counted once it runs
+/// again, so the count follows the goroutine switches runtime.mcall makes without a breakpoint
+/// in the program.
+pub fn read_switches(
     mem: &dyn ProcessMemory,
     layout: &RuntimeLayout,
     bias: u64,
@@ -195,9 +195,11 @@ pub fn read_tracked_switches(
     let mut b = vec![0u8; counts.size as usize + 8];
     mem.read(base.wrapping_add(u64::from(counts.offset)), &mut b)
         .map_err(ReadError::memory("sched.timeToRun"))?;
-    Ok(b.chunks_exact(8)
+    let tracked = b
+        .chunks_exact(8)
         .map(|w| w.try_into().map(u64::from_le_bytes).unwrap_or(0))
-        .fold(0u64, u64::wrapping_add))
+        .fold(0u64, u64::wrapping_add);
+    Ok(tracked.wrapping_mul(SWITCH_TRACKING_PERIOD))
 }
 
 fn read_gomaxprocs(
