@@ -39,6 +39,22 @@ fn frames_of(ips: &[u64; OFF_FRAMES], depth: u32) -> &[u64] {
     &ips[..(depth as usize).min(OFF_FRAMES)]
 }
 
+/// The off-CPU stack ids [`apply`] may read from the kernel for `data`: the futex callers'
+/// stacks a process has not built yet, and the stacks of every thread's last cgo call.
+pub fn off_stacks_wanted(model: &Model, data: &PollData) -> HashSet<u32> {
+    let futex = data.futex.iter().filter(|(k, _)| {
+        model
+            .get(k.tgid)
+            .and_then(|p| p.analysis.as_ref())
+            .is_some_and(|a| !a.has_off_stack(k.stack))
+    });
+    futex
+        .map(|(k, _)| k.stack)
+        .chain(data.threads.iter().map(|(_, t)| t.cgo_stack))
+        .filter(|id| *id != NO_STACK)
+        .collect()
+}
+
 /// Applies `data`, read at `now`, to the model. `off_stack` reads an off-CPU stack's addresses
 /// from the kernel (called once per new stack id and process).
 pub fn apply(

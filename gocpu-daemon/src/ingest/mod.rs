@@ -49,6 +49,8 @@ pub struct Shared {
     /// Wakes the governor loop at once: a newly tracked process's hooks are attached (for
     /// measurement) by the governors, not by tracking.
     pub govern_now: tasks::Wakeup,
+    /// What the governors last read from the model, for when a poll holds it.
+    pub govern_inputs: Mutex<GovernInputs>,
     /// The start-up report: where the daemon runs, what it tried, what it could not get.
     pub preflight: crate::preflight::Report,
 }
@@ -291,24 +293,20 @@ impl Ingest {
     /// to run.
     pub fn govern(&self) -> Option<Instant> {
         let s = &self.shared;
-        // A binary's CPU use is known once each of its processes has been polled since it was
-        // tracked; a process tracked a moment ago would otherwise count as idle, and a hook hit
-        // fifty times a second would look twenty times over budget on the floor of
-        // `MIN_TARGET_CORES` (its first period cut short, its rate left to one short sample).
-        let mut cores: HashMap<FileKey, Option<f64>> = HashMap::new();
-        let mut runtimes: HashMap<ProcKey, (Arc<crate::runtime::RuntimeLayout>, u64)> =
-            HashMap::new();
-        for p in s.model().iter().filter(|p| p.tracking == Tracking::Tracked) {
-            let d = p.window.latest_delta();
-            let known = (d.seconds > 0.0).then(|| d.stats.oncpu_ns as f64 / 1e9 / d.seconds);
-            let sum = cores.entry(p.file).or_insert(Some(0.0));
-            *sum = sum.zip(known).map(|(a, b)| a + b);
-            if let Some(rt) = p.analysis.as_ref().map(|a| &a.runtime)
-                && let (Ok(layout), Ok(bias)) = (&rt.layout, &rt.bias)
-            {
-                runtimes.insert(p.key, (Arc::clone(layout), *bias));
+        // Not waiting for the model: a poll holds it while it symbolizes a new binary's first
+        // samples (240 ms in a debug build), and a hook's period would run on unchecked.
+        let fresh = match s.model.try_read() {
+            Ok(model) => Some(GovernInputs::of(&model)),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(GovernInputs::of(&p.into_inner())),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let GovernInputs { cores, runtimes } = {
+            let mut last = s.govern_inputs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(f) = fresh {
+                *last = f;
             }
-        }
+            last.clone()
+        };
         let switches = |k: ProcKey| {
             let (layout, bias) = runtimes.get(&k)?;
             let mem = crate::runtime::ProcessVm::new(k.pid)?;
@@ -362,16 +360,23 @@ impl Ingest {
             futex: agg.futex_callers(),
             threads: agg.threads(),
         };
+        // The off-CPU stacks the model will ask for are read now, and the symbolization runs
+        // without the manager: the governor needs it, and waited out a new binary's first
+        // symbolization (240 ms in a debug build), a hook's first period with it.
+        let wanted = aggregates::off_stacks_wanted(&s.model(), &data);
+        let stacks: HashMap<u32, Vec<u64>> = wanted
+            .into_iter()
+            .filter_map(|id| Some((id, agg.off_stack(id)?)))
+            .collect();
+        drop(m);
         let mut model = s.model_mut();
         for (key, stats) in reads {
             model.record(key, now, stats);
         }
-        let agg = m.aggregates();
         aggregates::apply(&mut model, s.discovery.procfs(), now, data, |id| {
-            agg.off_stack(id)
+            stacks.get(&id).cloned()
         });
         drop(model);
-        drop(m);
         self.read_runtime();
         // The API server's pod list arrives a moment after start-up (and changes with pods):
         // resolve without waiting for the next rescan.
@@ -421,5 +426,36 @@ impl Ingest {
             }
             a.runtime.record(at, census, sched, ms);
         }
+    }
+}
+
+/// What the governors need from the model.
+#[derive(Clone, Debug, Default)]
+pub struct GovernInputs {
+    /// Each binary's CPU use, cores (`None` until each of its processes has been polled).
+    cores: HashMap<FileKey, Option<f64>>,
+    /// Where each process's runtime keeps its scheduler state.
+    runtimes: HashMap<ProcKey, (Arc<crate::runtime::RuntimeLayout>, u64)>,
+}
+
+impl GovernInputs {
+    fn of(model: &Model) -> Self {
+        // A binary's CPU use is known once each of its processes has been polled since it was
+        // tracked; a process tracked a moment ago would otherwise count as idle, and a hook hit
+        // fifty times a second would look twenty times over budget on the floor of
+        // `MIN_TARGET_CORES` (its first period cut short, its rate left to one short sample).
+        let mut inputs = GovernInputs::default();
+        for p in model.iter().filter(|p| p.tracking == Tracking::Tracked) {
+            let d = p.window.latest_delta();
+            let known = (d.seconds > 0.0).then(|| d.stats.oncpu_ns as f64 / 1e9 / d.seconds);
+            let sum = inputs.cores.entry(p.file).or_insert(Some(0.0));
+            *sum = sum.zip(known).map(|(a, b)| a + b);
+            if let Some(rt) = p.analysis.as_ref().map(|a| &a.runtime)
+                && let (Ok(layout), Ok(bias)) = (&rt.layout, &rt.bias)
+            {
+                inputs.runtimes.insert(p.key, (Arc::clone(layout), *bias));
+            }
+        }
+        inputs
     }
 }

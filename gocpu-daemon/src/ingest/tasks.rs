@@ -31,14 +31,14 @@ pub async fn lifecycle(
 }
 
 /// Runs the governors until shutdown, on the calling (blocking) thread: again when the earliest
-/// governor is due (a hook far over budget is cut 2 ms into its first measurement period,
+/// governor is due (a hook far over budget is cut 2 ms into a measurement period,
 /// not at the next fixed tick), when a process is newly tracked (its hooks start governed at
 /// once), and at least every `max_period`. A thread of its own rather than an async task: each
 /// run is then one wake-up, not a hand-off through the async workers and the blocking pool,
 /// and every wake-up lands on the observed program's CPUs.
 pub fn govern(ingest: Ingest, max_period: Duration, shutdown: watch::Receiver<bool>) {
-    // Below this, ticks would cost more than the attached time they save.
-    const MIN_PERIOD: Duration = Duration::from_millis(2);
+    // No governor asks for less (a hook's shortest measurement period).
+    use crate::probes::budget::MIN_PERIOD;
     while !*shutdown.borrow() {
         let due = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ingest.govern())) {
             Ok(due) => due,

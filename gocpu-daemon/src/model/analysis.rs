@@ -88,6 +88,11 @@ impl ProcessAnalysis {
         self.stacks.get(ips).cloned()
     }
 
+    /// Whether the stack of kernel off-CPU stack id `id` is built already.
+    pub fn has_off_stack(&self, id: u32) -> bool {
+        self.off_stacks.contains_key(&id)
+    }
+
     /// The stack of kernel off-CPU stack id `id`, built from `ips` on first use.
     pub fn off_stack(&mut self, id: u32, ips: impl FnOnce() -> Option<Vec<u64>>) -> Arc<Stack> {
         if let Some(s) = self.off_stacks.get(&id) {

@@ -15,9 +15,15 @@
 //! busy every 250 ms (the estimate read x0.7 to x12 of the truth), and a period cut short
 //! because it began in a burst made bursts its only samples. The detached time is drawn
 //! between half and one and a half times what the duty cycle asks (the mean keeps the budget),
-//! and a period's length is fixed when it starts, from the previous period: short after one
-//! over budget, the full `sample_ms` after one within. Only a hook's first period, with
-//! nothing known, is cut short when it turns out far over budget.
+//! and a period's length is fixed when it starts, from the costliest period of the last five
+//! minutes: short while one was over budget, the full `sample_ms` otherwise. A period begun
+//! after a detached time is cut short only when it turns out far costlier than that.
+//!
+//! A hook is left attached (duty 1) only after a few periods in a row within budget and none
+//! over it in memory: a bursty program's quiet would otherwise leave the hook attached until
+//! the next storm met it with a full-length period, whose cost was then paid back in one
+//! detached minute. A debt larger than one detached time pays (10 s) is spread over the
+//! following cycles instead.
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -86,6 +92,8 @@ pub enum Action {
 enum State {
     Detached {
         until: Instant,
+        /// The detached time was drawn at random by the duty cycle (see [`Period::after_off`]).
+        drawn: bool,
     },
     Attached {
         since: Instant,
@@ -94,6 +102,8 @@ enum State {
         length: Duration,
         /// Whether it began after a detached time of the duty cycle (see [`Period::after_off`]).
         after_off: bool,
+        /// Overhead above which it is cut at the runaway check (`None`: it runs its length).
+        runaway_above: Option<f64>,
     },
 }
 
@@ -110,13 +120,22 @@ pub struct Period {
     pub overhead_attached: f64,
     /// Fraction of time the hook will be attached from now on (1 = continuously).
     pub duty: f64,
-    /// Cut short far over budget (a first period only): its rate is a biased sample.
+    /// Cut short at the runaway check, far costlier than expected: its rate is a sample of
+    /// the onset of what made it costly.
     pub cut_short: bool,
     /// It began after a detached time of the duty cycle, at a time drawn at random: a sample
     /// of the time the hook is detached. A period continuing a cheap one is not (the hook is
     /// detached only once a period finds it expensive, so the periods that end a cheap run
     /// all hold the onset of a storm, never its middle).
     pub after_off: bool,
+}
+
+/// The costliest period of the last [`PEAK_MEMORY`]: what the next period may meet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Peak {
+    at: Instant,
+    overhead: f64,
+    hits_per_second: f64,
 }
 
 /// The governor of one hook in one binary.
@@ -127,6 +146,11 @@ pub struct Governor {
     attached_total: Duration,
     /// xorshift state for the detached times' jitter.
     jitter: u64,
+    peak: Option<Peak>,
+    /// Periods in a row found within budget.
+    cheap_run: u32,
+    /// Detached time the budget still asks for beyond what was scheduled, seconds.
+    owed: f64,
 }
 
 /// Shortest mean detached time (drawn between half and one and a half of it): every attach and
@@ -142,18 +166,54 @@ const TARGET_HITS: f64 = 200.0;
 /// the period before can cost more than planned.
 const LONGEST_PERIODS: u32 = 10;
 
-/// Shortest period: registering a uprobe takes tens of microseconds, during which hits count
-/// but the period's clock has not started.
-const MIN_PERIOD: Duration = Duration::from_millis(2);
+/// Shortest period. A storm of a million runtime.mcall calls a second, slowed twofold by the
+/// traps, owes 10 s detached for each millisecond watched at one hook's share of the default
+/// budget: at 2 ms a bursty program's storms were met once in 30 s. A millisecond still sees
+/// hundreds of calls (fewer than `TARGET_HITS` it is not shortened to), and the hits during
+/// the uprobe's registration are not counted (the period starts when it is registered).
+pub const MIN_PERIOD: Duration = Duration::from_millis(1);
 
-/// How far into a hook's first period it is cut short when far over budget: a tenth of the
-/// period, but no more than [`MIN_PERIOD`]. The time it ran is paid back detached at the duty
-/// cycle it found, so a first period cut at 10 ms left runtime.mcall in a storm (33% overhead
-/// while attached, duty 0.0006) detached for 19 s before its second period, and its rate
-/// resting on one period for half a minute.
+/// Latest runaway check (see [`runaway_check`]).
+const RUNAWAY_AT: Duration = Duration::from_millis(2);
+
+/// How long a costly period is remembered. A hook left attached while its program is quiet
+/// meets the next storm with a period of `sample_ms`, a hundred times the 2 ms the storm's
+/// cost allows: runtime.mcall of a program busy 60 ms in 250 ms was then detached for a
+/// minute, one informative period a minute. Once a hook has been costly it is sampled in short
+/// periods at random times until it has been cheap this long.
+const PEAK_MEMORY: Duration = Duration::from_secs(300);
+
+/// Periods in a row found within budget, each begun at a random time, before a hook with
+/// nothing costly in memory is left attached: a program that starts quiet is looked at a few
+/// times before its quiet is taken for its nature.
+const WARMUP: u32 = 3;
+
+/// Longest detached time that pays for a single costly period, seconds; beyond it the debt is
+/// paid over the next cycles, [`PAYBACK_CYCLES`] at a time, so that one period that met a
+/// storm unprepared does not blind the hook for a minute.
+const SPREAD: f64 = 10.0;
+
+/// Cycles over which a debt above [`SPREAD`] is paid.
+const PAYBACK_CYCLES: f64 = 4.0;
+
+/// Periods no longer than this are not checked early: the check would cost a tick for at most
+/// a few milliseconds saved.
+const UNCHECKED: Duration = Duration::from_millis(4);
+
+/// How often a period begun after a detached time is checked for being far costlier than
+/// expected, and cut short: every tenth of the period, but at least every [`RUNAWAY_AT`]. The
+/// time it ran is paid back detached at the duty cycle it found, so a first period cut at
+/// 10 ms left runtime.mcall in a storm (33% overhead while attached, duty 0.0006) detached for
+/// 19 s before its second period; and a program's first storm often begins tens of
+/// milliseconds into the first period, after a check made only once, 2 ms in, had found it
+/// quiet (its 100 ms then owed the longest detached time, a minute).
 fn runaway_check(length: Duration) -> Duration {
-    (length / 10).min(MIN_PERIOD)
+    (length / 10).min(RUNAWAY_AT)
 }
+
+/// How many times the overhead expected of a period it must cost to be cut at the runaway
+/// check.
+const RUNAWAY_FACTOR: f64 = 20.0;
 
 /// Floor for the processes' CPU use in the overhead fraction, so that an almost idle process
 /// hit at a high rate (a sleeping program's timers) is not judged free.
@@ -174,10 +234,16 @@ impl Governor {
     /// A governor whose jitter is drawn from `seed` (tests).
     pub fn seeded(now: Instant, seed: u64) -> Self {
         Self {
-            state: State::Detached { until: now },
+            state: State::Detached {
+                until: now,
+                drawn: false,
+            },
             last: None,
             attached_total: Duration::ZERO,
             jitter: seed | 1,
+            peak: None,
+            cheap_run: 0,
+            owed: 0.0,
         }
     }
 
@@ -191,26 +257,32 @@ impl Governor {
         0.5 + (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// The length of a period starting now. After a period over budget: what the duty cycle
-    /// allows in the shortest detached time (a hook over budget by less than the minimum off
-    /// time's worth would otherwise leave budget unused: fewer calls seen, a rougher estimate),
-    /// at least about [`TARGET_HITS`] hits' worth, between [`MIN_PERIOD`] and
-    /// [`LONGEST_PERIODS`] samples (a hook far over budget is sampled briefly, and the same
-    /// budget then buys more, shorter periods; one a little over budget, 50 cgo calls a second
-    /// single-stepped, watched 100 ms in 2 s saw five calls a period and its rate stayed
-    /// withheld). After a period within budget, the full sample.
+    /// The remembered peak, if it costs more than the budget.
+    fn costly_peak(&self, cfg: &BudgetConfig) -> Option<Peak> {
+        self.peak.filter(|p| p.overhead > cfg.max_overhead)
+    }
+
+    /// The length of a period starting after a detached time. With a costly period in memory:
+    /// what the duty cycle at that peak allows in the shortest detached time (a hook over
+    /// budget by less than the minimum off time's worth would otherwise leave budget unused:
+    /// fewer calls seen, a rougher estimate), at least about [`TARGET_HITS`] hits' worth at the
+    /// peak's rate, between [`MIN_PERIOD`] and [`LONGEST_PERIODS`] samples (a hook far over
+    /// budget is sampled briefly, and the same budget then buys more, shorter periods; one a
+    /// little over budget, 50 cgo calls a second single-stepped, watched 100 ms in 2 s saw five
+    /// calls a period and its rate stayed withheld). Otherwise the full sample.
     fn planned_length(&self, cfg: &BudgetConfig) -> Duration {
         let sample = Duration::from_millis(cfg.sample_ms.max(1));
-        match self.last {
-            Some(p) if p.duty < 1.0 => {
-                let allowed = MIN_OFF.as_secs_f64() * p.duty / (1.0 - p.duty);
+        match self.costly_peak(cfg) {
+            Some(p) => {
+                let duty = cfg.max_overhead / p.overhead;
+                let allowed = MIN_OFF.as_secs_f64() * duty / (1.0 - duty);
                 let hits = TARGET_HITS / p.hits_per_second.max(1.0);
                 let want = allowed.max(hits.min((sample / 10).as_secs_f64()));
                 let shortest = MIN_PERIOD.as_secs_f64();
                 let longest = (sample * LONGEST_PERIODS).as_secs_f64().max(shortest);
                 Duration::from_secs_f64(want.clamp(shortest, longest))
             }
-            _ => sample,
+            None => sample,
         }
     }
 
@@ -235,17 +307,26 @@ impl Governor {
     }
 
     /// When the next [`Governor::tick`] can change anything: the end of the detached time, or
-    /// the runaway check early in a hook's first period, or the period's end.
+    /// the next runaway check of a period begun after one, or the period's end.
     pub fn next_check(&self, now: Instant) -> Instant {
         match self.state {
-            State::Detached { until } => until,
-            State::Attached { since, length, .. } => {
-                let early = since + runaway_check(length);
-                if now < early && self.last.is_none() {
-                    early
-                } else {
-                    since + length
+            State::Detached { until, .. } => until,
+            State::Attached {
+                since,
+                length,
+                runaway_above,
+                ..
+            } => {
+                let end = since + length;
+                if runaway_above.is_none() {
+                    return end;
                 }
+                // Every runaway check's step, so that a storm that begins mid-period is met
+                // within one step, not at the period's end.
+                let step = runaway_check(length).max(Duration::from_micros(100));
+                let steps = now.saturating_duration_since(since).as_nanos() / step.as_nanos();
+                let next = u32::try_from(steps + 1).map_or(end, |n| since + step * n);
+                next.min(end)
             }
         }
     }
@@ -254,19 +335,8 @@ impl Governor {
     /// here (registering a uprobe on a busy binary takes milliseconds, not to be counted as
     /// attached time without hits).
     pub fn attached_at(&mut self, now: Instant) {
-        if let State::Attached {
-            base_hits,
-            length,
-            after_off,
-            ..
-        } = self.state
-        {
-            self.state = State::Attached {
-                since: now,
-                base_hits,
-                length,
-                after_off,
-            };
+        if let State::Attached { ref mut since, .. } = self.state {
+            *since = now;
         }
     }
 
@@ -276,7 +346,10 @@ impl Governor {
     pub fn suspend(&mut self, now: Instant) {
         if let State::Attached { since, .. } = self.state {
             self.attached_total += now.saturating_duration_since(since);
-            self.state = State::Detached { until: now };
+            self.state = State::Detached {
+                until: now,
+                drawn: false,
+            };
         }
     }
 
@@ -284,16 +357,17 @@ impl Governor {
     /// by its duty cycle is attached again within [`MIN_OFF`] rather than at the end of an off
     /// time computed without it. New processes can pull a re-measurement at most that often.
     pub fn measure_soon(&mut self, now: Instant) {
-        if let State::Detached { until } = self.state {
-            self.state = State::Detached {
-                until: until.min(now + MIN_OFF),
-            };
+        if let State::Detached { ref mut until, .. } = self.state {
+            *until = (*until).min(now + MIN_OFF);
         }
     }
 
     /// The attach attempt failed: try again after `retry`.
     pub fn attach_failed(&mut self, now: Instant, retry: Duration) {
-        self.state = State::Detached { until: now + retry };
+        self.state = State::Detached {
+            until: now + retry,
+            drawn: false,
+        };
     }
 
     /// Advances to `now`. `hits` is the cumulative hit count of this hook over the binary's
@@ -307,24 +381,31 @@ impl Governor {
         hit_cost: Duration,
     ) -> Action {
         match self.state {
-            State::Detached { until } => {
-                if now >= until {
-                    self.state = State::Attached {
-                        since: now,
-                        base_hits: hits,
-                        length: self.planned_length(cfg),
-                        after_off: self.last.is_some_and(|p| p.duty < 1.0),
-                    };
-                    Action::Attach
-                } else {
-                    Action::Keep
+            State::Detached { until, drawn } => {
+                if now < until {
+                    return Action::Keep;
                 }
+                let length = self.planned_length(cfg);
+                // A period begun after a detached time may meet what the last ones did not;
+                // one that continues a cheap run is not checked (that would take a tick every
+                // few milliseconds for every cheap hook).
+                let expected = self.costly_peak(cfg).map_or(0.0, |p| p.overhead);
+                self.state = State::Attached {
+                    since: now,
+                    base_hits: hits,
+                    length,
+                    after_off: drawn,
+                    runaway_above: (length > UNCHECKED)
+                        .then(|| RUNAWAY_FACTOR * cfg.max_overhead.max(1e-6).max(expected)),
+                };
+                Action::Attach
             }
             State::Attached {
                 since,
                 base_hits,
                 length,
                 after_off,
+                runaway_above,
             } => {
                 let elapsed = now.saturating_duration_since(since);
                 let secs = elapsed.as_secs_f64();
@@ -334,47 +415,106 @@ impl Governor {
                     0.0
                 };
                 let overhead = rate * hit_cost.as_secs_f64() / target_cores.max(MIN_TARGET_CORES);
-                // A hook's first period is cut short at the runaway check when far over budget;
-                // later ones run their planned length whatever they see.
-                let runaway = self.last.is_none()
-                    && elapsed >= runaway_check(length)
-                    && overhead > 20.0 * cfg.max_overhead.max(1e-6);
+                let runaway = runaway_above
+                    .is_some_and(|above| elapsed >= runaway_check(length) && overhead > above);
                 if elapsed < length && !runaway {
                     return Action::Keep;
                 }
                 self.attached_total += elapsed;
-                let duty = if overhead <= cfg.max_overhead || !cfg.governed {
-                    1.0
-                } else {
-                    cfg.max_overhead / overhead
-                };
-                self.last = Some(Period {
-                    ended: now,
-                    attached: elapsed,
-                    hits_per_second: rate,
-                    overhead_attached: overhead,
-                    duty,
-                    cut_short: elapsed < length,
-                    after_off,
-                });
-                if duty >= 1.0 {
-                    // Within budget: keep measuring, period after period.
-                    self.state = State::Attached {
-                        since: now,
-                        base_hits: hits,
-                        length: self.planned_length(cfg),
-                        after_off: false,
-                    };
-                    return Action::Keep;
+                let cut_short = elapsed < length;
+                match self.finish(cfg, now, elapsed, rate, overhead, cut_short, after_off) {
+                    Some(off) => {
+                        self.state = State::Detached {
+                            until: now + off,
+                            drawn: true,
+                        };
+                        Action::Detach
+                    }
+                    None => {
+                        // Within budget: keep measuring, period after period.
+                        self.state = State::Attached {
+                            since: now,
+                            base_hits: hits,
+                            length: Duration::from_millis(cfg.sample_ms.max(1)),
+                            after_off: false,
+                            runaway_above: None,
+                        };
+                        Action::Keep
+                    }
                 }
-                let off = elapsed.as_secs_f64() * (1.0 / duty - 1.0);
-                let off = (off.max(MIN_OFF.as_secs_f64()) * self.draw())
-                    .min(cfg.max_period_seconds as f64);
-                let off = Duration::from_secs_f64(off);
-                self.state = State::Detached { until: now + off };
-                Action::Detach
             }
         }
+    }
+
+    /// Records the period that ended at `now` and returns the detached time that follows it:
+    /// none (another period at once) while the hook is cheap and nothing costly is remembered,
+    /// otherwise one drawn around what pays for the periods' cost.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        cfg: &BudgetConfig,
+        now: Instant,
+        elapsed: Duration,
+        rate: f64,
+        overhead: f64,
+        cut_short: bool,
+        after_off: bool,
+    ) -> Option<Duration> {
+        let budget = cfg.max_overhead;
+        let keep_peak = self.peak.is_some_and(|p| {
+            now.saturating_duration_since(p.at) < PEAK_MEMORY && p.overhead > overhead
+        });
+        if !keep_peak {
+            self.peak = Some(Peak {
+                at: now,
+                overhead,
+                hits_per_second: rate,
+            });
+        }
+        let within = overhead <= budget || !cfg.governed;
+        self.cheap_run = if within { self.cheap_run + 1 } else { 0 };
+        let calm = !cfg.governed || (self.cheap_run >= WARMUP && self.costly_peak(cfg).is_none());
+        let secs = elapsed.as_secs_f64();
+        let duty = if calm {
+            1.0
+        } else {
+            let costliest = self.costly_peak(cfg).map_or(overhead, |p| p.overhead);
+            if costliest > budget {
+                budget / costliest
+            } else {
+                // Warming up: attached for its sample, then off for about the minimum.
+                secs / (secs + MIN_OFF.as_secs_f64())
+            }
+        };
+        self.last = Some(Period {
+            ended: now,
+            attached: elapsed,
+            hits_per_second: rate,
+            overhead_attached: overhead,
+            duty,
+            cut_short,
+            after_off,
+        });
+        if calm {
+            return None;
+        }
+        // What keeps the average cost within budget: the period's cost paid back detached,
+        // plus what earlier periods still owe.
+        let cap = cfg.max_period_seconds as f64;
+        let own = if overhead > budget {
+            secs * (overhead / budget - 1.0)
+        } else {
+            0.0
+        };
+        let due = (self.owed + own).min(cap);
+        let nominal = if due > SPREAD {
+            SPREAD.max(due / PAYBACK_CYCLES)
+        } else {
+            due
+        };
+        self.owed = due - nominal;
+        let off = (nominal.max(MIN_OFF.as_secs_f64()) * self.draw()).min(cap);
+        Some(Duration::from_secs_f64(off))
     }
 }
 
@@ -420,18 +560,136 @@ mod tests {
         assert!(total <= cfg.max_overhead * 1.0001, "{total}");
     }
 
+    /// Runs a hook at `per_second` hits through its warm-up: [`WARMUP`] periods within budget,
+    /// each but the first begun at a random time. Returns when it was left attached.
+    fn warm_up(g: &mut Governor, cfg: &BudgetConfig, t0: Instant, per_second: u64) -> Instant {
+        let mut t = t0;
+        let mut hits = 0;
+        for i in 0..WARMUP {
+            assert_eq!(g.tick(cfg, t, hits, 1.0, EMULATED), Action::Attach);
+            // A full sample, with a runaway check every 2 ms.
+            assert_eq!(g.next_check(t), t + ms(2));
+            assert_eq!(g.tick(cfg, t + ms(2), hits, 1.0, EMULATED), Action::Keep);
+            assert_eq!(g.next_check(t + ms(2)), t + ms(4));
+            assert_eq!(g.next_check(t + ms(99)), t + ms(100));
+            t += ms(100);
+            hits += per_second / 10;
+            let action = g.tick(cfg, t, hits, 1.0, EMULATED);
+            let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+            assert_eq!(p.after_off, i > 0);
+            if i + 1 < WARMUP {
+                // Looked at again after about the minimum off time.
+                assert_eq!(action, Action::Detach);
+                assert!(p.duty < 0.05, "{p:?}");
+                let back = g.next_check(t);
+                assert!(back >= t + MIN_OFF / 2 && back < t + MIN_OFF * 3 / 2);
+                t = back;
+            } else {
+                assert_eq!(action, Action::Keep);
+            }
+        }
+        t
+    }
+
     #[test]
-    fn cheap_hook_stays_attached() {
+    fn cheap_hook_stays_attached_after_its_warm_up() {
         let cfg = BudgetConfig::default();
         let t0 = Instant::now();
         let mut g = Governor::new(t0);
-        assert_eq!(g.tick(&cfg, t0, 0, 1.0, EMULATED), Action::Attach);
         // 100 hits/s x 1.5 µs = 0.015% of one core: well within 0.1%.
-        assert_eq!(g.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED), Action::Keep);
+        let t = warm_up(&mut g, &cfg, t0, 100);
         assert!(g.attached());
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!((p.hits_per_second - 100.0).abs() < 1e-6);
         assert_eq!(p.duty, 1.0);
+        // Period after period, with no early check.
+        assert_eq!(g.next_check(t), t + ms(100));
+        assert_eq!(g.tick(&cfg, t + ms(100), 40, 1.0, EMULATED), Action::Keep);
+        let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+        assert!(!p.after_off && p.duty == 1.0);
+    }
+
+    #[test]
+    fn a_warm_up_period_that_meets_a_storm_is_cut_at_the_next_runaway_check() {
+        let cfg = BudgetConfig::default();
+        let t0 = Instant::now();
+        let mut g = Governor::seeded(t0, 3);
+        g.tick(&cfg, t0, 0, 1.0, EMULATED);
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED),
+            Action::Detach
+        );
+        let back = g.next_check(t0 + ms(100));
+        g.tick(&cfg, back, 10, 1.0, EMULATED);
+        // 500k hits/s: 75% of the core, far over 20 times the budget.
+        assert_eq!(
+            g.tick(&cfg, back + ms(2), 1_010, 1.0, EMULATED),
+            Action::Detach
+        );
+        let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+        assert!(p.cut_short && p.after_off);
+        // One that begins quiet and meets the storm 50 ms in is cut at the next check.
+        let mut g = Governor::seeded(t0, 3);
+        g.tick(&cfg, t0, 0, 1.0, EMULATED);
+        assert_eq!(g.tick(&cfg, t0 + ms(50), 5, 1.0, EMULATED), Action::Keep);
+        assert_eq!(g.next_check(t0 + ms(50)), t0 + ms(52));
+        assert_eq!(
+            g.tick(&cfg, t0 + ms(52), 1_005, 1.0, EMULATED),
+            Action::Detach
+        );
+        let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+        assert!(p.cut_short && p.attached == ms(52));
+    }
+
+    #[test]
+    fn a_costly_period_keeps_the_hook_sampled_in_short_periods_while_remembered() {
+        // One hook's share of the default budget.
+        let cfg = BudgetConfig {
+            max_overhead: 0.0002,
+            ..BudgetConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut g = Governor::seeded(t0, 11);
+        let mut t = warm_up(&mut g, &cfg, t0, 100);
+        // A storm meets the attached hook: its 100 ms period at 33% of the core costs 33 ms,
+        // 165 s of detached time at this budget, capped at the 60 s refresh; paid over several
+        // cycles rather than in one minute-long gap.
+        let hits = 10 + 22_000;
+        t += ms(100);
+        assert_eq!(g.tick(&cfg, t, hits, 1.0, EMULATED), Action::Detach);
+        let mut offs = Vec::new();
+        for _ in 0..12 {
+            let back = g.next_check(t);
+            offs.push((back - t).as_secs_f64());
+            t = back;
+            assert_eq!(g.tick(&cfg, t, hits, 1.0, EMULATED), Action::Attach);
+            // Quiet now, yet the next period is as short as the storm's cost allows (what
+            // the duty cycle at 33% allows in 2 s, 1.2 ms; not checked early), and it is
+            // followed by a detached time again.
+            let end = g.next_check(t);
+            assert!(end - t > ms(1) && end - t < ms(2), "{:?}", end - t);
+            t = end;
+            assert_eq!(g.tick(&cfg, t, hits, 1.0, EMULATED), Action::Detach);
+            let p = g.last_period().unwrap_or_else(|| panic!("no period"));
+            let duty = cfg.max_overhead / 0.33;
+            assert!(p.after_off && (p.duty - duty).abs() < 1e-3 * duty, "{p:?}");
+        }
+        // No gap longer than one and a half times the 15 s share; together the 60 s owed,
+        // each draw between half and one and a half of its share, then the minimum off times.
+        assert!(offs.iter().all(|o| *o <= 22.5), "{offs:?}");
+        assert!(offs.iter().sum::<f64>() > 30.0 + 4.0, "{offs:?}");
+        // Once the storm is out of memory, three cheap periods leave it attached again.
+        let later = t0 + PEAK_MEMORY + Duration::from_secs(120);
+        loop {
+            t = g.next_check(t);
+            let action = g.tick(&cfg, t, hits, 1.0, EMULATED);
+            let continuous = g.last_period().is_some_and(|p| p.duty == 1.0);
+            if action == Action::Keep && continuous {
+                break;
+            }
+            assert!(t < later, "still sampled at {:?}", t - t0);
+        }
+        assert!(g.attached() && t > t0 + PEAK_MEMORY);
     }
 
     #[test]
@@ -449,10 +707,12 @@ mod tests {
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!((p.overhead_attached - 1.25).abs() < 1e-9);
         assert!((p.duty - cfg.max_overhead / 1.25).abs() < 1e-12);
-        // Off for 10 ms x (1/duty - 1) = 12.5 s on average, drawn from 6.25 to 18.75 s.
+        // It owes 10 ms x (1/duty - 1) = 12.5 s off, more than one detached time pays: off
+        // for 10 s, drawn from 5 to 15 s, and the rest owed to the next.
         let until = g.next_check(t0 + ms(10));
         let off = until - (t0 + ms(10));
-        assert!(off >= ms(6240) && off < ms(18760), "{off:?}");
+        assert!(off >= ms(4990) && off < ms(15010), "{off:?}");
+        assert!((g.owed - 2.49).abs() < 1e-9, "{}", g.owed);
         assert_eq!(
             g.tick(&cfg, until - ms(1), 5_000, 2.0, STEPPED),
             Action::Keep
@@ -471,7 +731,9 @@ mod tests {
         assert_eq!(g.next_check(t0), t0);
         g.tick(&cfg, t0, 0, 2.0, STEPPED);
         assert_eq!(g.next_check(t0), t0 + ms(2));
-        assert_eq!(g.next_check(t0 + ms(2)), t0 + ms(100));
+        assert_eq!(g.next_check(t0 + ms(2)), t0 + ms(4));
+        assert_eq!(g.next_check(t0 + ms(51)), t0 + ms(52));
+        assert_eq!(g.next_check(t0 + ms(99)), t0 + ms(100));
         // Far over budget at the runaway check (500k hits/s): detached until the duty cycle
         // allows, 2 ms x (1/duty - 1) = 2.5 s on average.
         assert_eq!(
@@ -484,14 +746,10 @@ mod tests {
             "{off:?}"
         );
         assert_eq!(g.tick(&cfg, off, 5_000, 2.0, STEPPED), Action::Attach);
-        // A hook found cheap is next looked at when its period ends.
+        // A hook found cheap, once warmed up, is next looked at when its period ends.
         let mut cheap = Governor::new(t0);
-        cheap.tick(&cfg, t0, 0, 1.0, EMULATED);
-        assert_eq!(
-            cheap.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED),
-            Action::Keep
-        );
-        assert_eq!(cheap.next_check(t0 + ms(100)), t0 + ms(200));
+        let t = warm_up(&mut cheap, &cfg, t0, 100);
+        assert_eq!(cheap.next_check(t), t + ms(100));
     }
 
     #[test]
@@ -550,7 +808,7 @@ mod tests {
             g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
             Action::Detach
         );
-        assert!(g.next_check(t0 + ms(10)) > t0 + Duration::from_secs(6));
+        assert!(g.next_check(t0 + ms(10)) > t0 + Duration::from_secs(4));
         g.measure_soon(t0 + ms(20));
         assert_eq!(g.next_check(t0 + ms(20)), t0 + ms(20) + MIN_OFF);
         // Never later than it already was.
@@ -612,21 +870,20 @@ mod tests {
         );
         let back = g.next_check(t0 + ms(10));
         assert_eq!(g.tick(&cfg, back, 5_000, 2.0, STEPPED), Action::Attach);
-        // 500k hits/s: planned at the 2 ms minimum, not checked before its end, however hot.
-        assert_eq!(g.next_check(back), back + ms(2));
+        // 500k hits/s: planned at what duty 0.0008 allows in 2 s, 1.6 ms, not checked before
+        // its end, however hot.
+        let end = g.next_check(back);
+        assert_eq!(end - back, Duration::from_secs_f64(2.0 * 0.0008 / 0.9992));
         assert_eq!(
             g.tick(&cfg, back + ms(1), 50_000, 2.0, STEPPED),
             Action::Keep
         );
-        assert_eq!(
-            g.tick(&cfg, back + ms(2), 50_000, 2.0, STEPPED),
-            Action::Detach
-        );
+        assert_eq!(g.tick(&cfg, end, 50_000, 2.0, STEPPED), Action::Detach);
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!(!p.cut_short);
         // Drawn at random after a detached time: a sample of the time the hook is off.
         assert!(p.after_off);
-        assert_eq!(p.attached, ms(2));
+        assert_eq!(p.attached, end - back);
         // 30k hits/s at 1.5 µs on one core: 4.5%, duty 0.0222; what that allows in the 2 s
         // minimum off time, 45.5 ms, is longer than 200 hits' worth (6.7 ms).
         let mut warm = Governor::seeded(t0, 7);
@@ -634,7 +891,13 @@ mod tests {
         warm.tick(&cfg, t0 + ms(10), 300, 1.0, EMULATED);
         let back = warm.next_check(t0 + ms(10));
         warm.tick(&cfg, back, 300, 1.0, EMULATED);
-        let len = warm.next_check(back) - back;
+        // Checked 2 ms in, against 20 times the overhead it found before.
+        assert_eq!(warm.next_check(back), back + ms(2));
+        assert_eq!(
+            warm.tick(&cfg, back + ms(2), 360, 1.0, EMULATED),
+            Action::Keep
+        );
+        let len = warm.next_check(back + ms(44)) - back;
         assert!(len > ms(45) && len < ms(46), "{len:?}");
         // 50 hits/s single-stepped on a tenth of a core: 0.25%, duty 0.4; the 2 s off time
         // allows 1.33 s, ten samples' worth at most.
@@ -643,14 +906,14 @@ mod tests {
         slow.tick(&cfg, t0 + ms(100), 5, 0.1, STEPPED);
         let back = slow.next_check(t0 + ms(100));
         slow.tick(&cfg, back, 5, 0.1, STEPPED);
-        assert_eq!(slow.next_check(back) - back, ms(1000));
-        // A period within budget is followed by a full one, with no early check either.
+        assert_eq!(slow.next_check(back + ms(999)) - back, ms(1000));
+        // A period within budget, once warmed up, is followed by a full one, with no early
+        // check either.
         let mut cheap = Governor::seeded(t0, 7);
-        cheap.tick(&cfg, t0, 0, 1.0, EMULATED);
-        cheap.tick(&cfg, t0 + ms(100), 10, 1.0, EMULATED);
-        assert_eq!(cheap.next_check(t0 + ms(100)), t0 + ms(200));
+        let t = warm_up(&mut cheap, &cfg, t0, 100);
+        assert_eq!(cheap.next_check(t), t + ms(100));
         assert_eq!(
-            cheap.tick(&cfg, t0 + ms(110), 100_000, 1.0, EMULATED),
+            cheap.tick(&cfg, t + ms(10), 100_000, 1.0, EMULATED),
             Action::Keep
         );
     }
@@ -664,13 +927,14 @@ mod tests {
         let mut offs = Vec::new();
         g.tick(&cfg, t, hits, 2.0, STEPPED);
         for i in 0..400 {
-            // 500k hits/s: duty 0.0008; the first period is cut at 10 ms (12.5 s off on
-            // average), the others last 2 ms (2.5 s).
+            // The first period is cut at 10 ms at 500k hits/s (duty 0.0008, 12.5 s owed), the
+            // others last 1 ms at a million (2.5 s).
             t += g.next_check(t) - t;
             hits += if i == 0 { 5_000 } else { 1_000 };
             assert_eq!(g.tick(&cfg, t, hits, 2.0, STEPPED), Action::Detach);
             let until = g.next_check(t);
-            if i > 0 {
+            // The first period's 12.5 s debt is paid over two cycles.
+            if i > 1 {
                 offs.push((until - t).as_secs_f64());
             }
             t = until;

@@ -24,7 +24,7 @@ use crate::{
         binaries::{GoFacts, ProbeSite, RuntimeHook},
     },
     probes::{
-        budget::{Action, Governor, Period},
+        budget::{Action, BudgetConfig, Governor, Period},
         calibrate::HitCost,
         estimate::{Sample, SampleLog, hits_cost},
         loader::KernelProbes,
@@ -260,7 +260,7 @@ impl UprobeSet {
         &mut self,
         kernel: &mut KernelProbes,
         now: Instant,
-        budget: &crate::probes::budget::BudgetConfig,
+        budget: &BudgetConfig,
         cost: &HitCost,
         targets: &Targets<'_>,
     ) -> Option<Instant> {
@@ -281,6 +281,7 @@ impl UprobeSet {
                 continue;
             }
             let target_cores = cores(*file);
+            let hot_budget = hot_share(&b.hooks, budget);
             for h in &mut b.hooks {
                 let Ok(site) = h.site.clone() else {
                     continue;
@@ -303,13 +304,21 @@ impl UprobeSet {
                 };
                 let was_attached = h.governor.attached();
                 let before = h.governor.last_period();
-                let action = h.governor.tick(budget, now, total, target_cores, hit_cost);
+                let calm = h.governor.last_period().is_some_and(|p| p.duty >= 1.0);
+                let own = if calm { budget } else { &hot_budget };
+                let action = h.governor.tick(own, now, total, target_cores, hit_cost);
                 let finished = h.governor.last_period() != before;
                 // The switches are read only where a period of runtime.mcall's hook ends (and
                 // the next may begin): a read of the process's memory each.
                 let counts_switches = h.hook == RuntimeHook::Mcall;
                 if counts_switches && finished {
+                    // Its calls and switches read back to back, as at the attach: a period may
+                    // be a millisecond, and the stats were read before every other hook ran.
+                    let running = kernel.running();
                     for (u, r) in &mut per_user {
+                        if let Some(s) = kernel.read_with(u.pid, &running) {
+                            *r = HitReading::of(&s, h.hook);
+                        }
                         r.switches = switches(*u);
                     }
                 }
@@ -484,6 +493,28 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
     }
 }
 
+/// The budget of each of a binary's hooks that is duty-cycled: the binary's (`budget` is one
+/// hook's even share of it) less what the hooks left attached spend, shared among the others,
+/// never less than the even share. runtime.usleep and runtime.cgocall mostly cost a hundredth
+/// of their share; runtime.mcall in a storm, at its share, met a bursty program's storms once
+/// in half a minute.
+fn hot_share(hooks: &[HookSlot], budget: &BudgetConfig) -> BudgetConfig {
+    let governed: Vec<&HookSlot> = hooks
+        .iter()
+        .filter(|h| h.enabled && h.site.is_ok())
+        .collect();
+    let (calm, spent) = governed
+        .iter()
+        .filter_map(|h| h.governor.last_period().filter(|p| p.duty >= 1.0))
+        .fold((0usize, 0.0), |(n, s), p| (n + 1, s + p.overhead_attached));
+    let hot = governed.len().saturating_sub(calm);
+    let pool = budget.max_overhead * governed.len() as f64;
+    BudgetConfig {
+        max_overhead: ((pool - spent) / hot.max(1) as f64).max(budget.max_overhead),
+        ..budget.clone()
+    }
+}
+
 /// Each process's sample of the finished `period`, from its readings at the period's start
 /// (`bases`) and at its end, each hit costing `hit_cost`. A process tracked during the period
 /// has no base and gets no sample: its hits cover only part of it, so it waits for a whole one.
@@ -531,6 +562,69 @@ mod tests {
             cpu_ns,
             switches: None,
         }
+    }
+
+    fn slot(hook: RuntimeHook, governor: Governor) -> HookSlot {
+        HookSlot {
+            hook,
+            site: Ok(ProbeSite {
+                hook,
+                entry: 0x1000,
+                vaddr: 0x1004,
+                file_offset: 0x4,
+                handling: UprobeHandling::Emulated,
+                repeats_on_stack_growth: false,
+                rets: 1,
+            }),
+            enabled: true,
+            link: None,
+            attached_at: None,
+            governor,
+            error: None,
+            bases: HashMap::new(),
+            samples: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn hooks_left_attached_leave_their_unspent_budget_to_the_duty_cycled_ones() {
+        let share = BudgetConfig {
+            max_overhead: 0.0002,
+            ..BudgetConfig::default()
+        };
+        let t0 = Instant::now();
+        let hit = Duration::from_nanos(1_000);
+        // A governor whose period saw `per_second` hits on one core, warmed up if cheap.
+        let governed = |per_second: u64| {
+            let mut g = Governor::seeded(t0, 5);
+            let (mut t, mut hits) = (t0, 0);
+            for _ in 0..4 {
+                g.tick(&share, t, hits, 1.0, hit);
+                t += Duration::from_millis(100);
+                hits += per_second / 10;
+                g.tick(&share, t, hits, 1.0, hit);
+                t = g.next_check(t).max(t);
+            }
+            g
+        };
+        let calm = governed(20);
+        assert_eq!(calm.last_period().map(|p| p.duty), Some(1.0));
+        let hooks = [
+            slot(RuntimeHook::Futex, governed(100_000)),
+            slot(RuntimeHook::Usleep, calm.clone()),
+            slot(RuntimeHook::Mcall, governed(1_000_000)),
+            slot(RuntimeHook::Cgocall, calm),
+        ];
+        // Four shares less the two attached hooks' 20 calls/s x 1 µs each, over the two others.
+        let hot = hot_share(&hooks, &share);
+        let want = (4.0 * 0.0002 - 2.0 * 20e-6) / 2.0;
+        assert!((hot.max_overhead - want).abs() < 1e-12, "{hot:?}");
+        // None left attached: the even share.
+        let all_hot = [
+            slot(RuntimeHook::Futex, governed(100_000)),
+            slot(RuntimeHook::Mcall, governed(1_000_000)),
+        ];
+        assert_eq!(hot_share(&all_hot, &share), share);
     }
 
     #[test]
