@@ -300,6 +300,14 @@ impl Governor {
         self.last
     }
 
+    /// When the running measurement period began (`None`: detached).
+    pub fn period_start(&self) -> Option<Instant> {
+        match self.state {
+            State::Attached { since, .. } => Some(since),
+            State::Detached { .. } => None,
+        }
+    }
+
     /// Whether the governor has the hook attached.
     pub fn attached(&self) -> bool {
         matches!(self.state, State::Attached { .. })

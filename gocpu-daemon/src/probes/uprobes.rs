@@ -306,7 +306,11 @@ impl UprobeSet {
                 let before = h.governor.last_period();
                 let calm = h.governor.last_period().is_some_and(|p| p.duty >= 1.0);
                 let own = if calm { budget } else { &hot_budget };
-                let action = h.governor.tick(own, now, total, target_cores, hit_cost);
+                // A quiet period is still judged against the last poll's CPU use: its few hits
+                // (a sleeping program's timers) would look costly on the idle floor.
+                let cores_now = period_cores(&h.bases, &per_user, h.governor.period_start(), now)
+                    .map_or(target_cores, |c| c.max(target_cores));
+                let action = h.governor.tick(own, now, total, cores_now, hit_cost);
                 let finished = h.governor.last_period() != before;
                 // The switches are read only where a period of runtime.mcall's hook ends (and
                 // the next may begin): a read of the process's memory each.
@@ -493,6 +497,24 @@ fn detach(kernel: &mut KernelProbes, h: &mut HookSlot) {
     }
 }
 
+/// The processes' CPU use over the running period, cores (`None` before it has any length or
+/// a base). The last poll's does for a steady program, but a storm that began in a period was
+/// costed against the quiet before it: on the floor for an idle program, runtime.mcall's traps
+/// in a storm read 8.4 times the storm's CPU time, and that peak set the hook's duty cycle.
+fn period_cores(
+    bases: &HashMap<ProcKey, HitReading>,
+    now_readings: &[(ProcKey, HitReading)],
+    since: Option<Instant>,
+    now: Instant,
+) -> Option<f64> {
+    let secs = now.saturating_duration_since(since?).as_secs_f64();
+    let cpu_ns: u64 = now_readings
+        .iter()
+        .filter_map(|(u, r)| Some(r.cpu_ns.saturating_sub(bases.get(u)?.cpu_ns)))
+        .sum();
+    (secs > 0.0 && !bases.is_empty()).then(|| cpu_ns as f64 / 1e9 / secs)
+}
+
 /// The budget of each of a binary's hooks that is duty-cycled: the binary's (`budget` is one
 /// hook's even share of it) less what the hooks left attached spend, shared among the others,
 /// never less than the even share. runtime.usleep and runtime.cgocall mostly cost a hundredth
@@ -625,6 +647,27 @@ mod tests {
             slot(RuntimeHook::Mcall, governed(1_000_000)),
         ];
         assert_eq!(hot_share(&all_hot, &share), share);
+    }
+
+    #[test]
+    fn a_periods_hits_are_costed_against_the_cpu_time_of_the_period() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_millis(10);
+        let bases = HashMap::from([(key(1), reading(0, 1_000)), (key(2), reading(0, 0))]);
+        // 13 ms and 6 ms of CPU in 10 ms: 1.9 cores; a process without a base is left out.
+        let readings = [
+            (key(1), reading(5, 13_001_000)),
+            (key(2), reading(5, 6_000_000)),
+            (key(3), reading(5, 50_000_000)),
+        ];
+        let cores = period_cores(&bases, &readings, Some(t0), now).unwrap_or(f64::NAN);
+        assert!((cores - 1.9).abs() < 1e-9, "{cores}");
+        assert_eq!(period_cores(&bases, &readings, None, now), None);
+        assert_eq!(period_cores(&bases, &readings, Some(now), now), None);
+        assert_eq!(
+            period_cores(&HashMap::new(), &readings, Some(t0), now),
+            None
+        );
     }
 
     #[test]
