@@ -131,7 +131,7 @@ fn row1_cgo_spin_is_cgo_and_pseudo_idle() {
     scenario(
         "cgospin",
         &["-goroutines", "1", "-call-ms", "20"],
-        |ctx, v, _| {
+        |ctx, v, read| {
             assert_eq!(dominant_class(v), "cgo", "{ctx}");
             assert!(share(v, "cgo") >= 0.7, "{ctx}");
             let f = flags(v);
@@ -140,18 +140,39 @@ fn row1_cgo_spin_is_cgo_and_pseudo_idle() {
                 "{ctx}: {f:?}"
             );
             assert_eq!(v["verdict"]["state"], "pseudo_idle", "{ctx}");
-        },
-        |label, v, gt| {
-            // ~50 C calls per second: within budget, so counted exactly over the window.
-            let ours = v["runtime"]["cgo_calls_per_second"]
+            // ~50 C calls a second (20 ms each). Where runtime.cgocall's site is single-stepped
+            // that is a little over the hook's share of the budget: estimated from 1 s periods
+            // about 3 s apart, and given once enough of them bound it (the rate is withheld
+            // until then, which is not an answer to judge).
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let mut doc = v.clone();
+            while doc["runtime"]["cgo_calls_per_second"].is_null()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(500));
+                doc = read();
+            }
+            let ours = doc["runtime"]["cgo_calls_per_second"]
                 .as_f64()
                 .unwrap_or(-1.0);
-            let theirs = gt["c_calls_per_second"].as_f64().unwrap();
             assert!(
-                (ours - theirs).abs() <= 0.25 * theirs,
-                "{label}: cgo calls/s {ours:.1} vs the program's {theirs:.1}: {}",
-                v["runtime"]
+                (ours - 50.0).abs() <= 0.25 * 50.0,
+                "{ctx}: cgo calls/s {ours:.1} vs the 50 the program aims at: {}",
+                doc["runtime"]
             );
+        },
+        |label, v, gt| {
+            // Against the program's own count, where the first reading already gave the rate
+            // (exactly counted where the hook is within budget).
+            let theirs = gt["c_calls_per_second"].as_f64().unwrap();
+            assert!((theirs - 50.0).abs() <= 0.1 * 50.0, "{label}: {gt}");
+            if let Some(ours) = v["runtime"]["cgo_calls_per_second"].as_f64() {
+                assert!(
+                    (ours - theirs).abs() <= 0.25 * theirs,
+                    "{label}: cgo calls/s {ours:.1} vs the program's {theirs:.1}: {}",
+                    v["runtime"]
+                );
+            }
         },
     );
 }

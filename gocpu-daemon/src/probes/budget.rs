@@ -211,6 +211,20 @@ fn runaway_check(length: Duration) -> Duration {
     (length / 10).min(RUNAWAY_AT)
 }
 
+/// Runaway checks at the fine step ([`runaway_check`]) at the start of a period: a storm met
+/// at once is cut within 2 ms.
+const FINE_STEPS: u32 = 5;
+
+/// Step of the runaway checks after the first [`FINE_STEPS`]: a check is a wake-up of the
+/// governors' thread, on the observed program's CPUs (every 2 ms through a 100 ms period, a
+/// program spinning one thread on a 2-vCPU VM lost its CPU at one read in three).
+const LATE_STEP: Duration = Duration::from_millis(10);
+
+/// Mean detached time between the periods of a hook's warm-up while they find it cheap: short,
+/// so that a cheap hook counts exactly within a second of tracking (at the minimum off time a
+/// 50-calls-a-second runtime.cgocall was still estimated 7 s in).
+const WARMUP_OFF: Duration = Duration::from_millis(250);
+
 /// How many times the overhead expected of a period it must cost to be cut at the runaway
 /// check.
 const RUNAWAY_FACTOR: f64 = 20.0;
@@ -338,11 +352,19 @@ impl Governor {
                 if runaway_above.is_none() {
                     return end;
                 }
-                // Every runaway check's step, so that a storm that begins mid-period is met
-                // within one step, not at the period's end.
+                // Checked at every step of the first [`FINE_STEPS`], then every [`LATE_STEP`],
+                // so that a storm that begins mid-period is met within a step, not at the
+                // period's end, without a wake-up every 2 ms for a whole period.
                 let step = runaway_check(length).max(Duration::from_micros(100));
-                let steps = now.saturating_duration_since(since).as_nanos() / step.as_nanos();
-                let next = u32::try_from(steps + 1).map_or(end, |n| since + step * n);
+                let fine = step * FINE_STEPS;
+                let elapsed = now.saturating_duration_since(since);
+                let (origin, step) = if elapsed < fine {
+                    (since, step)
+                } else {
+                    (since + fine, LATE_STEP)
+                };
+                let steps = now.saturating_duration_since(origin).as_nanos() / step.as_nanos();
+                let next = u32::try_from(steps + 1).map_or(end, |n| origin + step * n);
                 next.min(end)
             }
         }
@@ -531,7 +553,9 @@ impl Governor {
             due
         };
         self.owed = due - nominal;
-        let off = (nominal.max(MIN_OFF.as_secs_f64()) * self.draw()).min(cap);
+        let warming = self.measured < WARMUP && self.costly_peak(cfg).is_none();
+        let floor = if warming { WARMUP_OFF } else { MIN_OFF };
+        let off = (nominal.max(floor.as_secs_f64()) * self.draw()).min(cap);
         Some(Duration::from_secs_f64(off))
     }
 }
@@ -600,7 +624,7 @@ mod tests {
                 assert_eq!(action, Action::Detach);
                 assert!(p.duty < 0.05, "{p:?}");
                 let back = g.next_check(t);
-                assert!(back >= t + MIN_OFF / 2 && back < t + MIN_OFF * 3 / 2);
+                assert!(back >= t + WARMUP_OFF / 2 && back < t + WARMUP_OFF * 3 / 2);
                 t = back;
             } else {
                 assert_eq!(action, Action::Keep);
@@ -646,17 +670,17 @@ mod tests {
         );
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!(p.cut_short && p.after_off);
-        // One that begins quiet and meets the storm 50 ms in is cut at the next check.
+        // One that begins quiet and meets the storm 45 ms in is cut at the next check.
         let mut g = Governor::seeded(t0, 3);
         g.tick(&cfg, t0, 0, 1.0, EMULATED);
         assert_eq!(g.tick(&cfg, t0 + ms(50), 5, 1.0, EMULATED), Action::Keep);
-        assert_eq!(g.next_check(t0 + ms(50)), t0 + ms(52));
+        assert_eq!(g.next_check(t0 + ms(50)), t0 + ms(60));
         assert_eq!(
-            g.tick(&cfg, t0 + ms(52), 1_005, 1.0, EMULATED),
+            g.tick(&cfg, t0 + ms(60), 1_505, 1.0, EMULATED),
             Action::Detach
         );
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
-        assert!(p.cut_short && p.attached == ms(52));
+        assert!(p.cut_short && p.attached == ms(60));
     }
 
     #[test]
@@ -769,7 +793,8 @@ mod tests {
         g.tick(&cfg, t0, 0, 2.0, STEPPED);
         assert_eq!(g.next_check(t0), t0 + ms(2));
         assert_eq!(g.next_check(t0 + ms(2)), t0 + ms(4));
-        assert_eq!(g.next_check(t0 + ms(51)), t0 + ms(52));
+        assert_eq!(g.next_check(t0 + ms(8)), t0 + ms(10));
+        assert_eq!(g.next_check(t0 + ms(51)), t0 + ms(60));
         assert_eq!(g.next_check(t0 + ms(99)), t0 + ms(100));
         // Far over budget at the runaway check (500k hits/s): detached until the duty cycle
         // allows, 2 ms x (1/duty - 1) = 2.5 s on average.
