@@ -500,6 +500,7 @@ impl Governor {
         after_off: bool,
     ) -> Option<Duration> {
         let budget = cfg.max_overhead;
+        let first = self.last.is_none();
         let keep_peak = self.peak.is_some_and(|p| {
             now.saturating_duration_since(p.at) < PEAK_MEMORY && p.overhead > overhead
         });
@@ -545,6 +546,15 @@ impl Governor {
             secs * (overhead / budget - 1.0)
         } else {
             0.0
+        };
+        // A hook's first period ends at the governors' first pass over its binary, which
+        // attaches every hook and took 235 ms (debug build) where 2 ms were planned: the
+        // storm's runtime.mcall then owed a minute, and its rate waited for it. That one-off
+        // cost is not paid back beyond the minimum off time.
+        let own = if first {
+            own.min(MIN_OFF.as_secs_f64())
+        } else {
+            own
         };
         let due = (self.owed + own).min(cap);
         let nominal = if due > SPREAD {
@@ -768,12 +778,12 @@ mod tests {
         let p = g.last_period().unwrap_or_else(|| panic!("no period"));
         assert!((p.overhead_attached - 1.25).abs() < 1e-9);
         assert!((p.duty - cfg.max_overhead / 1.25).abs() < 1e-12);
-        // It owes 10 ms x (1/duty - 1) = 12.5 s off, more than one detached time pays: off
-        // for 10 s, drawn from 5 to 15 s, and the rest owed to the next.
+        // It owes 10 ms x (1/duty - 1) = 12.5 s off, but a first period pays no more than the
+        // minimum off time: off for 1 to 3 s, nothing owed.
         let until = g.next_check(t0 + ms(10));
         let off = until - (t0 + ms(10));
-        assert!(off >= ms(4990) && off < ms(15010), "{off:?}");
-        assert!((g.owed - 2.49).abs() < 1e-9, "{}", g.owed);
+        assert!(off >= ms(990) && off < ms(3010), "{off:?}");
+        assert!(g.owed.abs() < 1e-9, "{}", g.owed);
         assert_eq!(
             g.tick(&cfg, until - ms(1), 5_000, 2.0, STEPPED),
             Action::Keep
@@ -847,35 +857,42 @@ mod tests {
         assert_eq!(g.attached_total(t0 + ms(500)), ms(30));
         assert_eq!(g.tick(&cfg, t0 + ms(500), 0, 1.0, EMULATED), Action::Attach);
         // Off by its duty cycle: suspending does not shorten the off time.
-        let mut hot = Governor::new(t0);
-        hot.tick(&cfg, t0, 0, 2.0, STEPPED);
+        let (mut hot, t) = hot_second_period(&cfg, t0);
+        hot.suspend(t + ms(10));
         assert_eq!(
-            hot.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
-            Action::Detach
-        );
-        hot.suspend(t0 + ms(20));
-        assert_eq!(
-            hot.tick(&cfg, t0 + ms(3000), 5_000, 2.0, STEPPED),
+            hot.tick(&cfg, t + ms(3000), 10_000, 2.0, STEPPED),
             Action::Keep
         );
+    }
+
+    /// A hook at 500k hits/s single-stepped on two cores (125% overhead) after its second
+    /// period, 10 ms long, which owes 12.5 s detached (a first period pays at most the
+    /// minimum); returns it and when that period ended.
+    fn hot_second_period(cfg: &BudgetConfig, t0: Instant) -> (Governor, Instant) {
+        let mut g = Governor::new(t0);
+        g.tick(cfg, t0, 0, 2.0, STEPPED);
+        assert_eq!(
+            g.tick(cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
+            Action::Detach
+        );
+        let back = g.next_check(t0 + ms(10));
+        assert_eq!(g.tick(cfg, back, 5_000, 2.0, STEPPED), Action::Attach);
+        let end = back + ms(10);
+        assert_eq!(g.tick(cfg, end, 10_000, 2.0, STEPPED), Action::Detach);
+        (g, end)
     }
 
     #[test]
     fn something_new_to_measure_brings_the_next_attach_within_the_minimum_off_time() {
         let cfg = BudgetConfig::default();
         let t0 = Instant::now();
-        let mut g = Governor::new(t0);
-        g.tick(&cfg, t0, 0, 2.0, STEPPED);
-        assert_eq!(
-            g.tick(&cfg, t0 + ms(10), 5_000, 2.0, STEPPED),
-            Action::Detach
-        );
-        assert!(g.next_check(t0 + ms(10)) > t0 + Duration::from_secs(4));
-        g.measure_soon(t0 + ms(20));
-        assert_eq!(g.next_check(t0 + ms(20)), t0 + ms(20) + MIN_OFF);
+        let (mut g, t) = hot_second_period(&cfg, t0);
+        assert!(g.next_check(t) > t + Duration::from_secs(4));
+        g.measure_soon(t + ms(20));
+        assert_eq!(g.next_check(t + ms(20)), t + ms(20) + MIN_OFF);
         // Never later than it already was.
-        g.measure_soon(t0 + ms(500));
-        assert_eq!(g.next_check(t0 + ms(500)), t0 + ms(20) + MIN_OFF);
+        g.measure_soon(t + ms(500));
+        assert_eq!(g.next_check(t + ms(500)), t + ms(20) + MIN_OFF);
     }
 
     #[test]
