@@ -116,7 +116,6 @@ pub async fn run(
         clock,
         pods: Mutex::new(pods),
         govern_now: Default::default(),
-        govern_inputs: Default::default(),
         preflight: report,
         config,
     });

@@ -49,8 +49,6 @@ pub struct Shared {
     /// Wakes the governor loop at once: a newly tracked process's hooks are attached (for
     /// measurement) by the governors, not by tracking.
     pub govern_now: tasks::Wakeup,
-    /// What the governors last read from the model, for when a poll holds it.
-    pub govern_inputs: Mutex<GovernInputs>,
     /// The start-up report: where the daemon runs, what it tried, what it could not get.
     pub preflight: crate::preflight::Report,
 }
@@ -289,24 +287,19 @@ impl Ingest {
         }
     }
 
-    /// Runs the uprobe governors with each binary's current CPU use; returns when they next want
-    /// to run.
-    pub fn govern(&self) -> Option<Instant> {
+    /// Runs the uprobe governors with each binary's current CPU use (`last`: what the governors'
+    /// thread last read from the model); returns when they next want to run.
+    pub fn govern(&self, last: &mut GovernInputs) -> Option<Instant> {
         let s = &self.shared;
         // Not waiting for the model: a poll holds it while it symbolizes a new binary's first
-        // samples (240 ms in a debug build), and a hook's period would run on unchecked.
-        let fresh = match s.model.try_read() {
-            Ok(model) => Some(GovernInputs::of(&model)),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(GovernInputs::of(&p.into_inner())),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let GovernInputs { cores, runtimes } = {
-            let mut last = s.govern_inputs.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(f) = fresh {
-                *last = f;
-            }
-            last.clone()
-        };
+        // samples (240 ms in a debug build), and a hook's period would run on unchecked. What
+        // was read last serves meanwhile.
+        match s.model.try_read() {
+            Ok(model) => *last = GovernInputs::of(&model),
+            Err(std::sync::TryLockError::Poisoned(p)) => *last = GovernInputs::of(&p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        let GovernInputs { cores, runtimes } = &*last;
         let switches = |k: ProcKey| {
             let (layout, bias) = runtimes.get(&k)?;
             let mem = crate::runtime::ProcessVm::new(k.pid)?;
@@ -429,8 +422,8 @@ impl Ingest {
     }
 }
 
-/// What the governors need from the model.
-#[derive(Clone, Debug, Default)]
+/// What the governors need from the model, kept by their thread.
+#[derive(Debug, Default)]
 pub struct GovernInputs {
     /// Each binary's CPU use, cores (`None` until each of its processes has been polled).
     cores: HashMap<FileKey, Option<f64>>,

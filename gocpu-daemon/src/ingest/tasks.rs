@@ -40,8 +40,10 @@ pub fn govern(ingest: Ingest, max_period: Duration, shutdown: watch::Receiver<bo
     // No governor asks for less (a hook's shortest measurement period).
     use crate::probes::budget::MIN_PERIOD;
     request_short_slice();
+    let mut inputs = super::GovernInputs::default();
     while !*shutdown.borrow() {
-        let due = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ingest.govern())) {
+        let run = || ingest.govern(&mut inputs);
+        let due = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
             Ok(due) => due,
             Err(_) => {
                 tracing::error!("governor panicked");
