@@ -813,10 +813,7 @@ mod tests {
             Action::Detach
         );
         let off = g.next_check(t0 + ms(2));
-        assert!(
-            off >= t0 + ms(1000) && off < t0 + ms(3010),
-            "{off:?}"
-        );
+        assert!(off >= t0 + ms(1000) && off < t0 + ms(3010), "{off:?}");
         assert_eq!(g.tick(&cfg, off, 5_000, 2.0, STEPPED), Action::Attach);
         // A hook found cheap, once warmed up, is next looked at when its period ends.
         let mut cheap = Governor::new(t0);
