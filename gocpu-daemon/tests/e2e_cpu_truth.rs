@@ -279,6 +279,60 @@ fn perf_c_share(pid: u32, exe: &Path, seconds: u64) -> (f64, u64) {
     (c as f64 / all as f64, all)
 }
 
+/// A cgo-linked program installs its signal handlers through libc, and each returns through
+/// libc's `__restore_rt` (rt_sigreturn): C code, but no cgo call. cgospin (Debian Go 1.19,
+/// linked with cgo) makes no cgo call and sends itself SIGUSR1 back to back; over three windows
+/// it shows samples in the trampoline, each taking the class of the code the signal interrupted,
+/// and exactly zero cgo. Debian's prometheus once showed one sample of cgo this way.
+#[test]
+fn a_cgo_linked_programs_signal_returns_are_not_cgo() {
+    let _serial = serial();
+    let d = Daemon::start("");
+    let bin = build(&debian_go(), &workload("cgospin"), Variant::Default);
+    assert!(
+        !built_without_cgo(&bin),
+        "{} is not linked with cgo",
+        bin.display()
+    );
+    let signaller = spawn(&bin, &["-goroutines", "0", "-signals", "1000000"]);
+    let pid = signaller.pid();
+    d.wait_listed(pid);
+    thread::sleep(WINDOW + Duration::from_millis(500));
+    let (mut in_trampoline, mut samples) = (0u64, 0u64);
+    for round in 0..ROUNDS {
+        thread::sleep(WINDOW);
+        let doc = d.json(&format!("/processes/{pid}/hotspots?top=200"));
+        let ctx = format!(
+            "round {round}: {}",
+            serde_json::to_string(&doc["cpu"]).unwrap()
+        );
+        samples += doc["hotspots"]["samples"].as_u64().unwrap_or(0);
+        for h in doc["hotspots"]["by_self"].as_array().unwrap() {
+            if h["function"].as_str().unwrap().starts_with("__restore_rt ") {
+                assert_ne!(h["class"], "cgo", "{ctx}: {h}");
+                in_trampoline += h["self_samples"].as_u64().unwrap();
+            }
+        }
+        assert_eq!(class(&doc, "cgo"), (0.0, 0.0), "{ctx}");
+        assert_eq!(class(&doc, "native"), (0.0, 0.0), "{ctx}");
+        let cgocalls = &doc["runtime"]["calls"]["runtime.cgocall"];
+        assert_eq!(
+            cgocalls["per_second"].as_f64(),
+            Some(0.0),
+            "{ctx}: {cgocalls}"
+        );
+        println!("{ctx}");
+    }
+    println!("{in_trampoline} of {samples} samples in __restore_rt over {ROUNDS} windows");
+    // About 2.5% of its samples, measured: tens over the rounds.
+    assert!(
+        in_trampoline >= 5,
+        "{in_trampoline} of {samples} samples in __restore_rt: the claim went untested"
+    );
+    drop(signaller);
+    d.stop();
+}
+
 /// cgospin spends its time in a C function: cgo is its dominant class, and its share matches
 /// perf's share of samples in C over the same window within 0.05.
 #[test]

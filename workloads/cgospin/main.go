@@ -10,6 +10,11 @@
 // What gocpu must report: CPU ~ cores used; cgo class dominant; cgo calls/s (about
 // goroutines * 1000 / call-ms); pseudo-idle flagged.
 //
+// -signals N instead sends the program N SIGUSR1 per second (caught with signal.Notify), and
+// -goroutines 0 makes no cgo call at all: a cgo-linked program installs its signal handlers
+// through libc, so each handler returns through libc's __restore_rt (rt_sigreturn), C code that
+// is not a cgo call. What gocpu must report then: no cgo at all, runtime.cgocall at 0/s.
+//
 // Prints one JSON line of ground truth at exit (fields: see report).
 package main
 
@@ -18,8 +23,11 @@ import "C"
 
 import (
 	"flag"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"gocpu.dev/workloads/internal/truth"
@@ -38,13 +46,19 @@ type report struct {
 	// The -goroutines and -call-ms flags as used.
 	SpinGoroutines int `json:"spin_goroutines"`
 	CallMs         int `json:"call_ms"`
+	// SIGUSR1 the program sent itself, and those its signal.Notify channel received (the
+	// runtime drops a signal while the channel is full).
+	SignalsSent     uint64 `json:"signals_sent"`
+	SignalsReceived uint64 `json:"signals_received"`
 }
 
 func main() {
-	goroutines := flag.Int("goroutines", 1, "goroutines calling the spinning C function back to back (1-64)")
+	goroutines := flag.Int("goroutines", 1, "goroutines calling the spinning C function back to back (0-64; 0 needs -signals)")
 	callMs := flag.Int("call-ms", 100, "wall-clock length of one C call in milliseconds (1-10000)")
-	end := truth.Start("cgospin: -goroutines must be 1..64 and -call-ms 1..10000", func() bool {
-		return *goroutines < 1 || *goroutines > 64 || *callMs < 1 || *callMs > 10000
+	signals := flag.Int("signals", 0, "SIGUSR1 per second the program sends itself (0-1000000)")
+	end := truth.Start("cgospin: -goroutines must be 0..64 (0 only with -signals), -call-ms 1..10000, -signals 0..1000000", func() bool {
+		return *goroutines < 0 || *goroutines > 64 || *callMs < 1 || *callMs > 10000 ||
+			*signals < 0 || *signals > 1000000 || (*goroutines == 0 && *signals == 0)
 	})
 
 	start := time.Now()
@@ -65,6 +79,43 @@ func main() {
 		}()
 	}
 
+	var sent, received atomic.Uint64
+	if *signals > 0 {
+		caught := make(chan os.Signal, 64)
+		signal.Notify(caught, syscall.SIGUSR1)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-caught:
+					received.Add(1)
+				case <-time.After(100 * time.Millisecond):
+					if stop.Load() {
+						return
+					}
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			pid := os.Getpid()
+			// Paced per millisecond against the clock, so a late tick sends its backlog.
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for !stop.Load() {
+				<-tick.C
+				due := uint64(time.Since(start).Seconds() * float64(*signals))
+				for sent.Load() < due && !stop.Load() {
+					if syscall.Kill(pid, syscall.SIGUSR1) != nil {
+						truth.Fail("cgospin: cannot signal itself")
+					}
+					sent.Add(1)
+				}
+			}
+		}()
+	}
+
 	g := end.Wait()
 	seconds := time.Since(start).Seconds()
 	stop.Store(true)
@@ -78,6 +129,8 @@ func main() {
 		CIterations:     iters.Load(),
 		SpinGoroutines:  *goroutines,
 		CallMs:          *callMs,
+		SignalsSent:     sent.Load(),
+		SignalsReceived: received.Load(),
 	}
 	truth.Print(r)
 }

@@ -33,6 +33,12 @@
 //!   system stack, a uprobe's out-of-line step runs in `[uprobes]`. Such leaf frames are skipped,
 //!   so a clock read belongs to the Go code that asked for the time (the scheduler's timer
 //!   checks, `time.Now` in the program), as Go's own profiler counts it.
+//! - A signal return trampoline (libc's `__restore_rt`, where a handler installed through libc
+//!   returns: every cgo-linked Go program's handlers are) runs for the code the signal
+//!   interrupted, whose frames follow it. Skipped too, so that the runtime's preemption signals
+//!   in a cgo-linked program read as they do in a pure-Go one (there the trampoline is the
+//!   runtime's own Go code). Debian's prometheus, linked with cgo and making no cgo call, showed
+//!   a sample of cgo now and then: rt_sigreturn, over runtime.lock2.
 //! - A sample with no stack, or only kernel-provided frames, is **unattributed**: it gets no
 //!   class, and each poll's on-CPU time is split by the samples that have one. The kernel
 //!   gives no stack when `bpf_get_stackid` fails — mostly a bucket collision in the stack map
@@ -44,7 +50,7 @@ pub mod rules;
 
 use serde::Serialize;
 
-use crate::symbolize::SymFrame;
+use crate::symbolize::{SymFrame, native::SIGNAL_RETURN};
 
 /// Where a unit of CPU time went. Discriminants are stable (metric labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -117,11 +123,19 @@ pub fn kernel_provided(frame: &SymFrame) -> bool {
     matches!(frame, SymFrame::Native { object: Some(o), .. } if o.starts_with('['))
 }
 
+/// Whether `frame` is a signal return trampoline: it runs for the interrupted code below it.
+fn signal_return(frame: &SymFrame) -> bool {
+    matches!(frame, SymFrame::Native { symbol: Some(s), .. } if &**s == SIGNAL_RETURN)
+}
+
 /// The frames a sample is classified by: `frames` (innermost first) without its leading
-/// kernel-provided frames, or `None` when nothing else is left — the sample is unattributed
+/// kernel-provided frames and signal return trampoline, or `None` when nothing else is left — the sample is unattributed
 /// (see the module docs): no stack was captured, or the walk ended in the vDSO.
 pub fn attributed_frames(frames: &[SymFrame]) -> Option<&[SymFrame]> {
-    let skip = frames.iter().take_while(|f| kernel_provided(f)).count();
+    let skip = frames
+        .iter()
+        .take_while(|f| kernel_provided(f) || signal_return(f))
+        .count();
     let rest = &frames[skip..];
     (!rest.is_empty()).then_some(rest)
 }

@@ -394,6 +394,36 @@ fn clock_reads_in_the_vdso_belong_to_their_go_caller() {
     );
 }
 
+/// A cgo-linked program's signal handlers return through libc's `__restore_rt`; a thread sampled
+/// in rt_sigreturn is still running the code the signal interrupted. Frames as the daemon
+/// symbolized them from a cgo-linked Go 1.19 program that makes no cgo call.
+#[test]
+fn a_signal_return_belongs_to_the_interrupted_code() {
+    let interrupted = |leaf: &str| {
+        classify_frames(&sym(&[
+            leaf,
+            "runtime.lock2",
+            "runtime.lockWithRank",
+            "runtime.lock",
+            "runtime.(*scavengerState).sleep",
+            "runtime.bgscavenge",
+        ]))
+    };
+    assert_eq!(interrupted("libc.so.6!__restore_rt"), Some(CpuClass::User));
+    // Any other C leaf over Go frames is C called from Go.
+    assert_eq!(
+        interrupted("libc.so.6!pthread_sigmask"),
+        Some(CpuClass::Cgo)
+    );
+    // In the program's own code, it is the program's.
+    assert_eq!(
+        classify_frames(&sym(&["libc.so.6!__restore_rt", "main.hashLoop"])),
+        Some(CpuClass::User)
+    );
+    // Nothing below it: nothing to attribute.
+    assert_eq!(classify_frames(&sym(&["libc.so.6!__restore_rt"])), None);
+}
+
 /// Real C keeps its classes: the stack's class is left to the thread (cgo on a Go M, native on a
 /// C thread) and the ingest appends the Go stack of the thread's last cgo call when it has one.
 #[test]

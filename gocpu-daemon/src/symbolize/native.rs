@@ -1,10 +1,12 @@
 //! Names for code outside Go's `.gopclntab`: C functions of cgo code and shared libraries, from
 //! the ELF symbol tables (`.symtab`, else `.dynsym`) of the mapped file, read lazily through the
-//! `object` crate (no whole-file read, no mmap).
+//! `object` crate (no whole-file read, no mmap), and the object's signal return trampoline, found
+//! by its code because no stripped libc names it.
 use std::{fs::File, path::Path, sync::Arc};
 
 use object::{
-    Object, ObjectSegment, ObjectSymbol, SymbolKind,
+    Object, ObjectSegment, ObjectSymbol, SegmentFlags, SymbolKind,
+    elf::PF_X,
     read::{ReadCache, elf::ElfFile64},
 };
 
@@ -12,6 +14,18 @@ use object::{
 const MAX_SYMBOLS: usize = 1 << 20;
 /// Largest file inspected.
 const MAX_FILE: u64 = 2 << 30;
+/// Largest executable segment searched for a signal return trampoline (libc's is 1.4 MiB; a
+/// cgo binary's own text, where a static libc would put it, tens of MiB).
+const MAX_SCAN: u64 = 256 << 20;
+
+/// The name given to a signal return trampoline ([`SIGNAL_RETURN_CODE`]).
+pub const SIGNAL_RETURN: &str = "__restore_rt";
+
+/// `mov $15, %rax; syscall`: `rt_sigreturn`, the whole of x86-64 glibc's and musl's
+/// `__restore_rt`, where a handler installed through libc's sigaction returns (as a cgo-linked Go
+/// program's are). Neither library exports it, so a stripped libc leaves it nameless. A thread
+/// sampled while the kernel restores its signal frame is in this code, right after the `syscall`.
+const SIGNAL_RETURN_CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
 
 /// Why an object's symbols are unavailable.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +48,8 @@ pub struct NativeSymbols {
     funcs: Vec<(u64, u64, Arc<str>)>,
     /// PT_LOAD segments: (file offset, vaddr, file size).
     loads: Vec<(u64, u64, u64)>,
+    /// Start addresses of [`SIGNAL_RETURN_CODE`] in executable segments.
+    signal_returns: Vec<u64>,
 }
 
 impl NativeSymbols {
@@ -53,6 +69,23 @@ impl NativeSymbols {
                 (off, s.address(), size)
             })
             .collect();
+        let mut signal_returns = Vec::new();
+        for seg in elf.segments() {
+            let executable =
+                matches!(seg.flags(), SegmentFlags::Elf { p_flags } if p_flags & PF_X != 0);
+            if !executable || seg.file_range().1 > MAX_SCAN {
+                continue;
+            }
+            // An unreadable segment only costs the trampoline's name.
+            if let Ok(code) = seg.data() {
+                signal_returns.extend(
+                    code.windows(SIGNAL_RETURN_CODE.len())
+                        .enumerate()
+                        .filter(|(_, w)| *w == SIGNAL_RETURN_CODE)
+                        .map(|(i, _)| seg.address() + i as u64),
+                );
+            }
+        }
         let symbols = if elf.symbols().next().is_some() {
             elf.symbols().take(MAX_SYMBOLS).collect::<Vec<_>>()
         } else {
@@ -71,7 +104,11 @@ impl NativeSymbols {
             })
             .collect();
         funcs.sort_by_key(|f| f.0);
-        Ok(NativeSymbols { funcs, loads })
+        Ok(NativeSymbols {
+            funcs,
+            loads,
+            signal_returns,
+        })
     }
 
     /// The function containing file offset `offset` of the object, and the offset into it.
@@ -86,6 +123,18 @@ impl NativeSymbols {
 
     /// The function containing virtual address `vaddr`, and the offset into it.
     pub fn at_vaddr(&self, vaddr: u64) -> Option<(Arc<str>, u64)> {
+        // From the byte before it (libc puts a nop there: a handler's return address is the
+        // trampoline's start, which callers look up one byte back) to the byte past it (a
+        // thread in rt_sigreturn is sampled just past the `syscall`). Ahead of the symbols,
+        // which (unstripped) give the trampoline no size.
+        let len = SIGNAL_RETURN_CODE.len() as u64;
+        if let Some(start) = self
+            .signal_returns
+            .iter()
+            .find(|s| (s.saturating_sub(1)..=*s + len).contains(&vaddr))
+        {
+            return Some((Arc::from(SIGNAL_RETURN), vaddr.saturating_sub(*start)));
+        }
         let i = self
             .funcs
             .partition_point(|f| f.0 <= vaddr)
@@ -131,6 +180,18 @@ mod tests {
             .unwrap();
         let (found, off) = syms.at_vaddr(start).unwrap();
         assert_eq!((&*found, off), (&*name, 0));
+        // The signal return trampoline has no symbol in a stripped libc; found by its code,
+        // named where a thread in rt_sigreturn is sampled (just past the syscall).
+        assert_eq!(syms.signal_returns.len(), 1, "{:x?}", syms.signal_returns);
+        let restorer = syms.signal_returns[0];
+        for at in [restorer - 1, restorer, restorer + 9] {
+            let (found, off) = syms.at_vaddr(at).unwrap();
+            assert_eq!((&*found, off), (SIGNAL_RETURN, at.saturating_sub(restorer)));
+        }
+        assert_ne!(
+            syms.at_vaddr(restorer + 10).map(|f| f.0),
+            Some(Arc::from(SIGNAL_RETURN))
+        );
         let garbage = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(garbage.path(), b"\x7fELF not really").unwrap();
         assert!(NativeSymbols::load(garbage.path()).is_err());
