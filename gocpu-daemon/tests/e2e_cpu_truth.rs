@@ -46,6 +46,21 @@ fn class(doc: &Value, class: &str) -> (f64, f64) {
     )
 }
 
+/// A process document (`/processes/{pid}` or its hotspots) with exactly zero cgo and native
+/// CPU, and no runtime.cgocall in its window (a program linked with cgo: the claim holds only
+/// while it makes no cgo call); prints `ctx`.
+fn assert_no_cgo(doc: &Value, ctx: &str) {
+    assert_eq!(class(doc, "cgo"), (0.0, 0.0), "{ctx}");
+    assert_eq!(class(doc, "native"), (0.0, 0.0), "{ctx}");
+    let cgocalls = &doc["runtime"]["calls"]["runtime.cgocall"];
+    assert_eq!(
+        cgocalls["per_second"].as_f64(),
+        Some(0.0),
+        "{ctx}: {cgocalls}"
+    );
+    println!("{ctx}");
+}
+
 /// Whether the Go binary at `path` says, in its build information, that it was built without cgo.
 fn built_without_cgo(path: &Path) -> bool {
     let bytes = std::fs::read(path).unwrap();
@@ -194,16 +209,7 @@ fn programs_without_cgo_calls_show_exactly_zero_cgo() {
             );
             let count = doc["cpu"]["samples"].as_u64().unwrap_or(0);
             *n += count;
-            assert_eq!(class(&doc, "cgo"), (0.0, 0.0), "{ctx}");
-            assert_eq!(class(&doc, "native"), (0.0, 0.0), "{ctx}");
-            // Linked with cgo: the claim holds only while it makes no cgo call.
-            let cgocalls = &doc["runtime"]["calls"]["runtime.cgocall"];
-            assert_eq!(
-                cgocalls["per_second"].as_f64(),
-                Some(0.0),
-                "{ctx}: {cgocalls}"
-            );
-            println!("{ctx}");
+            assert_no_cgo(&doc, &ctx);
         }
     }
     let lost = lost_stacks(&d) - lost_before;
@@ -313,15 +319,7 @@ fn a_cgo_linked_programs_signal_returns_are_not_cgo() {
                 in_trampoline += h["self_samples"].as_u64().unwrap();
             }
         }
-        assert_eq!(class(&doc, "cgo"), (0.0, 0.0), "{ctx}");
-        assert_eq!(class(&doc, "native"), (0.0, 0.0), "{ctx}");
-        let cgocalls = &doc["runtime"]["calls"]["runtime.cgocall"];
-        assert_eq!(
-            cgocalls["per_second"].as_f64(),
-            Some(0.0),
-            "{ctx}: {cgocalls}"
-        );
-        println!("{ctx}");
+        assert_no_cgo(&doc, &ctx);
     }
     println!("{in_trampoline} of {samples} samples in __restore_rt over {ROUNDS} windows");
     // About 2.5% of its samples, measured: tens over the rounds.
