@@ -129,8 +129,9 @@ fn signal_return(frame: &SymFrame) -> bool {
 }
 
 /// The frames a sample is classified by: `frames` (innermost first) without its leading
-/// kernel-provided frames and signal return trampoline, or `None` when nothing else is left — the sample is unattributed
-/// (see the module docs): no stack was captured, or the walk ended in the vDSO.
+/// kernel-provided frames and signal return trampoline, or `None` when nothing else is left —
+/// the sample is unattributed (see the module docs): no stack was captured, or the walk ended in
+/// the vDSO.
 pub fn attributed_frames(frames: &[SymFrame]) -> Option<&[SymFrame]> {
     let skip = frames
         .iter()
