@@ -66,6 +66,9 @@ pub mod maps {
     pub const FUTEX_TICK: &str = "FUTEX_TICK";
     /// Per-CPU array `ProgramId -> ProgRun`: the programs' own run time, when `SELF_TIMING` is set.
     pub const PROG_RUNS: &str = "PROG_RUNS";
+    /// Array of one `u32`, written only by user space: non-zero while a measurement period of
+    /// the syscall tracepoints runs; the programs count nothing outside one.
+    pub const SYSCALL_GATE: &str = "SYSCALL_GATE";
 }
 
 /// Names of the eBPF programs, one per hook.

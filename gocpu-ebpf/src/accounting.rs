@@ -16,7 +16,8 @@ use gocpu_common::{
 };
 
 use crate::maps::{
-    CPU_SLICE, DROPS, EVENTS, GENERATION, PROCS, PROG_RUNS, SELF_TIMING, THREAD_CHURN, THREADS,
+    CPU_SLICE, DROPS, EVENTS, GENERATION, PROCS, PROG_RUNS, SELF_TIMING, SYSCALL_GATE,
+    THREAD_CHURN, THREADS,
 };
 
 /// `-EEXIST` from `bpf_get_stackid`: the stack's bucket holds another stack.
@@ -162,6 +163,20 @@ pub fn orphaned_thread(key: u64) {
 #[inline(always)]
 pub fn generation() -> u32 {
     GENERATION.get(0).copied().unwrap_or(0)
+}
+
+/// Whether a measurement period of the syscall tracepoints runs (`SYSCALL_GATE`).
+#[inline(always)]
+pub fn syscall_gate_open() -> bool {
+    SYSCALL_GATE.get(0).is_some_and(|g| *g != 0)
+}
+
+/// As [`count_call`], for a syscall tracepoint: only within a measurement period.
+#[inline(always)]
+pub fn count_syscall(field: fn(&mut ProcStats) -> &mut u64) {
+    if syscall_gate_open() {
+        count_call(field);
+    }
 }
 
 /// Increments the counter `field` selects for the current process, if it is tracked.

@@ -85,6 +85,14 @@ pub static THREAD_CHURN: PerCpuArray<ThreadChurn> = PerCpuArray::with_max_entrie
 #[map(name = "FUTEX_TICK")]
 pub static FUTEX_TICK: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
+/// Slot 0 non-zero while the syscall tracepoints' measurement period runs, set only by user
+/// space. Attaching and detaching a tracepoint takes from a tenth of a millisecond to tens of
+/// milliseconds (the detach waits out an RCU grace period), so the calls counted between the
+/// first attach and the last detach are not those of the period user space timed; the gate
+/// makes them so.
+#[map(name = "SYSCALL_GATE")]
+pub static SYSCALL_GATE: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Process lifecycle events (exec, exit): rare, so streamed rather than aggregated.
 #[map(name = "EVENTS")]
 pub static EVENTS: PerfEventArray<ProcEvent> = PerfEventArray::new(0);

@@ -86,6 +86,8 @@ pub struct KernelProbes {
     stats_source: StatsSource,
     /// `PROG_RUNS`: the programs' own timing (written only when self-timed).
     prog_runs: PerCpuArray<MapData, ProgRun>,
+    /// `SYSCALL_GATE`.
+    syscall_gate: aya::maps::Array<MapData, u32>,
 }
 
 /// Run time of one program.
@@ -281,6 +283,7 @@ impl KernelProbes {
         let events = PerfEventArray::try_from(events).map_err(map_err(maps::EVENTS))?;
         let prog_runs = take(&mut ebpf, maps::PROG_RUNS)?;
         let cpu_slice = take(&mut ebpf, maps::CPU_SLICE)?;
+        let syscall_gate = take(&mut ebpf, maps::SYSCALL_GATE)?;
         let grace = crate::probes::grace::RcuGrace::new()
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "generation flips fall back to a fixed pause");
@@ -324,7 +327,16 @@ impl KernelProbes {
             _stats: stats_fd,
             stats_source,
             prog_runs,
+            syscall_gate,
         })
+    }
+
+    /// Opens (or closes) the syscall tracepoints' measurement period: their programs count
+    /// only while it is open.
+    pub fn set_syscall_gate(&mut self, open: bool) -> Result<(), ProbeError> {
+        self.syscall_gate
+            .set(0, u32::from(open), 0)
+            .map_err(map_err(maps::SYSCALL_GATE))
     }
 
     /// Current cumulative counters of `pid`, summed over CPUs, its CPU time including the

@@ -167,6 +167,8 @@ impl ProbeManager {
                 switches,
             },
         );
+        // A uprobe attached in this pass, or still attached, overlaps the group's period.
+        self.syscalls.slowed(self.uprobes.slowed());
         uprobes.into_iter().chain(syscalls).min()
     }
 

@@ -161,7 +161,7 @@ impl UprobePrograms {
     ) -> Result<(), ProbeError> {
         match link {
             UprobeLink::Multi(fd) => {
-                close_elsewhere(fd);
+                crate::probes::drop_elsewhere(fd);
                 Ok(())
             }
             UprobeLink::Perf(id) => {
@@ -182,15 +182,4 @@ impl UprobePrograms {
             Self::Perf => None,
         }
     }
-}
-
-/// Closes a `uprobe_multi` link on a thread of its own. The kernel removes the breakpoints at
-/// once but then waits out an RCU grace period inside the close (20 to 55 ms measured on a
-/// 2-vCPU VM), and the governor's thread, which detaches, also ends the other hooks' periods:
-/// a 1 ms period of another hook ran on unmeasured for as long.
-fn close_elsewhere(fd: OwnedFd) {
-    // A thread that cannot be made drops the closure, and with it the fd: closed here.
-    let _ = std::thread::Builder::new()
-        .name("gocpu-unlink".into())
-        .spawn(move || drop(fd));
 }

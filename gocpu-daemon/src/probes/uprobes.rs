@@ -423,6 +423,20 @@ impl UprobeSet {
             .collect()
     }
 
+    /// The processes whose binary has a duty-cycled hook attached now: its traps slow them
+    /// (a storm's switches threefold under runtime.mcall), and what they do meanwhile is not
+    /// what they do the rest of the time.
+    pub fn slowed(&self) -> impl Iterator<Item = ProcKey> + '_ {
+        self.binaries
+            .values()
+            .filter(|b| {
+                b.hooks.iter().any(|h| {
+                    h.link.is_some() && h.governor.last_period().is_none_or(|p| p.duty < 1.0)
+                })
+            })
+            .flat_map(|b| b.users.iter().copied())
+    }
+
     /// Total attached seconds per hook over all binaries (the daemon's own cost, in time).
     pub fn attached_seconds(&self, now: Instant) -> HashMap<RuntimeHook, f64> {
         let mut out = HashMap::new();

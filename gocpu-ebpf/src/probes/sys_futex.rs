@@ -8,7 +8,8 @@ use gocpu_common::{FutexKey, FutexOp, ProgramId};
 
 use crate::{
     accounting::{
-        classic_tracepoint, current, generation, now_ns, stats_mut, update_keyed, user_stack,
+        classic_tracepoint, current, generation, now_ns, stats_mut, syscall_gate_open,
+        update_keyed, user_stack,
     },
     maps::{
         FUTEX_CALLERS_0, FUTEX_CALLERS_1, FUTEX_OP_OFFSET, FUTEX_SAMPLE_INTERVAL_NS, FUTEX_TICK,
@@ -26,6 +27,9 @@ const CLOCK_EVERY_MASK: u64 = 15;
 pub fn sys_enter_futex(raw: *mut core::ffi::c_void) -> u32 {
     let ctx = TracePointContext::new(raw);
     classic_tracepoint(ProgramId::SysFutex, || {
+        if !syscall_gate_open() {
+            return;
+        }
         let task = current();
         let Some(stats) = stats_mut(task.tgid) else {
             return;

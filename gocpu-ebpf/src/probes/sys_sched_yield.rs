@@ -2,7 +2,7 @@
 use aya_ebpf::programs::TracePointContext;
 use gocpu_common::ProgramId;
 
-use crate::accounting::{classic_tracepoint, count_call};
+use crate::accounting::{classic_tracepoint, count_syscall};
 
 // Not aya's #[tracepoint]: its entry returns 0 whatever the body says, and 0 hides the
 // event from the tracepoint's perf consumers (see `classic_tracepoint`).
@@ -11,6 +11,6 @@ use crate::accounting::{classic_tracepoint, count_call};
 pub fn sys_enter_sched_yield(raw: *mut core::ffi::c_void) -> u32 {
     let _ctx = TracePointContext::new(raw);
     classic_tracepoint(ProgramId::SysSchedYield, || {
-        count_call(|s| &mut s.sched_yield_syscalls);
+        count_syscall(|s| &mut s.sched_yield_syscalls);
     })
 }
