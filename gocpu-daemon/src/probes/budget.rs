@@ -165,8 +165,6 @@ pub struct Governor {
     measured: u32,
     /// Detached time the budget still asks for beyond what was scheduled, seconds.
     owed: f64,
-    /// Shortest mean detached time of this hook ([`MIN_OFF`] or [`MIN_OFF_TRACEPOINT`]).
-    min_off: Duration,
     /// Whether the attach's own time is paid back with the period ([`Governor::for_tracepoints`]).
     charge_attach: bool,
 }
@@ -176,14 +174,6 @@ pub struct Governor {
 /// which the per-hit cost does not cover. A hook cut after 10 ms would otherwise cycle several
 /// times a second (the bench measured it).
 const MIN_OFF: Duration = Duration::from_secs(2);
-
-/// Shortest mean detached time of a syscall tracepoint group. Registering one costs no text
-/// patching of the program and no walk over the processes mapping a file, only a static key
-/// and a flag per thread, so it may cycle more often than a uprobe; and its calls come in a
-/// bursty program's storms, which a window sees well only in many short periods: at 2 s a
-/// 10 s window held five periods, and a program busy 60 ms in 250 ms had its futex(2) rate
-/// read within ±50% in 83% of windows.
-pub const MIN_OFF_TRACEPOINT: Duration = Duration::from_millis(250);
 
 /// Hits a period over budget aims to see.
 const TARGET_HITS: f64 = 200.0;
@@ -274,7 +264,6 @@ impl Governor {
     /// A governor whose jitter is drawn from `seed` (tests).
     pub fn seeded(now: Instant, seed: u64) -> Self {
         Self {
-            min_off: MIN_OFF,
             charge_attach: false,
             state: State::Detached {
                 until: now,
@@ -289,14 +278,13 @@ impl Governor {
         }
     }
 
-    /// The same governor for the syscall tracepoint group: detached [`MIN_OFF_TRACEPOINT`] on
-    /// average, and the attach's own time (0.6 ms for the three, the slow path on from the
-    /// first) paid back with the period, as the group cost the node then too. A uprobe's
+    /// The same governor for the syscall tracepoint group: the attach's own time (0.6 ms for
+    /// the three, the slow path on from the first) is paid back with the period, as the group
+    /// cost the node then too. A uprobe's
     /// registration is not charged yet, though its breakpoints take hits before it returns
     /// (ARCHITECTURE.md, "Overhead budget").
     pub fn for_tracepoints(self) -> Self {
         Self {
-            min_off: MIN_OFF_TRACEPOINT,
             charge_attach: true,
             ..self
         }
@@ -339,7 +327,7 @@ impl Governor {
         match self.costly_peak(cfg) {
             Some(p) => {
                 let duty = cfg.max_overhead / p.overhead;
-                let allowed = self.min_off.as_secs_f64() * duty / (1.0 - duty);
+                let allowed = MIN_OFF.as_secs_f64() * duty / (1.0 - duty);
                 let hits = TARGET_HITS / p.hits_per_second.max(1.0);
                 let want = allowed.max(hits.min((sample / 10).as_secs_f64()));
                 let shortest = MIN_PERIOD.as_secs_f64();
@@ -446,7 +434,7 @@ impl Governor {
     /// time computed without it. New processes can pull a re-measurement at most that often.
     pub fn measure_soon(&mut self, now: Instant) {
         if let State::Detached { ref mut until, .. } = self.state {
-            *until = (*until).min(now + self.min_off);
+            *until = (*until).min(now + MIN_OFF);
         }
     }
 
@@ -574,7 +562,7 @@ impl Governor {
                 budget / costliest
             } else {
                 // Warming up: attached for its sample, then off for about the minimum.
-                secs / (secs + self.min_off.as_secs_f64())
+                secs / (secs + MIN_OFF.as_secs_f64())
             }
         };
         self.last = Some(Period {
@@ -606,7 +594,7 @@ impl Governor {
         // storm's runtime.mcall then owed a minute, and its rate waited for it. That one-off
         // cost is not paid back beyond the minimum off time.
         let own = if first {
-            own.min(self.min_off.as_secs_f64())
+            own.min(MIN_OFF.as_secs_f64())
         } else {
             own
         };
@@ -618,11 +606,7 @@ impl Governor {
         };
         self.owed = due - nominal;
         let warming = self.measured < WARMUP && self.costly_peak(cfg).is_none();
-        let floor = if warming {
-            WARMUP_OFF.min(self.min_off)
-        } else {
-            self.min_off
-        };
+        let floor = if warming { WARMUP_OFF } else { MIN_OFF };
         let off = (nominal.max(floor.as_secs_f64()) * self.draw()).min(cap);
         Some(Duration::from_secs_f64(off))
     }
@@ -873,7 +857,7 @@ mod tests {
                 // What it owes: its time and the attach's, each at 1249 times the budget.
                 let owed = (secs + attach.as_secs_f64()) * (1.25 / cfg.max_overhead - 1.0);
                 assert!(owed < SPREAD, "{owed}");
-                off.as_secs_f64() / owed.max(MIN_OFF_TRACEPOINT.as_secs_f64())
+                off.as_secs_f64() / owed.max(MIN_OFF.as_secs_f64())
             })
             .collect();
         // The same draw scales both.
