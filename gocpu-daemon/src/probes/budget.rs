@@ -280,9 +280,8 @@ impl Governor {
 
     /// The same governor for the syscall tracepoint group: the attach's own time (0.6 ms for
     /// the three, the slow path on from the first) is paid back with the period, as the group
-    /// cost the node then too. A uprobe's
-    /// registration is not charged yet, though its breakpoints take hits before it returns
-    /// (ARCHITECTURE.md, "Overhead budget").
+    /// cost the node then too. A uprobe's registration is not charged yet, though its
+    /// breakpoints take hits before it returns (ARCHITECTURE.md, "Overhead budget").
     pub fn for_tracepoints(self) -> Self {
         Self {
             charge_attach: true,
@@ -581,8 +580,8 @@ impl Governor {
         // plus what earlier periods still owe.
         let cap = cfg.max_period_seconds as f64;
         // The attach's own time cost the program as much as the period's, and is paid back
-        // with it: a syscall tracepoint group takes 0.6 ms to attach, a quarter of a short
-        // period.
+        // with it: a syscall tracepoint group takes 0.6 ms to attach, more than half of the
+        // shortest period.
         let paid = secs + ended.transition.as_secs_f64();
         let own = if ended.overhead > budget {
             paid * (ended.overhead / budget - 1.0)
@@ -932,9 +931,6 @@ mod tests {
         );
     }
 
-    /// A hook at 500k hits/s single-stepped on two cores (125% overhead) after its second
-    /// period, 10 ms long, which owes 12.5 s detached (a first period pays at most the
-    /// minimum); returns it and when that period ended.
     /// `g`'s first period, at 500k hits a second (cut at 10 ms), and the attach after its
     /// detached time: returns when that second period began.
     fn back_after_a_hot_period(g: &mut Governor, cfg: &BudgetConfig, t0: Instant) -> Instant {
@@ -948,6 +944,9 @@ mod tests {
         back
     }
 
+    /// A hook at 500k hits/s single-stepped on two cores (125% overhead) after its second
+    /// period, 10 ms long, which owes 12.5 s detached (a first period pays at most the
+    /// minimum); returns it and when that period ended.
     fn hot_second_period(cfg: &BudgetConfig, t0: Instant) -> (Governor, Instant) {
         let mut g = Governor::new(t0);
         let back = back_after_a_hot_period(&mut g, cfg, t0);
