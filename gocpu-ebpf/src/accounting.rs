@@ -29,7 +29,8 @@ const EEXIST: i32 = -17;
 ///
 /// The kernel's own statistics time a run from just before the program to just after it; the
 /// reads here miss about one clock read's worth of that (the end of the first read, the start
-/// of the last). One run in 64 times one more read, and user space adds its mean back per run.
+/// of the last). One run in 64 times one more read, and each run adds the cheapest read timed so
+/// far on its CPU ([`gocpu_common::ProgRun::record`]).
 #[inline(always)]
 pub fn timed(id: ProgramId, body: impl FnOnce() -> u32) -> u32 {
     if SELF_TIMING.load() == 0 {
@@ -46,12 +47,9 @@ pub fn timed(id: ProgramId, body: impl FnOnce() -> u32) -> u32 {
     // during a raw tracepoint) could lose an add; the BPF target has no atomic add in Rust's
     // core, and such nesting is rare enough not to matter to a cost estimate.
     unsafe {
-        (*slot).run_ns = (*slot).run_ns.wrapping_add(end.wrapping_sub(start));
-        (*slot).runs = (*slot).runs.wrapping_add(1);
-        if (*slot).runs & 63 == 0 {
-            let again = now_ns();
-            (*slot).clock_ns = (*slot).clock_ns.wrapping_add(again.wrapping_sub(end));
-            (*slot).clock_reads = (*slot).clock_reads.wrapping_add(1);
+        (*slot).record(end.wrapping_sub(start));
+        if (*slot).times_a_read() {
+            (*slot).note_read(now_ns().wrapping_sub(end));
         }
     }
     ret

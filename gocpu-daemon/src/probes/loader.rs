@@ -423,10 +423,7 @@ impl KernelProbes {
                         let per_cpu = self.prog_runs.get(&(id as u32), 0).ok()?;
                         let mut sum = ProgRun::default();
                         per_cpu.iter().for_each(|r| sum.add(r));
-                        (
-                            std::time::Duration::from_nanos(sum.estimated_ns()),
-                            sum.runs,
-                        )
+                        (std::time::Duration::from_nanos(sum.run_ns), sum.runs)
                     }
                 };
                 Some(ProgramStats {
