@@ -15,6 +15,12 @@
 // through libc, so each handler returns through libc's __restore_rt (rt_sigreturn), C code that
 // is not a cgo call. What gocpu must report then: no cgo at all, runtime.cgocall at 0/s.
 //
+// -threads N (with -goroutines 0 too) makes the runtime start about N new Ms a second: a
+// goroutine that exits locked to its thread takes the thread with it (each holds its thread for
+// -thread-ms first, sleeping). A cgo-linked runtime
+// starts each M through libc's pthread_create, and the new thread runs libc code before any Go
+// code: C that is not a cgo call either. What gocpu must report: no cgo, no native threads.
+//
 // Prints one JSON line of ground truth at exit (fields: see report).
 package main
 
@@ -25,6 +31,7 @@ import (
 	"flag"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,15 +57,20 @@ type report struct {
 	// runtime drops a signal while the channel is full).
 	SignalsSent     uint64 `json:"signals_sent"`
 	SignalsReceived uint64 `json:"signals_received"`
+	// Threads retired by exiting locked to them (each one the runtime replaced with a new M).
+	ThreadsRetired uint64 `json:"threads_retired"`
 }
 
 func main() {
 	goroutines := flag.Int("goroutines", 1, "goroutines calling the spinning C function back to back (0-64; 0 needs -signals)")
 	callMs := flag.Int("call-ms", 100, "wall-clock length of one C call in milliseconds (1-10000)")
 	signals := flag.Int("signals", 0, "SIGUSR1 per second the program sends itself (0-1000000)")
-	end := truth.Start("cgospin: -goroutines must be 0..64 (0 only with -signals), -call-ms 1..10000, -signals 0..1000000", func() bool {
+	threads := flag.Int("threads", 0, "threads per second retired by exiting locked to them (0-10000)")
+	threadMs := flag.Int("thread-ms", 300, "how long each -threads goroutine holds its thread before it exits, in milliseconds (0-10000)")
+	end := truth.Start("cgospin: -goroutines must be 0..64 (0 only with -signals or -threads), -call-ms 1..10000, -signals 0..1000000, -threads 0..10000, -thread-ms 0..10000", func() bool {
 		return *goroutines < 0 || *goroutines > 64 || *callMs < 1 || *callMs > 10000 ||
-			*signals < 0 || *signals > 1000000 || (*goroutines == 0 && *signals == 0)
+			*signals < 0 || *signals > 1000000 || *threads < 0 || *threads > 10000 || *threadMs < 0 || *threadMs > 10000 ||
+			(*goroutines == 0 && *signals == 0 && *threads == 0)
 	})
 
 	start := time.Now()
@@ -117,6 +129,28 @@ func main() {
 		}()
 	}
 
+	var retired atomic.Uint64
+	if *threads > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			var started uint64
+			for !stop.Load() {
+				<-tick.C
+				due := uint64(time.Since(start).Seconds() * float64(*threads))
+				for ; started < due && !stop.Load(); started++ {
+					go func() {
+						runtime.LockOSThread()
+						time.Sleep(time.Duration(*threadMs) * time.Millisecond)
+						retired.Add(1)
+					}()
+				}
+			}
+		}()
+	}
+
 	g := end.Wait()
 	seconds := time.Since(start).Seconds()
 	stop.Store(true)
@@ -133,6 +167,7 @@ func main() {
 		CallMs:          *callMs,
 		SignalsSent:     sent.Load(),
 		SignalsReceived: received.Load(),
+		ThreadsRetired:  retired.Load(),
 	}
 	truth.Print(r)
 }

@@ -7,7 +7,9 @@
 //! 1. **native**: the thread is not a Go M and the sample is outside Go code (a thread started
 //!    by C code that the Go runtime does not know).
 //! 2. **cgo**: a Go M outside Go code, or any `runtime.cgocall` / `runtime.asmcgocall` frame
-//!    (time in C called through cgo).
+//!    (time in C called through cgo). A Go M outside Go code that the runtime's M list never
+//!    showed calling C is **scheduler** instead: the runtime's own libc calls (starting Ms);
+//!    decided by the profile, which knows the thread (`model::profile`).
 //! 3. **gc**: any frame of the garbage collector's marking (background mark workers, mark
 //!    assists, root marking) or of a stop-the-world pause — what Go's own
 //!    `/cpu/classes/gc/total` counts. Allocation, write-barrier buffer flushes, sweeping and

@@ -362,6 +362,10 @@ impl Ingest {
             .filter_map(|id| Some((id, agg.off_stack(id)?)))
             .collect();
         drop(m);
+        // The runtime's M list first: a sample outside Go code is classed by whether its M
+        // ever called C (`Profile::note_ms`), and a thread started since the last poll is in
+        // the list only once it has run its first Go code, before these samples are applied.
+        self.read_runtime();
         let mut model = s.model_mut();
         for (key, stats) in reads {
             model.record(key, now, stats);
@@ -370,7 +374,6 @@ impl Ingest {
             stacks.get(&id).cloned()
         });
         drop(model);
-        self.read_runtime();
         // The API server's pod list arrives a moment after start-up (and changes with pods):
         // resolve without waiting for the next rescan.
         if s.pods().api_changed() {
@@ -412,10 +415,14 @@ impl Ingest {
                 continue;
             };
             if let Ok(ms) = &ms {
-                // The runtime's own list of Ms: the definitive Go threads.
-                for m in ms.iter().filter(|m| m.tid != 0) {
-                    a.profile.mark_go_thread(m.tid);
-                }
+                // The runtime's own list of Ms: the definitive Go threads, and which of them
+                // ever called C.
+                a.profile.note_ms(
+                    at,
+                    ms.iter()
+                        .filter(|m| m.tid != 0)
+                        .map(|m| (m.tid, m.ncgocalls, m.incgo)),
+                );
             }
             a.runtime.record(at, census, sched, ms);
         }
