@@ -17,8 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::PerCpuValues;
-use gocpu_common::{ProcStats, programs};
+use gocpu_common::programs;
 use gocpu_daemon::{
     config::Config,
     discovery::ProcKey,
@@ -79,8 +78,7 @@ fn load() -> (MutexGuard<'static, ()>, KernelProbes, u32) {
         .unwrap_or_else(|e| panic!("loading the kernel side failed: {e}"));
     let me = std::process::id();
     let cpus = aya::util::nr_cpus().unwrap();
-    let zero = PerCpuValues::try_from(vec![ProcStats::default(); cpus]).unwrap();
-    kp.procs.insert(me, zero, 0).unwrap();
+    kp.track(me, cpus).unwrap();
     (one, kp, me)
 }
 

@@ -5,8 +5,7 @@
 
 use std::{sync::mpsc, time::Duration};
 
-use aya::maps::PerCpuValues;
-use gocpu_common::{ProcStats, ThreadStats};
+use gocpu_common::ThreadStats;
 use gocpu_daemon::{
     config::Config,
     preflight::KernelVersion,
@@ -38,8 +37,7 @@ fn threads_are_followed_from_first_switch_to_exit() {
             .unwrap_or_else(|e| panic!("{program}: loading the kernel side failed: {e}"));
         let me = std::process::id();
         let cpus = aya::util::nr_cpus().unwrap();
-        let zero = PerCpuValues::try_from(vec![ProcStats::default(); cpus]).unwrap();
-        kp.procs.insert(me, zero, 0).unwrap();
+        kp.track(me, cpus).unwrap();
         let mut aggs = kp.take_aggregates().unwrap();
 
         // A worker blocks NAPS times, says who it is, and waits to be let go.

@@ -6,7 +6,7 @@ use std::{collections::HashMap, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, PerCpuHashMap, PerfEventArray},
+    maps::{MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, PerfEventArray},
     programs::{
         PerfEvent, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
@@ -337,6 +337,25 @@ impl KernelProbes {
         self.syscall_gate
             .set(0, u32::from(open), 0)
             .map_err(map_err(maps::SYSCALL_GATE))
+    }
+
+    /// Puts `pid` in `PROCS` with zeroed counters on each of `nr_cpus` CPUs: from now on the
+    /// programs count for it (the kernel side never inserts).
+    pub fn track(&mut self, pid: u32, nr_cpus: usize) -> Result<(), ProbeError> {
+        let zeros = PerCpuValues::try_from(vec![ProcStats::default(); nr_cpus])
+            .map_err(ProbeError::Cpus)?;
+        match self.procs.insert(pid, zeros, 0) {
+            Ok(()) => Ok(()),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
+                Err(ProbeError::TableFull {
+                    limit: gocpu_common::MAX_TRACKED_PROCS,
+                })
+            }
+            Err(source) => Err(ProbeError::Map {
+                name: gocpu_common::maps::PROCS,
+                source,
+            }),
+        }
     }
 
     /// Current cumulative counters of `pid`, summed over CPUs, its CPU time including the

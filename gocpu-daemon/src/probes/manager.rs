@@ -9,7 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{MapError, PerCpuValues};
 use gocpu_common::{DropReason, ProcStats};
 
 use crate::{
@@ -88,22 +87,7 @@ impl ProbeManager {
                 limit: self.max_processes,
             });
         }
-        let zeros = PerCpuValues::try_from(vec![ProcStats::default(); self.nr_cpus])
-            .map_err(ProbeError::Cpus)?;
-        match self.kernel.procs.insert(key.pid, zeros, 0) {
-            Ok(()) => {}
-            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
-                return Err(ProbeError::TableFull {
-                    limit: gocpu_common::MAX_TRACKED_PROCS,
-                });
-            }
-            Err(source) => {
-                return Err(ProbeError::Map {
-                    name: gocpu_common::maps::PROCS,
-                    source,
-                });
-            }
-        }
+        self.kernel.track(key.pid, self.nr_cpus)?;
         self.tracked.insert(key.pid, (key, file));
         self.uprobes.acquire(key, file, handle, facts, cfg);
         let now = Instant::now();
