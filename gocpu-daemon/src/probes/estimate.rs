@@ -198,11 +198,20 @@ enum Choice {
 /// One period as a regression row: (seconds, cpu seconds, calls).
 type Row = (f64, f64, f64);
 
-/// A fitted model: (a, b, inverse of the weighted normal matrix, parameters).
-type Fitted = (f64, f64, [[f64; 2]; 2], usize);
+/// A fitted model: (a, b, inverse of the weighted normal matrix, parameters, which model).
+type Fitted = (f64, f64, [[f64; 2]; 2], usize, Model);
 
-/// Weighted least squares (weights 1 / seconds: a count's variance grows with its length) of
-/// `rows` under `model`; `None` when it cannot be fitted or a coefficient comes out negative.
+/// Weighted least squares of `rows` under `model`; `None` when it cannot be fitted or a
+/// coefficient comes out negative. The weights are 1 / seconds (a count's variance grows with its
+/// length), or, for calls per CPU second alone, 1 / CPU seconds.
+///
+/// Either way the fit reproduces the periods' total calls (the residuals sum to zero), so that
+/// its prediction for the time not watched is the periods' calls scaled up, corrected by how
+/// far that time's CPU differs from theirs: true of any program when the periods are drawn at
+/// random, whether its calls follow CPU time or not. Calls per CPU second weighted by 1 /
+/// seconds instead (the slope of calls over CPU time, not their ratio) weighted the periods by
+/// how busy they were: in a program busy in bursts, whose futex calls come at the bursts' edges
+/// (Ms parking and waking) more than in their busiest middle, that read futex(2) at x0.3.
 fn fit_model(rows: &[Row], model: Model) -> Option<Fitted> {
     let (mut stt, mut stc, mut scc, mut sty, mut scy) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (t, c, y) in rows {
@@ -213,8 +222,16 @@ fn fit_model(rows: &[Row], model: Model) -> Option<Fitted> {
         scy += c * y / t;
     }
     match model {
-        Model::Wall => (stt > 0.0).then(|| (sty / stt, 0.0, [[1.0 / stt, 0.0], [0.0, 0.0]], 1)),
-        Model::Cpu => (scc > 0.0).then(|| (0.0, scy / scc, [[0.0, 0.0], [0.0, 1.0 / scc]], 1)),
+        Model::Wall => {
+            (stt > 0.0).then(|| (sty / stt, 0.0, [[1.0 / stt, 0.0], [0.0, 0.0]], 1, model))
+        }
+        Model::Cpu => {
+            // Weights 1 / c: the ratio of the sums.
+            let (sc, sy): (f64, f64) = rows
+                .iter()
+                .fold((0.0, 0.0), |(sc, sy), (_, c, y)| (sc + c, sy + y));
+            (scc > 0.0 && sc > 0.0).then(|| (0.0, sy / sc, [[0.0, 0.0], [0.0, 1.0 / sc]], 1, model))
+        }
         Model::Both => {
             let det = stt * scc - stc * stc;
             if det <= 1e-9 * stt * scc || scc <= 0.0 {
@@ -222,8 +239,15 @@ fn fit_model(rows: &[Row], model: Model) -> Option<Fitted> {
             }
             let a = (scc * sty - stc * scy) / det;
             let b = (stt * scy - stc * sty) / det;
-            (a >= 0.0 && b >= 0.0)
-                .then(|| (a, b, [[scc / det, -stc / det], [-stc / det, stt / det]], 2))
+            (a >= 0.0 && b >= 0.0).then(|| {
+                (
+                    a,
+                    b,
+                    [[scc / det, -stc / det], [-stc / det, stt / det]],
+                    2,
+                    model,
+                )
+            })
         }
     }
 }
@@ -323,20 +347,25 @@ const MAX_LEVERAGE: f64 = 0.9;
 /// all periods let the quiet ones, fitted exactly by zero calls, vouch for the busy one: a
 /// two-term fit of one busy period and quiet ones stated an interval of nearly nothing that
 /// held the truth in 0 of 7 windows of the phase-changing workload.
-fn robust_cov(rows: &[Row], (a, b, inv, params): Fitted) -> Option<[[f64; 2]; 2]> {
+fn robust_cov(rows: &[Row], (a, b, inv, params, model): Fitted) -> Option<[[f64; 2]; 2]> {
     if rows.len() <= params {
         return None;
     }
     let mut meat = [[0.0; 2]; 2];
     for &(t, c, y) in rows {
         let x = [t, c];
-        let w = 1.0 / t;
+        // The row's regressors times its weight ([`fit_model`]): with weights 1 / c its CPU
+        // time cancels, and a period with none still counts, by its calls.
+        let wx = match model {
+            Model::Cpu => [0.0, 1.0],
+            Model::Wall | Model::Both => [1.0, c / t],
+        };
         let ix = mat_vec(inv, x);
-        let leverage = w * (x[0] * ix[0] + x[1] * ix[1]);
+        let leverage = wx[0] * ix[0] + wx[1] * ix[1];
         let e2 = hc3_square(y, (a * t + b * c).max(0.0), leverage)?;
         for (i, row) in meat.iter_mut().enumerate() {
             for (j, m) in row.iter_mut().enumerate() {
-                *m += w * w * e2 * x[i] * x[j];
+                *m += e2 * wx[i] * wx[j];
             }
         }
     }
@@ -628,6 +657,35 @@ mod tests {
                 "{cpu_ns} ns: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn calls_per_cpu_second_alone_is_the_ratio_not_the_slope() {
+        // Periods drawn at random in a program busy in bursts whose calls come at the bursts'
+        // edges: quiet ones see nothing, ones in a burst's middle 200 ms of CPU and 10 calls,
+        // one on an edge 100 ms and 200 calls; 230 calls in 0.7 CPU seconds. The time not
+        // watched, drawn from the same program, makes 328.6 per CPU second. The slope of calls
+        // over CPU time (weights 1 / seconds) said 200, weighting the busiest periods most.
+        let mut rows: Vec<Row> = vec![(0.1, 0.0, 0.0); 4];
+        rows.extend([(0.1, 0.2, 10.0); 3]);
+        rows.push((0.1, 0.1, 200.0));
+        let fitted = fit_model(&rows, Model::Cpu).unwrap();
+        assert_eq!(fitted.0, 0.0);
+        assert!((fitted.1 - 230.0 / 0.7).abs() < 1e-9, "{fitted:?}");
+        // Its fit reproduces the periods' calls, as the others' do.
+        for model in [Model::Wall, Model::Both] {
+            if let Some((a, b, ..)) = fit_model(&rows, model) {
+                assert!((a * 0.8 + b * 0.7 - 230.0).abs() < 1e-6, "{model:?}");
+            }
+        }
+        // Its interval is the ratio's: every period's residual, with CPU or without, and a
+        // period with none that made calls makes it wider.
+        let var =
+            |rows: &[Row]| robust_cov(rows, fit_model(rows, Model::Cpu).unwrap()).unwrap()[1][1];
+        let base = var(&rows);
+        assert!(base.is_finite() && base > 0.0, "{base}");
+        rows[0].2 = 20.0;
+        assert!(var(&rows) > base);
     }
 
     #[test]

@@ -162,9 +162,23 @@ impl SyscallProbes {
         } else {
             stats
         };
-        let samples = finished
+        let samples: Vec<PeriodSamples> = finished
             .map(|p| period_samples(&self.bases, end_stats, &p, hit_cost))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for (k, [wait, wake, other, nanosleep, yields]) in &samples {
+            tracing::debug!(
+                pid = k.pid,
+                seconds = wait.seconds,
+                cpu_ms = wait.cpu_ns as f64 / 1e6,
+                futex = wait.calls + wake.calls + other.calls,
+                nanosleep = nanosleep.calls,
+                sched_yield = yields.calls,
+                after_off = wait.after_off,
+                slowed = self.slowed.contains(k),
+                "syscall period"
+            );
+        }
+        let samples = samples
             .into_iter()
             .filter(|(k, _)| !self.slowed.contains(k))
             .collect();
