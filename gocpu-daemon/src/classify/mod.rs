@@ -9,7 +9,9 @@
 //! 2. **cgo**: a Go M outside Go code, or any `runtime.cgocall` / `runtime.asmcgocall` frame
 //!    (time in C called through cgo). A Go M outside Go code that the runtime's M list never
 //!    showed calling C is **scheduler** instead: the runtime's own libc calls (starting Ms);
-//!    decided by the profile, which knows the thread (`model::profile`).
+//!    decided by the profile, which knows the thread (`model::profile`). So is a stack whose
+//!    `asmcgocall` the runtime's `newm1` made, with no `runtime.cgocall` (starting an M: a
+//!    `malloc`, then `pthread_create`).
 //! 3. **gc**: any frame of the garbage collector's marking (background mark workers, mark
 //!    assists, root marking) or of a stop-the-world pause — what Go's own
 //!    `/cpu/classes/gc/total` counts. Allocation, write-barrier buffer flushes, sweeping and
@@ -161,6 +163,10 @@ pub fn classify_frames(frames: &[SymFrame]) -> Option<CpuClass> {
 
 /// Classifies one sample.
 pub fn classify(s: &SampleView<'_>) -> CpuClass {
+    // The runtime starting an M through libc, in or around C: the scheduler's, not a cgo call.
+    if rules::runtime_c_call(s.frames) {
+        return CpuClass::Scheduler;
+    }
     let leaf_in_go = matches!(s.frames.first(), Some(Some(_)));
     if !leaf_in_go {
         let any_go = s.frames.iter().any(Option::is_some);

@@ -42,6 +42,25 @@ const CGO: &[&str] = &[
     "runtime.cgocallback",
 ];
 
+/// Runtime functions that call C through `asmcgocall` for the runtime itself, not for the
+/// program: a cgo-linked runtime starts every M with `_cgo_thread_start` (libc's
+/// `pthread_create`, and a `malloc` first).
+const RUNTIME_C_CALLERS: &[&str] = &["runtime.newm1", "runtime.newm"];
+
+/// Whether `frames` (function names, innermost first; `None` outside Go code) are the runtime
+/// calling C for itself: the Go frame after the innermost `asmcgocall` is one of
+/// `RUNTIME_C_CALLERS`, and no `runtime.cgocall` is on the stack.
+pub fn runtime_c_call(frames: &[Option<&str>]) -> bool {
+    let mut names = frames.iter().flatten().copied();
+    if frames.iter().flatten().any(|f| *f == "runtime.cgocall") {
+        return false;
+    }
+    names.any(|f| f == "runtime.asmcgocall" || f == "runtime.asmcgocall_no_g")
+        && names
+            .next()
+            .is_some_and(|caller| RUNTIME_C_CALLERS.contains(&caller))
+}
+
 /// Slow paths of sync primitives.
 const LOCKS: &[&str] = &[
     "sync.(*Mutex).lockSlow",

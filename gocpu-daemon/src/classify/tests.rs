@@ -243,6 +243,41 @@ fn cgo_and_native() {
         class(&["runtime.asmcgocall", "runtime.cgocall"]),
         CpuClass::Cgo
     );
+    // The runtime starting an M through libc (a malloc under _cgo_thread_start): not a cgo call.
+    assert_eq!(
+        class(&[
+            "?",
+            "?",
+            "runtime.asmcgocall",
+            "runtime.newm1",
+            "runtime.newm",
+            "runtime.startm"
+        ]),
+        CpuClass::Scheduler
+    );
+    assert_eq!(
+        class(&["runtime.asmcgocall", "runtime.newm", "runtime.startm"]),
+        CpuClass::Scheduler
+    );
+    // The program's cgo call, even one an M start is somewhere below: cgo.
+    assert_eq!(
+        class(&[
+            "?",
+            "runtime.asmcgocall",
+            "runtime.cgocall",
+            "runtime.newm1"
+        ]),
+        CpuClass::Cgo
+    );
+    assert_eq!(
+        class(&[
+            "?",
+            "runtime.asmcgocall",
+            "main._Cfunc_spin",
+            "runtime.newm1"
+        ]),
+        CpuClass::Cgo
+    );
     // Outside Go code on a Go M, with a broken frame chain: still cgo.
     assert_eq!(class(&["?"]), CpuClass::Cgo);
     let f = [None, None];
